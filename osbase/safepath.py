@@ -1,0 +1,156 @@
+"""Resolve paths inside a container root without ever leaving it.
+
+Every host-side access to a path under an image's rootfs goes through here. The
+image is hostile: any component may be a symlink pointing at /, at /proc/self/...,
+or at ../../.. . We resolve as if the rootfs were "/": openat2(RESOLVE_IN_ROOT)
+when the kernel has it (5.6+), otherwise a component-by-component O_PATH|O_NOFOLLOW
+walk that interprets symlinks itself and clamps ".." at the root. Callers get file
+descriptors, never strings, and mount or read through /proc/self/fd/N so a path
+swapped after the check cannot redirect them (CVE-2021-30465, CVE-2024-0132).
+"""
+
+import errno
+import os
+import stat
+
+from osbase import libc
+
+O_PATH = getattr(os, "O_PATH", 0o10000000)
+_MAX_SYMLINKS = 40
+
+_openat2_works = None  # tri-state cache: None = not tried yet
+
+
+class UnsafePath(OSError):
+    """A path that cannot be resolved inside the root (too many links, not a dir...)."""
+
+
+def fd_path(fd):
+    """The magic link through which a resolved fd can be mounted or reopened."""
+    return "/proc/self/fd/%d" % fd
+
+
+def open_root(root):
+    """O_PATH fd of the root directory itself (a host path the caller trusts)."""
+    return os.open(root, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def _components(path):
+    return [c for c in path.split("/") if c and c != "."]
+
+
+def _walk(rootfd, path, flags, mode, budget):
+    """The portable resolver: returns an fd for `path` interpreted inside rootfd."""
+    # Stack of O_PATH fds for the directories we are in; index 0 is the root.
+    stack = [os.dup(rootfd)]
+    todo = _components(path)
+    try:
+        while todo:
+            name = todo.pop(0)
+            if name == "..":
+                if len(stack) > 1:
+                    os.close(stack.pop())
+                continue
+            last = not todo
+            cur = stack[-1]
+            try:
+                st = os.stat(name, dir_fd=cur, follow_symlinks=False)
+            except FileNotFoundError:
+                if last and flags & os.O_CREAT:
+                    fd = os.open(name, (flags | os.O_NOFOLLOW | os.O_CLOEXEC), mode, dir_fd=cur)
+                    return fd
+                raise
+            if stat.S_ISLNK(st.st_mode):
+                budget -= 1
+                if budget < 0:
+                    raise UnsafePath(errno.ELOOP, "too many symlinks resolving %s" % path)
+                target = os.readlink(name, dir_fd=cur)
+                if target.startswith("/"):
+                    while len(stack) > 1:
+                        os.close(stack.pop())
+                todo = _components(target) + todo
+                continue
+            if last:
+                return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=cur)
+            if not stat.S_ISDIR(st.st_mode):
+                raise UnsafePath(errno.ENOTDIR, "%s: %s is not a directory" % (path, name))
+            stack.append(os.open(name, O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=cur))
+        # The path named the root itself (or resolved back to it).
+        return os.open(".", (flags & ~os.O_CREAT) | os.O_CLOEXEC, dir_fd=stack[-1]) if not flags & O_PATH \
+            else os.dup(stack[-1])
+    finally:
+        for fd in stack:
+            os.close(fd)
+
+
+def open_in_root(rootfd, path, flags=O_PATH, mode=0o644, use_openat2=None):
+    """Open `path` as seen from inside the root `rootfd`; returns a new fd.
+
+    `flags` are os.open flags (O_PATH by default); O_CREAT creates only the last
+    component. Symlinks are followed as the container would follow them: "/" and
+    ".." never leave the root. Magic links (/proc/self/...) are refused.
+    """
+    global _openat2_works
+    if use_openat2 is None:
+        use_openat2 = _openat2_works is not False
+    if use_openat2:
+        try:
+            fd = libc.openat2(rootfd, path.lstrip("/") or ".", flags, mode,
+                              libc.RESOLVE_IN_ROOT | libc.RESOLVE_NO_MAGICLINKS)
+            _openat2_works = True
+            return fd
+        except OSError as e:
+            if e.errno not in (errno.ENOSYS, errno.EPERM) or _openat2_works:
+                raise
+            _openat2_works = False  # seccomp or an old kernel: use the walk from now on
+    return _walk(rootfd, path, flags, mode, _MAX_SYMLINKS)
+
+
+def makedirs_in_root(rootfd, path, mode=0o755):
+    """mkdir -p inside the root; returns an O_PATH fd of the final directory."""
+    fd = os.dup(rootfd)
+    done = ""
+    try:
+        for name in _components(path):
+            done += "/" + name
+            try:
+                nxt = open_in_root(rootfd, done, O_PATH | os.O_DIRECTORY)
+            except FileNotFoundError:
+                # Create relative to the already-resolved parent, never by string.
+                os.mkdir(name, mode, dir_fd=fd)
+                nxt = open_in_root(rootfd, done, O_PATH | os.O_DIRECTORY)
+            os.close(fd)
+            fd = nxt
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def ensure_file_in_root(rootfd, path, mode=0o644):
+    """Make sure a regular file exists at `path` (a bind-mount target); returns an O_PATH fd."""
+    parent, _, name = path.rstrip("/").rpartition("/")
+    if not name or name == "..":
+        raise UnsafePath(errno.EINVAL, "not a file path: %s" % path)
+    pfd = makedirs_in_root(rootfd, parent)
+    try:
+        try:
+            fd = open_in_root(rootfd, path, O_PATH)
+        except FileNotFoundError:
+            os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             mode, dir_fd=pfd))
+            fd = open_in_root(rootfd, path, O_PATH)
+        return fd
+    finally:
+        os.close(pfd)
+
+
+def where(fd):
+    """The host path an fd really points at (for checks and messages)."""
+    return os.readlink(fd_path(fd))
+
+
+def is_within(fd, root):
+    """True when fd's real location is root or below it (a check after resolving)."""
+    real, root = where(fd), os.path.realpath(root)
+    return real == root or real.startswith(root.rstrip("/") + "/")

@@ -1,0 +1,3 @@
+from richinit.main import entry
+
+entry()

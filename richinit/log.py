@@ -1,0 +1,46 @@
+"""PID 1's logger: one line per message on stderr, no logging module (it costs memory)."""
+
+import os
+import sys
+import time
+
+ERROR, WARNING, INFO, DEBUG = 0, 1, 2, 3
+level = WARNING
+_NAMES = ("error", "warning", "info", "debug")
+
+
+def _emit(lvl, msg):
+    if lvl > level:
+        return
+    line = "richinit[%s]: %s: %s\n" % (time.strftime("%H:%M:%S"), _NAMES[lvl], msg)
+    try:
+        os.write(2, line.encode("utf-8", "replace"))
+    except OSError:
+        pass  # nowhere to log is not a reason to die
+
+
+def error(msg, *args):
+    _emit(ERROR, msg % args if args else msg)
+
+
+def warning(msg, *args):
+    _emit(WARNING, msg % args if args else msg)
+
+
+def info(msg, *args):
+    _emit(INFO, msg % args if args else msg)
+
+
+def debug(msg, *args):
+    _emit(DEBUG, msg % args if args else msg)
+
+
+def exception(msg, *args):
+    """Log an error with the current traceback (imported lazily: only on failure)."""
+    import traceback
+    tb = traceback.format_exc().rstrip().replace("\n", "\n    ")
+    _emit(ERROR, (msg % args if args else msg) + "\n    " + tb)
+
+
+def fatal_usage(prog, msg):
+    sys.stderr.write("%s: error: %s\n" % (prog, msg))

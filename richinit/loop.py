@@ -1,0 +1,95 @@
+"""The one place PID 1 blocks: a selector over a signal wakeup pipe and other fds.
+
+Signal handlers do no work: the C-level handler writes the signal number into a
+pipe (signal.set_wakeup_fd) and the Python-level handler is a no-op. The loop
+reads the numbers and hands them to the state machine in order, then drains
+waitpid. select() gets a timeout only when a timer is due, so an idle PID 1
+never wakes up.
+"""
+
+import os
+import selectors
+import signal
+import time
+
+from richinit import log
+from richinit.signals import catchable
+
+
+def _noop(signum, frame):
+    pass
+
+
+class Loop:
+    def __init__(self):
+        self.sel = selectors.DefaultSelector()
+        self.rfd, self.wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.sel.register(self.rfd, selectors.EVENT_READ, None)
+        self.components = []  # objects with next_deadline() / on_timer(now)
+        signal.set_wakeup_fd(self.wfd, warn_on_full_buffer=False)
+        for sig in catchable():
+            try:
+                signal.signal(sig, _noop)
+            except (OSError, ValueError):
+                pass
+
+    def add_reader(self, fd, callback):
+        self.sel.register(fd, selectors.EVENT_READ, callback)
+
+    def remove_reader(self, fd):
+        try:
+            self.sel.unregister(fd)
+        except (KeyError, ValueError):
+            pass
+
+    def _pending_signals(self):
+        out = []
+        while True:
+            try:
+                data = os.read(self.rfd, 512)
+            except BlockingIOError:
+                return out
+            if not data:
+                return out
+            out.extend(data)
+
+    def _guard(self, what, fn, *args):
+        """Run one handler; an exception in our own logic is logged, never fatal."""
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("internal error in %s (survived)", what)
+
+    def run(self, init, ops):
+        """Dispatch events to `init` until it reaches DONE; returns its exit code."""
+        self._reap(init, ops)
+        while init.phase != "done":
+            try:
+                deadline = init.deadline
+                timeout = None if deadline is None else max(0.0, deadline - ops.now())
+                events = self.sel.select(timeout)
+                for key, _ in events:
+                    if key.fd == self.rfd:
+                        for sig in self._pending_signals():
+                            self._guard("signal %d" % sig, init.on_signal, sig)
+                    else:
+                        self._guard("fd %d" % key.fd, key.data, key.fd)
+                if init.deadline is not None and ops.now() >= init.deadline:
+                    self._guard("timer", init.on_timer, ops.now())
+                self._reap(init, ops)
+            except Exception:
+                # The loop itself must outlive its own bugs; the state machine is
+                # unchanged by a failed iteration, so the next one retries.
+                log.exception("internal error in the main loop (survived)")
+                time.sleep(0.05)  # never spin if the same failure repeats
+        return init.exit_code
+
+    def _reap(self, init, ops):
+        while True:
+            exited, none_left = ops.reap()
+            for pid, code in exited:
+                self._guard("exit of %d" % pid, init.on_exit, pid, code)
+            if none_left:
+                self._guard("no children", init.on_no_children)
+            if not exited or none_left:
+                return

@@ -1,0 +1,102 @@
+"""richinit's entry point: set the process up as PID 1 (or a subreaper), start CMD, run the loop."""
+
+import os
+import sys
+
+from richinit import log
+
+
+def _listen_fds():
+    """Socket-activation fds meant for us (LISTEN_PID is ours): 3 .. 3+LISTEN_FDS-1."""
+    try:
+        n = int(os.environ.get("LISTEN_FDS", "0"))
+    except ValueError:
+        return ()
+    owner = os.environ.get("LISTEN_PID")
+    if n <= 0 or (owner is not None and owner != str(os.getpid())):
+        return ()
+    return tuple(range(3, 3 + n))
+
+
+def _close_inherited_fds(keep):
+    """Close every fd >= 3 our caller left open, except socket-activation ones.
+
+    Nothing of ours is open yet. The kept fds stay close-on-exec here; spawn
+    makes them inheritable for the main child only.
+    """
+    first = 3 + len(keep)
+    os.closerange(first, os.sysconf("SC_OPEN_MAX"))
+    for fd in keep:
+        try:
+            os.set_inheritable(fd, False)
+        except OSError:
+            pass
+
+
+def _become_reaper():
+    """PID 1 reaps by nature; otherwise ask to be a child subreaper."""
+    if os.getpid() == 1:
+        return True
+    try:
+        from osbase import libc
+        libc.set_child_subreaper(True)
+        log.info("not PID 1: running as a child subreaper")
+    except (OSError, AttributeError) as e:
+        log.warning("not PID 1 and cannot become a subreaper (%s): orphans will not be reaped", e)
+    return False
+
+
+def _child_env(listen):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RICHINIT_")}
+    if not listen:
+        for k in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
+            env.pop(k, None)
+    return env
+
+
+def _set_title(text):
+    try:
+        import setproctitle
+    except ImportError:
+        return
+    setproctitle.setproctitle(text)
+
+
+def main(argv=None):
+    from richinit import cli
+    opts = cli.parse(argv)
+    log.level = min(log.WARNING + opts.verbose, log.DEBUG)
+
+    listen = _listen_fds()
+    _close_inherited_fds(listen)
+    is_pid1 = _become_reaper()
+
+    from richinit.loop import Loop
+    from richinit.pid1 import Init
+    from richinit.spawn import ExecError, spawn
+    from richinit.sysops import SysOps
+
+    loop = Loop()  # handlers first: a signal that arrives from now on is not lost
+    ops = SysOps(is_pid1)
+    init = Init(ops, grace=opts.grace, kill_grace=opts.kill_grace, rewrite=opts.rewrite,
+                forward=opts.forward, faults=opts.faults)
+    del cli  # argparse is not needed any more; let the module go
+    sys.modules.pop("richinit.cli", None)
+    sys.modules.pop("argparse", None)
+
+    try:
+        pid = spawn(opts.cmd, env=_child_env(listen), listen_fds=listen)
+    except ExecError as e:
+        sys.stderr.write("richinit: cannot run %s\n" % e)
+        init.on_exec_failed(e.exit_code)
+    else:
+        init.on_started(pid)
+        _set_title("richinit -- %s (pid %d)" % (" ".join(opts.cmd)[:200], pid))
+        log.info("started %s as pid %d", opts.cmd[0], pid)
+    code = loop.run(init, ops)
+    log.info("exiting with %d", code)
+    return code
+
+
+def entry():
+    sys.exit(main())

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install what richinit's demo and tests need on Debian 12 (as root), then a venv in .venv.
+# Idempotent and quick when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(python3 python3-venv ca-certificates
+      runc crun podman containerd lxc lxcfs busybox-static debootstrap
+      tini dumb-init catatonit s6 supervisor
+      fuse3 libfuse3-3 xfsprogs e2fsprogs iproute2 openssh-client procps util-linux
+      qemu-system-x86 kmod quota)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Debian's own interpreter: the one the portable runtime is built from and the
+# one a fresh Debian 12 machine has.
+PY=/usr/bin/python3
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+if ! .venv/bin/python -c 'import richinit, yaml, setproctitle, pytest' 2>/dev/null \
+   || [ pyproject.toml -nt .venv/.installed ]; then
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v "is ignored: it is neither" || true
+  touch .venv/.installed
+fi
+.venv/bin/python -c 'import richinit, yaml, setproctitle' 
