@@ -1,0 +1,179 @@
+"""Unit tests of PID 1's state machine against a fake OS facade (no processes involved)."""
+
+import signal
+
+import pytest
+
+from richinit import pid1
+from richinit.pid1 import Init
+
+
+class FakeOps:
+    def __init__(self):
+        self.t = 100.0
+        self.sent = []  # (target, sig): target is pid, ("pg", pid), ("session", sid) or "all"
+
+    def now(self):
+        return self.t
+
+    def kill(self, pid, sig):
+        self.sent.append((pid, sig))
+
+    def killpg(self, pgid, sig):
+        self.sent.append((("pg", pgid), sig))
+
+    def kill_session(self, sid, sig):
+        self.sent.append((("session", sid), sig))
+
+    def kill_all(self, sig):
+        self.sent.append(("all", sig))
+
+
+def started(**kw):
+    ops = FakeOps()
+    init = Init(ops, **kw)
+    init.on_started(42)
+    return ops, init
+
+
+def test_forwards_ordinary_signals_to_main_child():
+    ops, init = started()
+    for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH, signal.SIGQUIT, signal.SIGCONT):
+        init.on_signal(sig)
+    assert ops.sent == [(42, s) for s in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH,
+                                          signal.SIGQUIT, signal.SIGCONT)]
+    assert init.phase == pid1.RUNNING
+
+
+def test_sigchld_is_not_forwarded():
+    ops, init = started()
+    init.on_signal(signal.SIGCHLD)
+    assert ops.sent == []
+
+
+@pytest.mark.parametrize("mode,target", [("group", ("pg", 42)), ("session", ("session", 42))])
+def test_forward_modes(mode, target):
+    ops, init = started(forward=mode)
+    init.on_signal(signal.SIGUSR1)
+    assert ops.sent == [(target, signal.SIGUSR1)]
+
+
+def test_rewrite_and_drop():
+    ops, init = started(rewrite={signal.SIGUSR1: signal.SIGUSR2, signal.SIGHUP: 0})
+    init.on_signal(signal.SIGUSR1)
+    init.on_signal(signal.SIGHUP)
+    assert ops.sent == [(42, signal.SIGUSR2)]
+
+
+def test_main_exit_stops_everything_and_keeps_its_code():
+    ops, init = started()
+    init.on_exit(42, 3)
+    assert init.phase == pid1.STOPPING_ALL
+    assert ("all", signal.SIGTERM) in ops.sent and ("all", signal.SIGCONT) in ops.sent
+    init.on_no_children()
+    assert init.phase == pid1.DONE and init.exit_code == 3
+
+
+def test_orphan_exit_is_just_reaped():
+    ops, init = started()
+    init.on_exit(99, 0)
+    assert init.phase == pid1.RUNNING and ops.sent == []
+
+
+def test_sigterm_sequence_with_a_child_that_ignores_it():
+    ops, init = started(grace=10, kill_grace=5)
+    init.on_signal(signal.SIGTERM)
+    assert init.phase == pid1.STOPPING_MAIN and ops.sent == [(42, signal.SIGTERM)]
+    assert init.deadline == 110.0
+    ops.t = 109.9
+    init.on_timer(ops.t)
+    assert init.phase == pid1.STOPPING_MAIN
+    ops.t = 110.0
+    init.on_timer(ops.t)
+    assert init.phase == pid1.STOPPING_ALL and init.deadline == 115.0
+    ops.t = 115.0
+    init.on_timer(ops.t)
+    assert init.phase == pid1.KILLING and ops.sent[-1] == ("all", signal.SIGKILL)
+    init.on_exit(42, 128 + 9)
+    init.on_no_children()
+    assert init.phase == pid1.DONE and init.exit_code == 137
+
+
+def test_sigint_reaches_the_app_as_sigint_and_pwr_as_term():
+    ops, init = started()
+    init.on_signal(signal.SIGINT)
+    assert ops.sent == [(42, signal.SIGINT)]
+    ops2, init2 = started()
+    init2.on_signal(signal.SIGPWR)
+    assert ops2.sent == [(42, signal.SIGTERM)]
+    ops3, init3 = started()
+    init3.on_signal(signal.SIGRTMIN + 3)
+    assert ops3.sent == [(42, signal.SIGTERM)]
+
+
+def test_stop_signal_can_be_rewritten():
+    ops, init = started(rewrite={signal.SIGTERM: signal.SIGQUIT})
+    init.on_signal(signal.SIGTERM)
+    assert ops.sent == [(42, signal.SIGQUIT)]
+
+
+def test_second_stop_signal_is_forwarded_not_restarting_the_sequence():
+    ops, init = started()
+    init.on_signal(signal.SIGINT)
+    deadline = init.deadline
+    ops.t += 1
+    init.on_signal(signal.SIGINT)
+    assert ops.sent == [(42, signal.SIGINT), (42, signal.SIGINT)]
+    assert init.deadline == deadline
+
+
+def test_main_exit_during_grace_moves_on_at_once():
+    ops, init = started()
+    init.on_signal(signal.SIGTERM)
+    init.on_exit(42, 143)
+    assert init.phase == pid1.STOPPING_ALL
+    init.on_no_children()
+    assert init.exit_code == 143
+
+
+def test_no_children_while_running_is_ignored():
+    ops, init = started()
+    init.on_no_children()
+    assert init.phase == pid1.RUNNING
+
+
+def test_exec_failure_exits_with_its_code():
+    ops = FakeOps()
+    init = Init(ops)
+    init.on_exec_failed(127)
+    init.on_no_children()
+    assert init.phase == pid1.DONE and init.exit_code == 127
+
+
+def test_processes_that_survive_kill_do_not_hang_the_exit():
+    ops, init = started(grace=1, kill_grace=1)
+    init.on_exit(42, 0)
+    ops.t += 1
+    init.on_timer(ops.t)
+    assert init.phase == pid1.KILLING
+    ops.t += pid1.KILL_WAIT
+    init.on_timer(ops.t)
+    assert init.phase == pid1.DONE and init.exit_code == 0
+
+
+def test_main_never_reported_exits_137():
+    ops, init = started(grace=1, kill_grace=1)
+    init.on_signal(signal.SIGTERM)
+    for _ in range(3):
+        ops.t += 10
+        init.on_timer(ops.t)
+    assert init.phase == pid1.DONE and init.exit_code == 137
+
+
+def test_injected_fault_raises_once_and_leaves_state_consistent():
+    ops, init = started(faults=["forward"])
+    with pytest.raises(RuntimeError):
+        init.on_signal(signal.SIGUSR1)
+    assert init.phase == pid1.RUNNING and ops.sent == []
+    init.on_signal(signal.SIGUSR1)
+    assert ops.sent == [(42, signal.SIGUSR1)]
