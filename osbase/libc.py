@@ -6,10 +6,21 @@ imports it only on the paths that need it (subreaper mode, never the steady stat
 """
 
 import ctypes
-import ctypes.util
 import os
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+def _load_libc():
+    # Try the soname first: find_library runs /sbin/ldconfig, a process we do not need.
+    for name in ("libc.so.6", "libc.so"):
+        try:
+            return ctypes.CDLL(name, use_errno=True)
+        except OSError:
+            pass
+    from ctypes import util
+    return ctypes.CDLL(util.find_library("c"), use_errno=True)
+
+
+_libc = _load_libc()
 
 # prctl(2)
 PR_SET_NAME = 15

@@ -50,8 +50,40 @@ def status(pid, proc="/proc"):
     return out
 
 
+def children(pid, proc="/proc"):
+    """Direct children from /proc/PID/task/*/children (CONFIG_PROC_CHILDREN); None if unsupported."""
+    out = []
+    try:
+        tids = os.listdir("%s/%d/task" % (proc, pid))
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+    for tid in tids:
+        text = read_text("%s/%d/task/%s/children" % (proc, pid, tid))
+        if text is None:
+            if not os.path.exists("%s/%d/task/%s" % (proc, pid, tid)):
+                continue
+            return None
+        out.extend(int(c) for c in text.split())
+    return out
+
+
 def descendants(root_pid, proc="/proc"):
-    """Every live pid whose ppid chain reaches root_pid (root excluded)."""
+    """Every live pid whose ppid chain reaches root_pid (root excluded).
+
+    Walks the children files (cost: the size of the tree) and falls back to
+    scanning every pid of the proc root when the kernel lacks them.
+    """
+    found, todo = [], [root_pid]
+    while todo:
+        kids = children(todo.pop(), proc)
+        if kids is None:
+            return _descendants_by_scan(root_pid, proc)
+        found.extend(kids)
+        todo.extend(kids)
+    return found
+
+
+def _descendants_by_scan(root_pid, proc):
     parent = {}
     for pid in pids(proc):
         f = ppid_state(pid, proc)

@@ -1,16 +1,132 @@
-"""richctl: talk to a running richinit over /run/richinit/control.sock."""
+"""richctl: talk to a running richinit over its control socket.
 
+    richctl status [--json]
+    richctl start|stop|restart NAME
+    richctl logs NAME [-f]
+    richctl reload
+    richctl shutdown
+
+The socket is /run/richinit/control.sock (RICHINIT_CONTROL_DIR or --socket to change it).
+"""
+
+import argparse
+import json
+import os
+import socket
 import sys
 
-SOCKET = "/run/richinit/control.sock"
+
+def _socket_path(arg):
+    if arg:
+        return arg
+    return os.path.join(os.environ.get("RICHINIT_CONTROL_DIR", "/run/richinit"), "control.sock")
+
+
+def _connect(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+    except OSError as e:
+        sys.stderr.write("richctl: cannot reach richinit at %s: %s\n" % (path, e.strerror or e))
+        sys.exit(1)
+    return s
+
+
+def _lines(sock):
+    buf = b""
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return
+        buf += data
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            yield json.loads(line)
+
+
+def _fmt_uptime(v):
+    if v is None:
+        return "-"
+    v = int(v)
+    return "%dd%02dh" % (v // 86400, v % 86400 // 3600) if v >= 86400 else \
+        "%d:%02d:%02d" % (v // 3600, v % 3600 // 60, v % 60)
+
+
+def _print_status(reply):
+    rows = [("NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT", "READY", "INFO")]
+    for s in reply["services"]:
+        rows.append((s["name"], s["state"], str(s["pid"] or "-"), _fmt_uptime(s["uptime"]), str(s["restarts"]),
+                     "-" if s["last_exit"] is None else str(s["last_exit"]), "yes" if s["ready"] else "no",
+                     s.get("reason") or ""))
+    app = reply.get("app")
+    if app:
+        rows.append(("app", app["state"], str(app["pid"] or "-"), _fmt_uptime(app.get("uptime")), "0",
+                     "-" if app["last_exit"] is None else str(app["last_exit"]), "-", " ".join(app.get("cmd", []))))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1])
+    for e in reply.get("errors", []):
+        where = e.get("file", "") + (":%s" % e["line"] if e.get("line") else "")
+        print("error: %s: %s" % (where, e.get("message")))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="richctl", description="Control a running richinit.")
+    p.add_argument("--socket", help="control socket (default /run/richinit/control.sock)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    st = sub.add_parser("status", help="services: state, pid, uptime, restarts, last exit, ready")
+    st.add_argument("--json", action="store_true")
+    for c in ("start", "stop", "restart"):
+        sub.add_parser(c, help="%s a service" % c).add_argument("name")
+    lg = sub.add_parser("logs", help="a service's recent output")
+    lg.add_argument("name")
+    lg.add_argument("-f", "--follow", action="store_true")
+    sub.add_parser("reload", help="re-read services.d (SIGHUP does the same)")
+    sub.add_parser("shutdown", help="stop the container in order")
+    a = p.parse_args(argv)
+
+    req = {"cmd": a.cmd}
+    if a.cmd in ("start", "stop", "restart", "logs"):
+        req["name"] = a.name
+    if a.cmd == "logs":
+        req["follow"] = a.follow
+    s = _connect(_socket_path(a.socket))
+    s.sendall(json.dumps(req).encode() + b"\n")
+    try:
+        for reply in _lines(s):
+            if "line" in reply:
+                print(reply["line"], flush=True)
+                continue
+            if not reply.get("ok"):
+                sys.stderr.write("richctl: %s\n" % reply.get("error", "failed"))
+                return 1
+            if a.cmd == "status":
+                if a.json:
+                    print(json.dumps(reply, indent=2))
+                else:
+                    _print_status(reply)
+            elif a.cmd == "logs":
+                for line in reply.get("lines", []):
+                    print(line, flush=True)
+                if not a.follow or reply.get("end"):
+                    return 0
+                continue
+            elif a.cmd == "reload":
+                for k in ("added", "removed", "changed"):
+                    if reply.get(k):
+                        print("%s: %s" % (k, ", ".join(reply[k])))
+            if not reply.get("following"):
+                return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        s.close()
+    return 0
 
 
 def entry():
-    # The control socket arrives with services (services.d); until a richinit
-    # serves it, say so plainly instead of failing obscurely.
-    import os
-    if not os.path.exists(SOCKET):
-        sys.stderr.write("richctl: no richinit control socket at %s\n" % SOCKET)
-        sys.exit(1)
-    sys.stderr.write("richctl: this richinit does not serve control requests yet\n")
-    sys.exit(1)
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,7 +1,6 @@
 """PID 1's logger: one line per message on stderr, no logging module (it costs memory)."""
 
 import os
-import sys
 import time
 
 ERROR, WARNING, INFO, DEBUG = 0, 1, 2, 3
@@ -42,5 +41,9 @@ def exception(msg, *args):
     _emit(ERROR, (msg % args if args else msg) + "\n    " + tb)
 
 
-def fatal_usage(prog, msg):
-    sys.stderr.write("%s: error: %s\n" % (prog, msg))
+def say(msg):
+    """A plain one-line message for the user (always shown): 'richinit: msg'."""
+    try:
+        os.write(2, ("richinit: %s\n" % msg).encode("utf-8", "replace"))
+    except OSError:
+        pass

@@ -77,6 +77,7 @@ class Loop:
                 if init.deadline is not None and ops.now() >= init.deadline:
                     self._guard("timer", init.on_timer, ops.now())
                 self._reap(init, ops)
+                self._guard("heal", init.heal)
             except Exception:
                 # The loop itself must outlive its own bugs; the state machine is
                 # unchanged by a failed iteration, so the next one retries.

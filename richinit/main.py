@@ -55,11 +55,26 @@ def _child_env(listen):
 
 
 def _set_title(text):
-    try:
-        import setproctitle
-    except ImportError:
-        return
-    setproctitle.setproctitle(text)
+    from richinit.title import set_title
+    set_title(text)
+
+
+def _setup_services(opts, loop, ops, is_pid1):
+    """Load services.d through the loader child; returns the Supervisor (or None when off)."""
+    if opts.services is None:
+        return None
+    from richinit.supervisor import Supervisor
+    sup = Supervisor(loop, ops, python=sys.executable, control_dir=opts.control_dir)
+    doc = sup.load(None if opts.services == "all" else opts.services)
+    if doc is not None:
+        sup.apply(doc)
+    if opts.save_env:
+        try:
+            from richinit import environ
+            environ.boot()
+        except Exception:
+            log.exception("cannot save the environment for logins and cron (going on)")
+    return sup
 
 
 def main(argv=None):
@@ -73,27 +88,39 @@ def main(argv=None):
 
     from richinit.loop import Loop
     from richinit.pid1 import Init
-    from richinit.spawn import ExecError, spawn
+    from richinit.spawn import spawn
     from richinit.sysops import SysOps
 
     loop = Loop()  # handlers first: a signal that arrives from now on is not lost
     ops = SysOps(is_pid1)
-    init = Init(ops, grace=opts.grace, kill_grace=opts.kill_grace, rewrite=opts.rewrite,
-                forward=opts.forward, faults=opts.faults)
     del cli  # argparse is not needed any more; let the module go
     sys.modules.pop("richinit.cli", None)
     sys.modules.pop("argparse", None)
 
-    try:
-        pid = spawn(opts.cmd, env=_child_env(listen), listen_fds=listen)
-    except ExecError as e:
-        sys.stderr.write("richinit: cannot run %s\n" % e)
-        init.on_exec_failed(e.exit_code)
-    else:
-        init.on_started(pid)
+    sup = _setup_services(opts, loop, ops, is_pid1)
+    app_env = _child_env(listen)
+
+    def start_app():
+        pid = spawn(opts.cmd, env=app_env, listen_fds=listen)
         _set_title("richinit -- %s (pid %d)" % (" ".join(opts.cmd)[:200], pid))
         log.info("started %s as pid %d", opts.cmd[0], pid)
+        return pid
+
+    init = Init(ops, grace=opts.grace, kill_grace=opts.kill_grace, rewrite=opts.rewrite,
+                forward=opts.forward, faults=opts.faults, services=sup, vm=opts.vm,
+                start_app=start_app if opts.cmd else None)
+    control = None
+    if sup is not None:
+        from richinit.control import ControlServer
+        try:
+            control = ControlServer(loop, init, sup, opts.control_dir)
+        except OSError as e:
+            log.warning("no control socket in %s: %s", opts.control_dir, e)
+        _set_title("richinit --vm" if not opts.cmd else "richinit -- %s" % " ".join(opts.cmd)[:200])
+    init.boot()
     code = loop.run(init, ops)
+    if control is not None:
+        control.close()
     log.info("exiting with %d", code)
     return code
 

@@ -27,7 +27,7 @@ class ExecError(Exception):
         return 127 if self.errno in (errno.ENOENT, errno.ENOTDIR) else 126
 
 
-def _child(argv, env, cwd, new_session, listen_fds, user, wfd):
+def _child(argv, env, cwd, new_session, listen_fds, user, stdio, extra_fds, wfd):
     try:
         for sig in catchable():
             try:
@@ -42,6 +42,17 @@ def _child(argv, env, cwd, new_session, listen_fds, user, wfd):
         signal.pthread_sigmask(signal.SIG_SETMASK, ())
         if new_session:
             os.setsid()
+        if extra_fds:
+            # Move the error pipe out of the way of the fds we are about to place.
+            import fcntl
+            wfd = fcntl.fcntl(wfd, fcntl.F_DUPFD_CLOEXEC, 256)
+        # stdio and extra fds: dup2 clears close-on-exec on the target, which is
+        # exactly what we want for fds the child must inherit.
+        for target, fd in list(enumerate(stdio)) + sorted(extra_fds.items()):
+            if fd is not None and fd != target:
+                os.dup2(fd, target)
+            elif fd is not None:
+                os.set_inheritable(fd, True)
         if listen_fds:
             for fd in listen_fds:
                 os.set_inheritable(fd, True)
@@ -62,8 +73,12 @@ def _child(argv, env, cwd, new_session, listen_fds, user, wfd):
         os._exit(127)
 
 
-def spawn(argv, env=None, cwd=None, new_session=True, listen_fds=(), user=None):
+def spawn(argv, env=None, cwd=None, new_session=True, listen_fds=(), user=None, stdio=(None, None, None),
+          extra_fds=None):
     """Fork and exec argv; returns the pid. Raises ExecError when exec fails.
+
+    user: (uid, gid, groups) to switch to; stdio: fds for 0, 1, 2 (None: inherit);
+    extra_fds: {child_fd: parent_fd} (e.g. an s6 notification fd).
 
     All signals are blocked across fork so nothing is delivered to the child
     while it still has PID 1's handlers and wakeup fd.
@@ -75,7 +90,7 @@ def spawn(argv, env=None, cwd=None, new_session=True, listen_fds=(), user=None):
         pid = os.fork()
         if pid == 0:
             os.close(rfd)
-            _child(argv, env, cwd, new_session, listen_fds, user, wfd)
+            _child(argv, env, cwd, new_session, listen_fds, user, stdio, extra_fds or {}, wfd)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
     os.close(wfd)

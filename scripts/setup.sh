@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(python3 python3-venv ca-certificates
-      runc crun podman containerd lxc lxcfs busybox-static debootstrap
+      runc crun runsc podman containerd lxc lxcfs busybox-static debootstrap
       tini dumb-init catatonit s6 supervisor
       fuse3 libfuse3-3 xfsprogs e2fsprogs iproute2 openssh-client procps util-linux
       qemu-system-x86 kmod quota)
@@ -28,7 +28,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if ! .venv/bin/python -c 'import richinit, yaml, setproctitle, pytest' 2>/dev/null \
    || [ pyproject.toml -nt .venv/.installed ]; then
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v "is ignored: it is neither" || true
+  .venv/bin/pip install -q --disable-pip-version-check --config-settings editable_mode=compat -e '.[test]' 2>&1 | grep -v "is ignored: it is neither" || true
   touch .venv/.installed
 fi
 .venv/bin/python -c 'import richinit, yaml, setproctitle' 

@@ -52,7 +52,14 @@ def main():
     elif mode == "daemon":
         if os.fork() == 0:
             os.setsid()
+            middle = os.getpid()
             if os.fork() == 0:
+                # Report only once the middle process is gone and we were reparented.
+                for _ in range(500):
+                    if os.getppid() != middle:
+                        break
+                    time.sleep(0.01)
+
                 def on_term(sig, frame):
                     say(report, "daemon-term %d" % os.getpid())
                     os._exit(0)

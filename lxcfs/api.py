@@ -1,0 +1,119 @@
+"""What the hooks call: start our server (and the re-binding watcher), register and unregister.
+
+    view_dir = ensure_server_running() ; register(cid, pid=init_pid) -> MOUNT/<cid>
+    mounts = bind.oci_mounts(view_dir)          # wrapper: add to config.json before create
+    bind.bind_into(pid, view_dir, root=...)      # hook without wrapper: into the running namespace
+    ensure_watcher_running()                     # re-binds everything after a backend restart
+    unregister(cid)                              # poststop
+
+A container may be registered before its init exists (the wrapper adds config.json mounts
+before `runc create`): its files then show the host's values until register() is called again
+with the pid.
+"""
+
+import errno
+import os
+import subprocess
+import sys
+import time
+
+from lxcfs import bind, detect, reader, registry, server
+
+DEFAULT_WATCH_PIDFILE = "/run/richinit/views-watch.pid"
+
+
+class ViewsError(OSError):
+    pass
+
+
+def server_running(mount=server.DEFAULT_MOUNT, pidfile=server.DEFAULT_PIDFILE):
+    """Our server holds its pid-file lock and its mount is up. (stat() of the mount is no test:
+    the kernel answers it from the attribute cache even after the server died.)"""
+    from lxcfs import watch
+    mount = os.path.abspath(mount)
+    return watch.running(pidfile) and detect.mount_id(mount, detect.SERVER_FSTYPE) is not None
+
+
+def _spawn(argv, log_file):
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "FUSE_LIBRARY_NAME": "fuse3", "LANG": "C.UTF-8"}
+    # Our package must be importable by the child exactly as it is by us (editable install or repo).
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=open(log_file, "ab") if log_file else subprocess.DEVNULL, check=True, timeout=30)
+
+
+def _read_pid(pidfile):
+    try:
+        with open(pidfile) as f:
+            return int(f.read().strip() or 0) or None
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def ensure_server_running(mount=server.DEFAULT_MOUNT, registry_dir=registry.DEFAULT_DIR,
+                          pidfile=server.DEFAULT_PIDFILE, log_file=None, timeout=10.0):
+    """Start our view server (daemonized) unless it already serves `mount`; returns its pid."""
+    mount = os.path.abspath(mount)
+    if not server_running(mount, pidfile):
+        os.makedirs(os.path.dirname(pidfile), exist_ok=True)
+        _spawn([sys.executable, "-m", "lxcfs.server", "--daemon", "--mount", mount, "--registry", registry_dir,
+                "--pidfile", pidfile] + (["--log", log_file] if log_file else []), log_file)
+        deadline = time.monotonic() + timeout
+        while not server_running(mount, pidfile):
+            if time.monotonic() > deadline:
+                raise ViewsError(errno.ETIMEDOUT, "view server did not mount %s within %.0f s" % (mount, timeout))
+            time.sleep(0.02)
+    return _read_pid(pidfile)
+
+
+def ensure_watcher_running(registry_dir=registry.DEFAULT_DIR, mount=server.DEFAULT_MOUNT,
+                           pidfile=DEFAULT_WATCH_PIDFILE, log_file=None, timeout=10.0):
+    """Start the re-binding watcher (daemonized) unless one holds its pid file; returns its pid."""
+    from lxcfs import watch
+    if not watch.running(pidfile):
+        os.makedirs(os.path.dirname(pidfile), exist_ok=True)
+        _spawn([sys.executable, "-m", "lxcfs.watch", "--daemon", "--registry", registry_dir, "--mount", mount,
+                "--pidfile", pidfile] + (["--log", log_file] if log_file else []), log_file)
+        deadline = time.monotonic() + timeout
+        while not watch.running(pidfile):
+            if time.monotonic() > deadline:
+                raise ViewsError(errno.ETIMEDOUT, "view watcher did not start within %.0f s" % timeout)
+            time.sleep(0.02)
+    return _read_pid(pidfile)
+
+
+def view_dir(cid, mount=server.DEFAULT_MOUNT):
+    if not registry.valid_id(cid):
+        raise registry.BadEntry("container id %r is not a valid view directory name" % cid)
+    return os.path.join(os.path.abspath(mount), cid)
+
+
+def register(cid, pid=None, cgroups=None, *, backend="builtin", lxcfs_mount=None,
+             mount=server.DEFAULT_MOUNT, registry_dir=registry.DEFAULT_DIR, proc="/proc"):
+    """Record a container (its init pid and cgroups) and return the directory its views live in.
+
+    cgroups default to the init's /proc/PID/cgroup (the kernel's word, nothing guessed). For
+    backend 'lxcfs' the views are lxcfs's own files (lxcfs_mount, or the detected lxcfs).
+    """
+    if backend == "lxcfs":
+        source = lxcfs_mount or detect.find_lxcfs(proc)
+        if not source:
+            raise ViewsError(errno.ENOENT, "no lxcfs is running")
+        fstype, src_mount = "fuse.lxcfs", source
+    else:
+        source = view_dir(cid, mount)
+        fstype, src_mount = detect.SERVER_FSTYPE, os.path.abspath(mount)
+    entry = {"id": cid, "pid": pid, "cgroups": {}, "backend": backend, "source": source,
+             "mount": src_mount, "fstype": fstype}
+    if pid is not None:
+        entry["pid_start"] = bind.start_ticks(pid, proc)
+        if entry["pid_start"] is None:
+            raise ViewsError(errno.ESRCH, "container %s: init pid %d does not exist" % (cid, pid))
+        entry["cgroups"] = dict(cgroups) if cgroups is not None else reader.cgroups_of(pid, proc)
+    entry["mnt_id"] = detect.generation(src_mount, fstype, proc)
+    registry.write(entry, registry_dir)
+    return source
+
+
+def unregister(cid, registry_dir=registry.DEFAULT_DIR):
+    registry.remove(cid, registry_dir)

@@ -1,0 +1,22 @@
+"""Daemons richinit provides when the image lacks its own: a /dev/log syslog and a cron.
+
+Each runs as an ordinary supervised child, never inside PID 1, and uses only the standard
+library: in rich mode the interpreter is the portable runtime bound at /.richinit.
+Which daemon a container gets (the image's or ours) is decided by the service definitions
+(services.d/syslog.yaml, cron.yaml: `@builtin syslogd`, `@builtin cron`); this module only
+says how ours are started. PID 1 imports it, so it imports nothing.
+
+Both take `--notify-fd N` (s6 readiness: "\\n" on fd N once ready) and stop cleanly on SIGTERM.
+"""
+
+MODULES = {"syslogd": "richinit.builtin.syslogd", "cron": "richinit.builtin.cron"}
+
+
+def argv(name, python, *args):
+    """argv for `@builtin NAME ARGS...` run by `python` (PID 1's own interpreter).
+
+    `-I` (isolated) keeps the image's PYTHONPATH/PYTHONHOME, meant for the image's own
+    Python, from shadowing our stdlib or package; richinit must therefore be importable
+    from the interpreter's site-packages (the venv's editable install, the portable runtime).
+    """
+    return [python, "-I", "-m", MODULES[name], *args]

@@ -1,0 +1,509 @@
+"""Load every service definition of an image, resolve it, and order it.
+
+PID 1 does not import this module (yaml costs ~6 MB): it runs it in a short-lived child,
+
+    python -m richinit.services.load --json [--root DIR] [--defaults DIR] [--only a,b] [--path PATH]
+
+which prints one JSON document on stdout:
+
+    {"services":       [ServiceSpec.to_dict(), ...]   every definition that parsed, by name,
+     "skipped":        {name: reason}                 not started at boot: disabled, masked, condition
+                                                      failed, no alternative available, not selected
+     "failed":         [name, ...]                    names with an error (they are not started)
+     "errors":         [{"service", "file", "line", "message"}, ...]
+     "warnings":       [same shape]                   nothing failed, but something looks wrong
+     "init_scripts":   [InitScript.to_dict(), ...]    in the order to run them
+     "finish_scripts": [InitScript.to_dict(), ...]    s6-overlay's cont-finish.d, for shutdown
+     "order":          [[names], [names], ...]        start waves (stop: reversed); runnable services only
+     "deps":           {name: [names]}}               each runnable service's effective dependencies
+
+Exit status 0 whenever the document was produced (errors are data); 2 for a usage error, 1 when the
+root cannot be opened. Sources and precedence: see `richinit.services.spec` and `.compat`.
+"""
+
+import os
+import sys
+
+import yaml
+
+from richinit.services import compat, graph
+from richinit.services import spec as S
+from richinit.services.rootfs import DEFAULT_PATH, Root
+
+IMAGE_DIR = "/etc/richinit/services.d"
+DEFAULTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                            "services.d")
+SUFFIXES = (".yaml", ".yml")
+MAX_FILE = 1024 * 1024
+MAX_NODES = 20000  # YAML aliases can make a small file huge (billion laughs): cap what we expand
+
+
+class _Entry:
+    """One service in the making: where it came from, its spec or its problems, why it is skipped."""
+
+    def __init__(self, name, origin, file, lines=None):
+        self.name, self.origin, self.file = name, origin, file
+        self.lines = lines or {}
+        self.definition = None
+        self.spec = None
+        self.problems = []
+        self.skip = None
+
+    def line(self, path):
+        path = tuple(path)
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get((), 1 if self.lines else None)
+
+    def fail(self, path, message):
+        self.problems.append(S.Problem(service=self.name, file=self.file, line=self.line(path), message=message))
+
+
+class Result:
+    def __init__(self):
+        self.services, self.skipped, self.errors, self.warnings = [], {}, [], []
+        self.init_scripts, self.finish_scripts, self.order, self.deps = [], [], [], {}
+
+    @property
+    def failed(self):
+        return sorted({p.service for p in self.errors if p.service})
+
+    def spec(self, name):
+        return next((s for s in self.services if s.name == name), None)
+
+    def to_dict(self):
+        return {
+            "services": [s.to_dict() for s in self.services],
+            "skipped": dict(self.skipped),
+            "failed": self.failed,
+            "errors": [p.to_dict() for p in self.errors],
+            "warnings": [p.to_dict() for p in self.warnings],
+            "init_scripts": [s.to_dict() for s in self.init_scripts],
+            "finish_scripts": [s.to_dict() for s in self.finish_scripts],
+            "order": [list(w) for w in self.order],
+            "deps": {k: sorted(v) for k, v in self.deps.items()},
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML -> plain values plus the line of every path
+# ---------------------------------------------------------------------------------------------
+
+# libyaml's parser when PyYAML was built with it (about 10x faster); the constructor is Python's either way.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class YamlError(Exception):
+    def __init__(self, line, message):
+        super().__init__(message)
+        self.line, self.message = line, message
+
+
+def parse_yaml(data):
+    """Bytes of one YAML document -> (value, {path: line}); YamlError(line, message) when malformed."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise YamlError(data[:e.start].count(b"\n") + 1, "not UTF-8 text")
+    try:
+        loader = _Loader(text)
+    except yaml.YAMLError as e:  # ReaderError: a character YAML does not allow
+        raise _reader_error(e, text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except yaml.MarkedYAMLError as e:
+            raise YamlError(*_marked(e))
+        except yaml.YAMLError as e:
+            raise _reader_error(e, text)
+        if node is None:
+            return None, {}
+        lines = {(): node.start_mark.line + 1}
+        budget = [MAX_NODES]
+        return _value(loader, node, (), lines, budget), lines
+    finally:
+        loader.dispose()
+
+
+def _marked(e):
+    """(line, message) of a PyYAML error: the problem, with its context and where that started."""
+    mark = e.problem_mark or e.context_mark
+    what = e.problem or e.context or "malformed"
+    if e.problem and e.context:
+        if e.context.startswith("while") and e.context_mark is not None:
+            what = "%s (%s started at line %d)" % (e.problem, e.context, e.context_mark.line + 1)
+        elif not e.context.startswith("while"):
+            what = "%s, %s" % (e.context, e.problem)
+    return (mark.line + 1 if mark else None), "invalid YAML: %s" % what
+
+
+def _reader_error(e, text):
+    pos = getattr(e, "position", None)
+    line = text[:pos].count("\n") + 1 if isinstance(pos, int) else None
+    char = getattr(e, "character", None)
+    what = "character %s is not allowed" % ("U+%04X" % char if isinstance(char, int) else repr(char))
+    return YamlError(line, "invalid YAML: %s" % (what if char is not None else e))
+
+
+def _value(loader, node, path, lines, budget):
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise YamlError(node.start_mark.line + 1, "document too large (more than %d values)" % MAX_NODES)
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.ScalarNode):
+        try:
+            return loader.construct_object(node, deep=True)
+        except yaml.YAMLError as e:
+            raise YamlError(node.start_mark.line + 1, "invalid value: %s" % (getattr(e, "problem", None) or e))
+    if isinstance(node, yaml.SequenceNode):
+        return [_value(loader, item, path + (i,), lines, budget) for i, item in enumerate(node.value)]
+    if isinstance(node, yaml.MappingNode):
+        try:
+            loader.flatten_mapping(node)  # `<<: *anchor` merge keys
+        except yaml.YAMLError as e:
+            raise YamlError(node.start_mark.line + 1, "invalid YAML: %s" % (getattr(e, "problem", None) or e))
+        out = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise YamlError(key_node.start_mark.line + 1, "a key must be a plain word, not a list or mapping")
+            key = loader.construct_object(key_node, deep=True)
+            if key in out:
+                raise YamlError(key_node.start_mark.line + 1, "duplicate key %r" % (key,))
+            lines[path + (key,)] = key_node.start_mark.line + 1
+            out[key] = _value(loader, value_node, path + (key,), lines, budget)
+        return out
+    raise YamlError(node.start_mark.line + 1, "unsupported YAML node")
+
+
+# ---------------------------------------------------------------------------------------------
+# Files -> entries
+# ---------------------------------------------------------------------------------------------
+
+def _yaml_files(root, defaults, warn):
+    """{stem: (origin, shown path, reader)}: the defaults, replaced file by file by the image's."""
+    found = {}
+    if defaults:
+        try:
+            names = sorted(os.listdir(defaults))
+        except OSError as e:
+            warn(defaults, None, "defaults directory unreadable: %s" % (e.strerror or e))
+            names = []
+        for n in names:
+            stem, ext = os.path.splitext(n)
+            if ext in SUFFIXES and not n.startswith("."):
+                path = os.path.join(defaults, n)
+                found[stem] = ("default", path, lambda p=path: _read_host(p))
+    image = {}
+    for n in root.listdir(IMAGE_DIR) or ():
+        stem, ext = os.path.splitext(n)
+        if ext not in SUFFIXES or n.startswith("."):
+            continue
+        path = "%s/%s" % (IMAGE_DIR, n)
+        if stem in image:
+            warn(path, None, "%s also exists; this file is ignored" % image[stem])
+            continue
+        image[stem] = path
+        found[stem] = ("image", path, lambda p=path: root.read(p))
+    return found
+
+
+def _read_host(path):
+    with open(path, "rb") as f:
+        data = f.read(MAX_FILE + 1)
+    if len(data) > MAX_FILE:
+        raise OSError("larger than %d bytes" % MAX_FILE)
+    return data
+
+
+def _entry_from_file(stem, origin, path, reader):
+    entry = _Entry(stem, origin, path)
+    try:
+        data = reader()
+    except OSError as e:
+        entry.lines = {(): 1}
+        entry.fail((), "cannot read: %s" % (e.strerror or e))
+        return entry
+    try:
+        raw, entry.lines = parse_yaml(data)
+    except YamlError as e:
+        entry.problems.append(S.Problem(service=stem, file=path, line=e.line, message=e.message))
+        return entry
+    except (yaml.YAMLError, RecursionError, ValueError, TypeError) as e:
+        # Whatever a strange file does to the parser, it fails that service alone.
+        entry.problems.append(S.Problem(service=stem, file=path, line=None, message="invalid YAML: %s" % e))
+        return entry
+    if isinstance(raw, dict) and S.valid_name(raw.get("name")):
+        entry.name = raw["name"]
+    definition, bad = S.parse_definition(raw, entry.name, origin=origin, source=path)
+    if not bad and not S.valid_name(definition.name):
+        bad = [S.Bad((), "%r is not a valid service name (letters, digits, _ . @ -): rename the file or set name:"
+                     % definition.name)]
+    for b in bad:
+        entry.fail(b.path, b.message)
+    if not bad:
+        entry.definition = definition
+    return entry
+
+
+def _condition_failure(root, cond, search_path):
+    """The first test of a condition that fails, as text, or None when all hold."""
+    if cond is None:
+        return None
+    for p in cond.path_exists:
+        if not root.exists(p):
+            return "path_exists %s" % p
+    for p in cond.path_missing:
+        if root.exists(p):
+            return "path_missing %s" % p
+    for c in cond.command_exists:
+        if not root.which(c, search_path):
+            return "command_exists %s" % c
+    for c in cond.command_missing:
+        if root.which(c, search_path):
+            return "command_missing %s" % c
+    for c in cond.busybox_applet:
+        found = root.which(c, search_path)
+        if not found or not root.is_busybox(found, search_path):
+            return "busybox_applet %s" % c
+    for c in cond.native_command:
+        found = root.which(c, search_path)
+        if not found or root.is_busybox(found, search_path):
+            return "native_command %s" % c
+    return None
+
+
+def _resolve(root, entry, search_path):
+    """Pick the alternative, evaluate conditions: sets entry.spec and entry.skip."""
+    d = entry.definition
+    chosen, tried = None, []
+    for alt in d.alternatives:
+        failure = _condition_failure(root, alt.condition, search_path)
+        if failure is None and alt.implicit and not root.which(alt.fields["command"][0], search_path):
+            failure = "command_exists %s" % alt.fields["command"][0]
+        if failure is None:
+            # Run what we probed: a bare argv[0] becomes the path found (PATH may differ at exec).
+            found = root.which(alt.fields["command"][0], search_path)
+            if found and found != alt.fields["command"][0]:
+                argv = (found,) + alt.fields["command"][1:]
+                alt = alt.replace(fields=dict(alt.fields, command=argv))
+            chosen = alt
+            break
+        tried.append(" ".join(alt.fields["command"][:2]))
+    entry.spec = d.resolve(chosen)
+    if d.masked:
+        entry.skip = "masked (empty definition)"
+    elif not entry.spec.enabled:
+        entry.skip = "disabled"
+    else:
+        failure = _condition_failure(root, d.condition, search_path)
+        if failure is not None:
+            entry.skip = "condition failed: %s" % failure
+        elif d.alternatives and chosen is None:
+            entry.skip = "no alternative available (tried: %s)" % ", ".join(tried)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dependencies
+# ---------------------------------------------------------------------------------------------
+
+def _effective_deps(entry, runnable):
+    spec = entry.spec
+    names = list(spec.after) + list(spec.requires)
+    if spec.log.kind == "syslog" and spec.name != "syslog":
+        names.append("syslog")
+    return {n for n in names if n in runnable}
+
+
+def _check_requires(entries, by_name, runnable):
+    """Fail services whose required ones are unknown, skipped or failed, until nothing changes."""
+    changed = True
+    while changed:
+        changed = False
+        for name in sorted(runnable):
+            e = by_name[name]
+            for i, r in enumerate(e.spec.requires):
+                target = by_name.get(r)
+                if target is None:
+                    why = "requires unknown service %r" % r
+                elif target.skip and not target.problems:
+                    why = "requires %r, which is skipped: %s" % (r, target.skip)
+                elif r not in runnable:
+                    why = "requires %r, which failed" % r
+                else:
+                    continue
+                e.fail(("requires", i), why)
+                runnable.discard(name)
+                changed = True
+                break
+
+
+def _plan(entries, by_name, warn):
+    runnable = {e.name for e in entries if e.spec is not None and not e.skip and not e.problems}
+    for name in sorted(runnable):
+        e = by_name[name]
+        for i, a in enumerate(e.spec.after):
+            if a not in by_name:
+                warn(e.file, e.line(("after", i)), "after: unknown service %r (ignored)" % a, service=name)
+    _check_requires(entries, by_name, runnable)
+    deps = {n: _effective_deps(by_name[n], runnable) for n in runnable}
+    for members, path in graph.cycles(deps):
+        text = "cycle: " + " -> ".join(path)
+        on_path = dict(zip(path, path[1:], strict=False))
+        for m in members:
+            spec = by_name[m].spec
+            nxt = on_path.get(m)
+            if nxt in spec.requires:
+                where = ("requires", spec.requires.index(nxt))
+            elif nxt in spec.after:
+                where = ("after", spec.after.index(nxt))
+            else:
+                where = ("requires",) if spec.requires else ("after",)
+            by_name[m].fail(where, text)
+            runnable.discard(m)
+    _check_requires(entries, by_name, runnable)
+    deps = {n: _effective_deps(by_name[n], runnable) for n in runnable}
+    return graph.waves(deps), deps
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole load
+# ---------------------------------------------------------------------------------------------
+
+def load(root="/", defaults=DEFAULTS_DIR, only=None, environ=None, search_path=None):
+    """Load, validate, resolve and order every service of the image at `root`; returns a Result.
+
+    `only`: names to start at boot (plus what they require); every other service is skipped.
+    `environ` (default os.environ) is read for S6_BEHAVIOUR_IF_STAGE2_FAILS; `search_path` is the
+    PATH used for command tests (default: environ's PATH followed by the standard one). A chosen
+    alternative's bare argv[0] is replaced by the path found.
+    """
+    environ = os.environ if environ is None else environ
+    if not search_path:
+        # The container's PATH may lack the sbin directories where daemons live: search both.
+        dirs = (environ.get("PATH") or "").split(":") + DEFAULT_PATH.split(":")
+        search_path = ":".join(dict.fromkeys(d for d in dirs if d.startswith("/")))
+    result = Result()
+
+    def warn(file, line, message, service=None):
+        result.warnings.append(S.Problem(service=service, file=file, line=line, message=message))
+
+    with Root(root) as r:
+        entries = []
+        for stem, (origin, path, reader) in sorted(_yaml_files(r, defaults, warn).items()):
+            entries.append(_entry_from_file(stem, origin, path, reader))
+        # Names are unique: the image's definitions before the defaults, then s6, then runit.
+        entries.sort(key=lambda e: (e.origin != "image", e.file))
+        by_name = {}
+        kept = []
+        for e in entries:
+            other = by_name.get(e.name)
+            if other is None:
+                by_name[e.name] = e
+                kept.append(e)
+            elif e.origin == "default":
+                warn(e.file, None, "default service %r replaced by %s" % (e.name, other.file), service=e.name)
+            else:
+                e.fail(("name",), "service %r is already defined in %s" % (e.name, other.file))
+                result.errors.extend(e.problems)
+        entries = kept
+        for e in entries:
+            if e.definition is not None:
+                _resolve(r, e, search_path)
+        # The image's s6/runit services replace richinit's defaults; its YAML files replace them.
+        for name, spec, problems in compat.service_dirs(r, warn):
+            file = spec.source if spec else (problems[0].file if problems else name)
+            other = by_name.get(name)
+            if other is not None and other.origin != "default":
+                warn(file, None, "%r is also defined by %s, which wins" % (name, other.file), service=name)
+                continue
+            if other is not None:
+                warn(other.file, None, "default service %r replaced by %s" % (name, file), service=name)
+                entries.remove(other)
+            e = _Entry(name, spec.origin if spec else "s6-overlay", file)
+            e.spec, e.problems = spec, problems
+            if spec is not None and not spec.enabled:
+                e.skip = "disabled (down file)"
+            by_name[name] = e
+            entries.append(e)
+        if only is not None:
+            _select(entries, by_name, only, warn)
+        result.order, result.deps = _plan(entries, by_name, warn)
+        result.init_scripts = compat.init_scripts(r, environ, warn)
+        result.finish_scripts = compat.finish_scripts(r, warn)
+    for e in sorted(entries, key=lambda e: e.name):
+        if e.spec is not None:
+            result.services.append(e.spec)
+        if e.skip and not e.problems:
+            result.skipped[e.name] = e.skip
+        result.errors.extend(e.problems)
+    result.errors.sort(key=lambda p: (p.file, p.line or 0))
+    return result
+
+
+def _select(entries, by_name, only, warn):
+    """Skip every service not named in `only`, except what the named ones require (transitively)."""
+    wanted = [n for n in only if n]
+    for n in wanted:
+        if n not in by_name:
+            warn("--only", None, "unknown service %r" % n)
+    keep, todo = set(), [n for n in wanted if n in by_name]
+    while todo:
+        n = todo.pop()
+        if n in keep:
+            continue
+        keep.add(n)
+        spec = by_name[n].spec
+        if spec is not None:
+            todo.extend(r for r in spec.requires if r in by_name)
+    for e in entries:
+        if e.name not in keep and not e.skip:
+            e.skip = "not selected (only: %s)" % ",".join(wanted)
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------------
+
+def _human(result):
+    out = []
+    for i, wave in enumerate(result.order, 1):
+        out.append("wave %d: %s" % (i, " ".join(wave)))
+    for name, why in sorted(result.skipped.items()):
+        out.append("skipped %s: %s" % (name, why))
+    for s in result.init_scripts:
+        out.append("init %s%s" % (s.path, " (optional)" if s.optional else ""))
+    for p in result.errors:
+        out.append("error: %s" % p)
+    for p in result.warnings:
+        out.append("warning: %s" % p)
+    return "\n".join(out) + "\n"
+
+
+def main(argv=None):
+    import argparse
+    import json
+    ap = argparse.ArgumentParser(prog="python -m richinit.services.load",
+                                 description="Load richinit service definitions and print them.")
+    ap.add_argument("--json", action="store_true", help="print one JSON document (for PID 1)")
+    ap.add_argument("--root", default="/", help="the image's root directory (default /)")
+    ap.add_argument("--defaults", default=DEFAULTS_DIR, help="richinit's default services.d ('' for none)")
+    ap.add_argument("--only", default=None, help="comma-separated services to start (io.richinit.services)")
+    ap.add_argument("--path", default=None, help="PATH for command tests (default: $PATH)")
+    args = ap.parse_args(argv)
+    only = None if args.only is None else [n.strip() for n in args.only.split(",") if n.strip()]
+    try:
+        result = load(args.root, args.defaults or None, only=only, search_path=args.path)
+    except OSError as e:
+        sys.stderr.write("%s: cannot read root %s: %s\n" % (ap.prog, args.root, e.strerror or e))
+        return 1
+    if args.json:
+        sys.stdout.write(json.dumps(result.to_dict(), separators=(",", ":")) + "\n")
+    else:
+        sys.stdout.write(_human(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,523 @@
+"""The services side of PID 1: boot stages, dependencies, readiness, output, reload.
+
+Boot: init scripts one after the other (a failing one stops the boot unless optional),
+then services as their dependencies become ready (independent ones in parallel), then
+the app (pid1.Init starts it when `boot` calls back). Shutdown: services stop in
+reverse dependency order, each with its own signal and timeout.
+
+Definitions come from `python -m richinit.services.load --json`, run as a short-lived
+child so PID 1 never imports yaml. Everything that touches the OS for a service (fds,
+users, spawning) lives here; the per-service decisions live in svc.Service.
+"""
+
+import os
+import socket
+
+from richinit import log
+from richinit import svc as S
+from richinit.spawn import spawn
+
+RUN_DIR = "/run/richinit"
+
+
+def _passwd_lookup(user, group):
+    """(uid, gid, groups) from the container's /etc/passwd and /etc/group (no NSS: works on any libc)."""
+    def table(path):
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
+        except OSError:
+            return []
+    users, groups = table("/etc/passwd"), table("/etc/group")
+    uid = gid = 0
+    name = "root"
+    if user is not None:
+        row = next((r for r in users if len(r) >= 4 and (r[0] == str(user) or r[2] == str(user))), None)
+        if row is None:
+            if not str(user).isdigit():
+                raise LookupError("unknown user %s" % user)
+            uid, gid, name = int(user), int(user), None
+        else:
+            uid, gid, name = int(row[2]), int(row[3]), row[0]
+    if group is not None:
+        row = next((r for r in groups if len(r) >= 3 and (r[0] == str(group) or r[2] == str(group))), None)
+        if row is None:
+            if not str(group).isdigit():
+                raise LookupError("unknown group %s" % group)
+            gid = int(group)
+        else:
+            gid = int(row[2])
+    extra = sorted({int(r[2]) for r in groups if len(r) >= 4 and name and name in r[3].split(",")} | {gid})
+    return uid, gid, extra
+
+
+class OutputSink:
+    """A service's stdout+stderr: a pipe PID 1 reads, lines prefixed `[name] ` or written to a file."""
+
+    RING = 200  # lines kept for `richctl logs`
+
+    def __init__(self, mgr, name, spec_log):
+        self.mgr, self.name, self.spec = mgr, name, spec_log
+        self.rfd, self.wfd = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        os.set_blocking(self.wfd, True)  # the writer (the service) blocks as usual
+        self.partial = b""
+        self.ring = []
+        self.followers = []
+        mgr.loop.add_reader(self.rfd, self._readable)
+
+    def _readable(self, fd):
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        if not data:
+            return
+        lines = (self.partial + data).split(b"\n")
+        self.partial = lines.pop()
+        if len(self.partial) > 8192:  # a line without end: cut it
+            lines.append(self.partial)
+            self.partial = b""
+        for line in lines:
+            self._line(line)
+
+    def _line(self, line):
+        text = line.decode("utf-8", "replace")
+        self.ring.append(text)
+        del self.ring[:-self.RING]
+        kind = self.spec.kind
+        if kind == "file":
+            self._to_file(line)
+        elif kind == "syslog":
+            self._to_syslog(line)
+        elif kind == "stdout":
+            try:
+                os.write(1, b"[" + self.name.encode() + b"] " + line + b"\n")
+            except OSError:
+                pass
+        for f in list(self.followers):
+            f(text)
+
+    def _to_file(self, line):
+        path, limit, keep = self.spec.path, self.spec.max_size, self.spec.keep or 0
+        try:
+            if limit and os.path.exists(path) and os.path.getsize(path) + len(line) + 1 > limit:
+                for i in range(keep - 1, 0, -1):
+                    if os.path.exists("%s.%d" % (path, i)):
+                        os.replace("%s.%d" % (path, i), "%s.%d" % (path, i + 1))
+                if keep:
+                    os.replace(path, path + ".1")
+                else:
+                    os.unlink(path)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            try:
+                os.write(fd, line + b"\n")
+            finally:
+                os.close(fd)
+        except OSError as e:
+            log.warning("%s: log file %s: %s", self.name, path, e.strerror)
+
+    def _to_syslog(self, line):
+        msg = b"<30>" + self.name.encode() + b": " + line  # daemon.info
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            try:
+                s.sendto(msg, "/dev/log")
+            finally:
+                s.close()
+        except OSError:
+            os.write(1, b"[" + self.name.encode() + b"] " + line + b"\n")
+
+    def close(self):
+        self._readable(self.rfd)
+        self.mgr.loop.remove_reader(self.rfd)
+        for fd in (self.rfd, self.wfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class Supervisor:
+    """Owns the services; implements the `host` interface svc.Service acts through."""
+
+    def __init__(self, loop, ops, python, control_dir=RUN_DIR, root="/"):
+        self.loop, self.ops, self.python = loop, ops, python
+        self.control_dir, self.root = control_dir, root
+        self.services = {}
+        self.deps = {}
+        self.order = []
+        self.errors = []
+        self.init_scripts = []
+        self.sinks = {}
+        self.ready_fds = {}      # service name -> read fd of its notification pipe
+        self.notify_socks = {}   # service name -> socket for sd_notify
+        self.booting = None      # callback once every service at boot has settled
+        self.init_pid = None
+        self.init_queue = []
+        self.on_change = None    # pid1.Init hooks in here
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("RICHINIT_")}
+        self.stopping = False
+        self.only = None         # --services a,b: the selection, kept for reloads
+
+    # ---- loading ------------------------------------------------------------
+
+    def load(self, only=None):
+        """Run the loader child and return its document (dict), or None when it failed."""
+        import json
+        self.only = only
+        argv = [self.python, "-I", "-m", "richinit.services.load", "--json", "--root", self.root]
+        if only:
+            argv = argv + ["--only", ",".join(only)]
+        rfd, wfd = os.pipe2(os.O_CLOEXEC)
+        try:
+            pid = spawn(argv, env=self.env, stdio=(None, wfd, None))
+        except Exception as e:
+            os.close(rfd)
+            os.close(wfd)
+            log.error("cannot run the services loader: %s", e)
+            return None
+        os.close(wfd)
+        chunks = []
+        while True:
+            try:
+                data = os.read(rfd, 65536)
+            except InterruptedError:
+                continue
+            if not data:
+                break
+            chunks.append(data)
+        os.close(rfd)
+        self._wait_for(pid)
+        try:
+            return json.loads(b"".join(chunks))
+        except ValueError:
+            log.error("the services loader printed no document")
+            return None
+
+    def _wait_for(self, pid):
+        """Reap one synchronous helper; other exits seen meanwhile are handed to the loop later."""
+        while True:
+            try:
+                got, status = os.waitpid(pid, 0)
+                return os.waitstatus_to_exitcode(status)
+            except InterruptedError:
+                continue
+            except ChildProcessError:
+                return None
+
+    def apply(self, doc, boot=True):
+        """Create or update services from a loader document; returns names (added, removed, changed)."""
+        from richinit.services.spec import InitScript, ServiceSpec
+        specs = {d["name"]: ServiceSpec.from_dict(d) for d in doc.get("services", [])}
+        self.errors = doc.get("errors", [])
+        for e in self.errors:
+            where = e.get("file", "") + (":%s" % e["line"] if e.get("line") else "")
+            log.error("%s: %s", where, e.get("message"))
+        failed = set(doc.get("failed", []))
+        skipped = doc.get("skipped", {})
+        self.deps = {k: list(v) for k, v in doc.get("deps", {}).items()}
+        self.order = doc.get("order", [])
+        added, removed, changed = [], [], []
+        for name in list(self.services):
+            if name not in specs:
+                removed.append(name)
+                old = self.services[name]
+                old.removed = True
+                old.stop()
+                if not old.pids():
+                    del self.services[name]
+        for name, spec in specs.items():
+            old = self.services.get(name)
+            if old is not None and old.spec == spec and name not in failed:
+                continue
+            (changed if old else added).append(name)
+            new = S.Service(spec, self)
+            if old is not None and old.pids():
+                # Changed while running: stop the old one; the new one starts when it is down.
+                old.replacement = new
+                old.stop()
+            self.services[name] = new if old is None or not old.pids() else old
+            if name in failed:
+                msg = next((e["message"] for e in self.errors if e.get("service") == name), "bad definition")
+                new._set(S.FAILED, msg)
+            elif name in skipped:
+                new.skip(skipped[name])
+        if boot:
+            self.init_scripts = [InitScript.from_dict(d) for d in doc.get("init_scripts", [])]
+        return added, removed, changed
+
+    def reload(self):
+        """Re-read services.d: start added ones, stop removed ones, restart changed ones."""
+        doc = self.load(self.only)
+        if doc is None:
+            return {"ok": False, "error": "the services loader failed; nothing changed"}
+        added, removed, changed = self.apply(doc, boot=False)
+        for name in added + changed:
+            s = self.services.get(name)
+            if s is not None and s.state == S.DOWN and s.spec.enabled and not s.pids():
+                s.start()
+        self._progress()
+        log.info("reload: added %s, removed %s, changed %s", added, removed, changed)
+        return {"ok": True, "added": added, "removed": removed, "changed": changed}
+
+    # ---- boot ---------------------------------------------------------------
+
+    def boot(self, done):
+        """Run init scripts, then start every runnable service; `done(ok, code)` once all settled."""
+        self.booting = done
+        self.init_queue = list(self.init_scripts)
+        self._next_init_script()
+
+    def _next_init_script(self):
+        if not self.init_queue:
+            self.init_pid = None
+            for name in sorted(self.services):
+                s = self.services[name]
+                if s.state == S.DOWN and s.spec.enabled:
+                    s.start()
+            self._progress()
+            return
+        script = self.init_queue[0]
+        log.info("init script %s", script.path)
+        try:
+            self.init_pid = spawn(list(script.command), env=self.env)
+        except Exception as e:
+            self.init_pid = None
+            self._init_script_done(127, str(e))
+
+    def _init_script_done(self, code, why=""):
+        script = self.init_queue.pop(0)
+        if code != 0:
+            msg = "init script %s failed (%s)" % (script.path, why or "exit %s" % code)
+            if not script.optional:
+                log.error("%s: boot stopped", msg)
+                cb, self.booting = self.booting, None
+                if cb:
+                    cb(False, code if code else 1)
+                return
+            log.warning("%s; it is optional, going on", msg)
+        self._next_init_script()
+
+    def _progress(self):
+        """Start waiting services whose dependencies are ready; fail those whose requirement failed."""
+        moved = True
+        while moved:
+            moved = False
+            for s in self.services.values():
+                if s.state != S.WAITING:
+                    continue
+                deps = [self.services.get(d) for d in self.deps.get(s.name, [])]
+                bad = [d for d in deps if d is not None and d.state in (S.FAILED, S.SKIPPED)
+                       and d.name in s.spec.requires]
+                if bad:
+                    s.dep_failed(bad[0].name)
+                    moved = True
+                elif all(d is None or d.ready or d.state in (S.FAILED, S.SKIPPED)
+                         or (d.state == S.DOWN and not d.want_up) for d in deps):
+                    s.deps_ready()
+                    moved = True
+        if self.booting and self.init_pid is None and not self.init_queue \
+                and all(s.state not in (S.WAITING, S.PRE, S.STARTING) for s in self.services.values()):
+            cb, self.booting = self.booting, None
+            cb(True, 0)
+
+    # ---- shutdown -----------------------------------------------------------
+
+    def stop_all(self):
+        """Stop services wave by wave, last wave first."""
+        self.stopping = True
+        self.booting = None
+        self._stop_next_wave()
+
+    def _stop_next_wave(self):
+        waves = [w for w in self.order] + [[n for n in self.services if not any(n in w for w in self.order)]]
+        for wave in reversed(waves):
+            live = [self.services[n] for n in wave if n in self.services and self.services[n].pids()]
+            if live:
+                for s in live:
+                    if s.state != S.STOPPING:
+                        s.stop()
+                return
+        for s in self.services.values():  # nothing running: make sure no restart is pending
+            s.want_up = False
+            if s.state in (S.BACKOFF, S.WAITING):
+                s._set(S.DOWN, "stopped")
+
+    def all_down(self):
+        return all(not s.pids() for s in self.services.values()) and self.init_pid is None
+
+    def pids(self):
+        out = [p for s in self.services.values() for p in s.pids()]
+        return out + ([self.init_pid] if self.init_pid else [])
+
+    # ---- events from the loop ------------------------------------------------
+
+    def on_exit(self, pid, code):
+        if pid == self.init_pid:
+            self.init_pid = None
+            self._init_script_done(code)
+            return True
+        for s in list(self.services.values()):
+            if pid in s.pids():
+                s.on_exit(pid, code)
+                return True
+        return False
+
+    def next_deadline(self):
+        ds = [s.deadline for s in self.services.values() if s.deadline is not None]
+        return min(ds) if ds else None
+
+    def on_timer(self, now):
+        for s in list(self.services.values()):
+            if s.deadline is not None and now >= s.deadline:
+                s.on_timer(now)
+
+    # ---- the host interface of svc.Service ----------------------------------
+
+    def now(self):
+        return self.ops.now()
+
+    def kill_group(self, pid, sig):
+        if not self.ops.killpg(pid, sig):
+            self.ops.kill(pid, sig)
+
+    def kill_leftovers(self, pgid):
+        self.ops.killpg(pgid, 9)
+
+    def changed(self, s):
+        if s.state in (S.DOWN, S.FAILED, S.DONE) and not s.pids():
+            self._close_fds(s.name)
+            if s.removed and self.services.get(s.name) is s:
+                del self.services[s.name]
+            rep = s.replacement
+            if rep is not None and self.services.get(s.name) is s:
+                self.services[s.name] = rep
+                if rep.spec.enabled and rep.state == S.DOWN and not self.stopping:
+                    rep.start()
+        if self.stopping:
+            self._stop_next_wave()
+        else:
+            self._progress()
+        if self.on_change:
+            self.on_change()
+
+    def read_pidfile(self, path):
+        try:
+            with open(path) as f:
+                pid = int(f.read().split()[0])
+            os.kill(pid, 0)
+            return pid
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def probe(self, ready):
+        try:
+            if ready.kind == "file":
+                return os.path.exists(ready.path)
+            if ready.kind == "tcp":
+                host = ready.host or "127.0.0.1"
+                fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+                with socket.socket(fam, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as c:
+                    c.settimeout(0.05)
+                    c.connect((host, int(ready.port)))
+                return True
+            if ready.kind == "unix":
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as c:
+                    c.settimeout(0.05)
+                    c.connect(ready.path)
+                return True
+        except OSError:
+            return False
+        return False
+
+    def _close_fds(self, name):
+        fd = self.ready_fds.pop(name, None)
+        if fd is not None:
+            self.loop.remove_reader(fd)
+            os.close(fd)
+        sock = self.notify_socks.pop(name, None)
+        if sock is not None:
+            self.loop.remove_reader(sock.fileno())
+            sock.close()
+
+    def launch(self, s, argv, main):
+        """Spawn a pre command or the service process with its user, env, output and readiness fds."""
+        spec = s.spec
+        if spec.builtin:
+            from richinit import builtin
+            argv = builtin.argv(spec.builtin, self.python, *argv[2:])
+        env = dict(self.env)
+        env.update({k: str(v) for k, v in spec.environment.items()})
+        if spec.env_files:
+            from richinit.services.spec import read_env_files
+            extra, errors = read_env_files(spec.env_files)
+            for e in errors:
+                log.warning("%s: %s", s.name, e)
+            env.update(extra)
+        user = None
+        if spec.user is not None or spec.group is not None:
+            user = _passwd_lookup(spec.user, spec.group)
+        sink = self.sinks.get(s.name)
+        if spec.log.kind == "none":
+            out = os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC)
+        else:
+            if sink is None:
+                sink = self.sinks[s.name] = OutputSink(self, s.name, spec.log)
+            out = sink.wfd
+        extra_fds = {}
+        if main:
+            self._close_fds(s.name)
+            if spec.ready.kind == "fd":
+                rfd, wfd = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+                self.ready_fds[s.name] = rfd
+                self.loop.add_reader(rfd, lambda fd, s=s: self._ready_fd(s, fd))
+                extra_fds[spec.ready.fd] = wfd
+            elif spec.ready.kind == "notify":
+                env["NOTIFY_SOCKET"] = self._notify_socket(s)
+        try:
+            return spawn(argv, env=env, cwd=spec.workdir or "/", user=user, stdio=(None, out, out),
+                         extra_fds=extra_fds)
+        finally:
+            for fd in extra_fds.values():
+                os.close(fd)
+            if spec.log.kind == "none":
+                os.close(out)
+
+    def _ready_fd(self, s, fd):
+        try:
+            data = os.read(fd, 512)
+        except BlockingIOError:
+            return
+        if b"\n" in data:
+            s.on_ready()
+        if not data or b"\n" in data:
+            self._close_fds(s.name)
+
+    def _notify_socket(self, s):
+        d = os.path.join(self.control_dir, "notify")
+        os.makedirs(d, mode=0o755, exist_ok=True)
+        path = os.path.join(d, s.name + ".sock")
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+        sock.bind(path)
+        os.chmod(path, 0o666)  # the service may run as any user
+        self.notify_socks[s.name] = sock
+        self.loop.add_reader(sock.fileno(), lambda fd, s=s, sock=sock: self._notified(s, sock))
+        return path
+
+    def _notified(self, s, sock):
+        try:
+            data = sock.recv(4096)
+        except BlockingIOError:
+            return
+        if b"READY=1" in data.split(b"\n"):
+            s.on_ready()
+
+    # ---- control ------------------------------------------------------------
+
+    def status(self):
+        now = self.ops.now()
+        return [self.services[n].status(now) for n in sorted(self.services)]

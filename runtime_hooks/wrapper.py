@@ -1,0 +1,253 @@
+"""rich-runtime: an OCI runtime CLI wrapper (the nvidia-container-runtime pattern).
+
+Engines call it exactly as they would call runc. On `create` and `run`, when rich mode is on for
+the container, it rewrites BUNDLE/config.json (runtime_hooks.ociconfig) and then execs the real
+runtime with the same argv. Everything else — every other subcommand, every global flag — is a
+pure exec: stdio, every inherited fd and LISTEN_FDS reach the real runtime untouched; nothing is
+proxied.
+
+It runs on every runtime call, so start-up is kept cheap: the pass-through path imports only os
+and sys (settings.py parses runtime.yaml without yaml); json and the rewrite are imported only
+when a config.json has to be read.
+
+Bad input (a missing bundle, config.json that is not JSON or lacks `process`, an unreadable
+rootfs, a bad io.richinit.* annotation, a broken runtime.yaml) → one line naming the file and
+field on stderr (and in the engine's --log file), exit 1, the real runtime is not called and
+config.json is not touched.
+
+    python -m runtime_hooks.wrapper [GLOBAL FLAGS] COMMAND [ARGS]   (console script: rich-runtime)
+"""
+
+import os
+import sys
+
+from runtime_hooks import settings as settings_mod
+
+PROG = "rich-runtime"
+EXIT_BAD_INPUT = 1
+EXIT_NO_RUNTIME = 127
+
+# Subcommands of runc, crun and runsc (go-runc calls most of them). Knowing them lets an unknown
+# global flag be told apart from a flag followed by its value.
+SUBCOMMANDS = frozenset((
+    "create", "run", "start", "state", "kill", "delete", "exec", "ps", "pause", "resume", "update",
+    "checkpoint", "restore", "events", "features", "spec", "list", "help", "boot", "debug", "do", "gofer",
+    "install", "mitigate", "port-forward", "symbolize", "tar", "wait", "metric-export", "metric-metadata",
+    "metric-server", "flags", "usage", "commands", "mount",
+))
+# Global flags taking a value (runc, crun; runsc's Go flags take one dash or two).
+VALUE_FLAGS = frozenset((
+    "root", "log", "log-format", "criu", "rootless", "cgroup-manager", "log-level",
+    "debug-log", "panic-log", "coverage-report", "debug-log-format", "network", "platform", "file-access",
+    "overlay2", "watchdog-action", "strace-syscalls", "strace-log-size", "net-raw", "gso", "config",
+    "profile-block", "profile-cpu", "profile-heap", "profile-mutex", "trace", "num-network-channels",
+))
+BOOL_FLAGS = frozenset((
+    "debug", "systemd-cgroup", "help", "h", "version", "v", "V", "usage", "strace", "alsologtostderr",
+    "TESTONLY-unsafe-nonroot", "ignore-cgroups", "rootless-ok",
+))
+BUNDLE_FLAGS = ("bundle", "b")
+REWRITE_COMMANDS = ("create", "run")
+
+
+class WrapperError(Exception):
+    """One line: 'FILE: FIELD: reason'."""
+
+
+class Call:
+    """What an argv asks the runtime to do, as far as the wrapper cares."""
+
+    def __init__(self, command=None, index=None, bundle=None, log=None, log_format=None):
+        self.command = command  # first non-flag argument, or None (--version, --help, nothing)
+        self.index = index  # its position in the argument list
+        self.bundle = bundle  # last --bundle/-b/-bundle of the subcommand (None: the cwd)
+        self.log = log  # the engine's --log file, to report our own errors there too
+        self.log_format = log_format
+
+    def __repr__(self):
+        return "Call(%r)" % vars(self)
+
+
+def _flag(token):
+    """('name', value-or-None) of a -x/--x/-x=v/--x=v token; None if not a flag."""
+    if len(token) < 2 or token[0] != "-" or token == "--":
+        return None
+    name = token.lstrip("-")
+    if not name:
+        return None
+    name, eq, value = name.partition("=")
+    return name, (value if eq else None)
+
+
+def parse_argv(args):
+    """Find the subcommand, the bundle and the --log file in runtime args (argv without argv[0]).
+
+    Flags are only looked at, never interpreted or re-ordered: the real runtime gets args as is.
+    """
+    call = Call()
+    i, n = 0, len(args)
+    while i < n:  # global flags
+        tok = args[i]
+        f = _flag(tok)
+        if f is None:
+            if tok == "--":
+                return call
+            call.command, call.index = tok, i
+            break
+        name, value = f
+        if value is None and name not in BOOL_FLAGS and i + 1 < n and (
+                name in VALUE_FLAGS or args[i + 1] not in SUBCOMMANDS):
+            value = args[i + 1]
+            i += 1
+        if name == "log":
+            call.log = value
+        elif name == "log-format":
+            call.log_format = value
+        i += 1
+    if call.command not in REWRITE_COMMANDS:
+        return call
+    i = call.index + 1
+    while i < n:  # the subcommand's flags: the bundle, last one wins (space or '=')
+        tok = args[i]
+        if tok == "--":
+            break
+        f = _flag(tok)
+        if f and f[0] in BUNDLE_FLAGS:
+            if f[1] is not None:
+                call.bundle = f[1]
+            elif i + 1 < n:
+                call.bundle = args[i + 1]
+                i += 1
+        i += 1
+    return call
+
+
+# ---------------------------------------------------------------- the rewrite (create / run only)
+
+def _read_config(bundle):
+    path = os.path.join(bundle, "config.json")
+    if not os.path.isdir(bundle):
+        raise WrapperError("%s: bundle: no such directory" % bundle)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+            st = os.fstat(f.fileno())
+    except FileNotFoundError:
+        raise WrapperError("%s: missing" % path)
+    except OSError as e:
+        raise WrapperError("%s: cannot read: %s" % (path, e.strerror))
+    import json
+    try:
+        cfg = json.loads(data)
+    except ValueError as e:
+        raise WrapperError("%s: not JSON: %s" % (path, e))
+    return path, cfg, st
+
+
+def _check_rootfs(bundle, cfg, path):
+    root = os.path.join(bundle, cfg["root"]["path"])
+    try:
+        fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise WrapperError("%s: root.path: %s: %s" % (path, root, e.strerror))
+    os.close(fd)
+
+
+def _write_atomically(path, data, st):
+    """Temp file next to config.json with its mode and owner, fsync, rename over it."""
+    d, base = os.path.split(path)
+    tmp = os.path.join(d, ".%s.rich-%d" % (base, os.getpid()))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), st.st_mode & 0o7777)
+            if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+                os.fchown(f.fileno(), st.st_uid, st.st_gid)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def prepare_bundle(bundle, conf):
+    """Rewrite BUNDLE/config.json for rich mode if it asks for it; returns True if rewritten."""
+    from runtime_hooks import ociconfig
+    from runtime_hooks.portable_manifest import BuildError, load_manifest, richinit_argv
+
+    path, cfg, st = _read_config(bundle)
+    try:
+        if not isinstance(cfg, dict):
+            raise ociconfig.ConfigError("(top level): must be a JSON object")
+        if not ociconfig.wants_rich(cfg, conf.rich) or ociconfig.is_rewritten(cfg):
+            return False
+        ociconfig.validate(cfg)
+    except ociconfig.ConfigError as e:
+        raise WrapperError("%s: %s" % (path, e))
+    _check_rootfs(bundle, cfg, path)
+    runtime_dir = os.path.realpath(conf.runtime_dir)
+    try:
+        manifest = load_manifest(runtime_dir)
+    except BuildError as e:
+        raise WrapperError(str(e))
+    hooks = ociconfig.rich_hooks(conf.hook, conf.hook_timeout) if conf.hook else None
+    try:
+        new = ociconfig.rewrite(cfg, runtime_dir, richinit_argv(loader=manifest["loader"]), hooks)
+    except ociconfig.ConfigError as e:
+        raise WrapperError("%s: %s" % (path, e))
+    import json
+    try:
+        _write_atomically(path, json.dumps(new).encode(), st)
+    except OSError as e:
+        raise WrapperError("%s: cannot write: %s" % (path, e.strerror))
+    return True
+
+
+# ---------------------------------------------------------------- main
+
+def _report(msg, call):
+    line = "%s: %s" % (PROG, msg)
+    sys.stderr.write(line + "\n")
+    if call is not None and call.log:
+        # containerd (go-runc) shows the runtime's --log on failure: put our reason there too.
+        try:
+            if call.log_format == "json":
+                import json
+                import time
+                text = json.dumps({"level": "error", "msg": line,
+                                   "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+            else:
+                text = line
+            with open(call.log, "a") as f:
+                f.write(text + "\n")
+        except OSError:
+            pass
+
+
+def main(argv=None):
+    argv = sys.argv if argv is None else argv
+    args = list(argv[1:])
+    call = None
+    try:
+        call = parse_argv(args)
+        conf = settings_mod.load(os.environ.get("RICHINIT_RUNTIME_CONFIG") or settings_mod.DEFAULT_PATH)
+        real = settings_mod.resolve_runtime(conf.runtime, self_path=argv[0] if argv else None)
+        if call.command in REWRITE_COMMANDS and conf.rich != "off":
+            prepare_bundle(call.bundle or os.getcwd(), conf)
+    except (WrapperError, settings_mod.SettingsError) as e:
+        _report(str(e), call)
+        return EXIT_BAD_INPUT
+    try:
+        os.execv(real, [real] + args)
+    except OSError as e:
+        _report("%s: cannot execute: %s" % (real, e.strerror), call)
+        return EXIT_NO_RUNTIME
+
+
+if __name__ == "__main__":
+    sys.exit(main())
