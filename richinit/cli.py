@@ -2,18 +2,19 @@
 
 Every option has an environment twin (RICHINIT_GRACE for --grace, ...); the
 command line wins. Bad input exits 2 with a usage line and one error line, never
-a traceback.
+a traceback. Parsed by hand rather than with argparse: argparse (with re, gettext)
+costs PID 1 about 1 MB of private memory for as long as it lives.
 """
 
-import argparse
 import os
 import sys
 
 from richinit import signals as sigs
 
-USAGE = "richinit [OPTIONS] -- CMD [ARGS...]"
+USAGE = "usage: richinit [OPTIONS] -- CMD [ARGS...]"
 
-DESCRIPTION = """\
+HELP = USAGE + """
+
 A PID 1 for containers: runs CMD, reaps every process, forwards signals to CMD,
 stops everything within bounded time, and exits with CMD's exit code (128+N when
 CMD died of signal N; 127/126 when CMD cannot be found/executed).
@@ -28,11 +29,39 @@ services stop in reverse order after CMD. --vm keeps the container up after CMD
 exits, until a stop signal (CMD is optional then). richctl talks to the control
 socket in --control-dir.
 
+options:
+  --grace SECONDS         how long CMD has to exit after the stop signal (default 10)
+  --kill-grace SECONDS    how long every other process has after SIGTERM before
+                          SIGKILL (default 5)
+  --rewrite SIG:SIG       rewrite a signal before forwarding it, e.g. TERM:QUIT;
+                          SIG:0 drops it (repeatable)
+  --forward child|group|session
+                          forward signals to CMD (default), its process group, or
+                          every process of its session
+  --services all|none|NAME,...
+                          supervise services from services.d: all of them, or the
+                          named ones (default none)
+  --vm                    keep running after CMD exits, until a stop signal
+                          (implies --services all)
+  --control-dir DIR       where control.sock lives (default /run/richinit)
+  --no-save-env           do not save the environment for ssh logins and cron jobs
+  -v, --verbose           log more (-vv: debug)
+  -h, --help              show this help and exit
+  --version               show the version and exit
+
 Every option can also be set as an environment variable: RICHINIT_GRACE,
 RICHINIT_KILL_GRACE, RICHINIT_REWRITE (comma-separated), RICHINIT_FORWARD,
 RICHINIT_VERBOSE (a count), RICHINIT_SERVICES, RICHINIT_VM (1/0),
 RICHINIT_CONTROL_DIR, RICHINIT_SAVE_ENV (1/0).
 """
+
+FORWARD_MODES = ("child", "group", "session")
+_WITH_VALUE = ("--grace", "--kill-grace", "--rewrite", "--forward", "--services", "--control-dir")
+_FLAGS = ("--vm", "--no-save-env", "--verbose", "--help", "--version")
+
+
+class UsageError(Exception):
+    pass
 
 
 class Options:
@@ -49,84 +78,34 @@ class Options:
     save_env = True
 
 
-def _seconds(text):
-    v = float(text)
+def _seconds(text, what):
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
     if not 0 <= v <= 86400 * 365:
-        raise ValueError
+        raise UsageError("%s: not a number of seconds: %r" % (what, text))
     return v
 
 
-def _rewrite(text):
-    return sigs.parse_rewrite(text)
-
-
-_seconds.__name__ = "seconds"
-_rewrite.__name__ = "SIG:SIG"
-
-
-def _parser():
-    p = argparse.ArgumentParser(prog="richinit", usage=USAGE, description=DESCRIPTION,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--grace", type=_seconds, metavar="SECONDS",
-                   help="how long the main child has to exit after the stop signal (default 10)")
-    p.add_argument("--kill-grace", type=_seconds, metavar="SECONDS",
-                   help="how long every other process has after SIGTERM before SIGKILL (default 5)")
-    p.add_argument("--rewrite", type=_rewrite, action="append", metavar="SIG:SIG",
-                   help="rewrite a signal before forwarding it, e.g. TERM:QUIT; SIG:0 drops it (repeatable)")
-    p.add_argument("--forward", choices=("child", "group", "session"),
-                   help="forward signals to the main child (default), its process group, or its session")
-    p.add_argument("--services", metavar="all|none|NAME,...",
-                   help="supervise services from services.d: all of them, or the named ones (default none)")
-    p.add_argument("--vm", action="store_true", default=None,
-                   help="keep running after CMD exits, until a stop signal (implies --services all)")
-    p.add_argument("--control-dir", metavar="DIR", help="where control.sock lives (default /run/richinit)")
-    p.add_argument("--no-save-env", dest="save_env", action="store_false", default=None,
-                   help="do not save the environment for ssh logins and cron jobs")
-    p.add_argument("-v", "--verbose", action="count", help="log more (repeat for debug)")
-    p.add_argument("--version", action="version", version="richinit " + _version())
-    p.add_argument("cmd", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    return p
-
-
-def _version():
-    from richinit import __version__
-    return __version__
-
-
-def _env_defaults(p, environ):
-    """Turn RICHINIT_* variables into option values, with errors naming the variable."""
-    d = {}
+def _rewrites(items, what):
     try:
-        if "RICHINIT_GRACE" in environ:
-            d["grace"] = _seconds(environ["RICHINIT_GRACE"])
-        if "RICHINIT_KILL_GRACE" in environ:
-            d["kill_grace"] = _seconds(environ["RICHINIT_KILL_GRACE"])
-    except ValueError:
-        p.error("RICHINIT_GRACE/RICHINIT_KILL_GRACE: not a number of seconds")
-    if environ.get("RICHINIT_REWRITE"):
-        try:
-            d["rewrite"] = [sigs.parse_rewrite(r) for r in environ["RICHINIT_REWRITE"].split(",") if r]
-        except ValueError as e:
-            p.error("RICHINIT_REWRITE: %s" % e)
-    if "RICHINIT_FORWARD" in environ:
-        if environ["RICHINIT_FORWARD"] not in ("child", "group", "session"):
-            p.error("RICHINIT_FORWARD: must be child, group or session")
-        d["forward"] = environ["RICHINIT_FORWARD"]
-    if environ.get("RICHINIT_VERBOSE"):
-        try:
-            d["verbose"] = int(environ["RICHINIT_VERBOSE"])
-        except ValueError:
-            p.error("RICHINIT_VERBOSE: must be a number")
-    for key, var in (("vm", "RICHINIT_VM"), ("save_env", "RICHINIT_SAVE_ENV")):
-        if var in environ:
-            val = environ[var].strip().lower()
-            if val not in ("1", "0", "true", "false", "yes", "no", ""):
-                p.error("%s: must be 1 or 0" % var)
-            d[key] = val in ("1", "true", "yes")
-    for key, var in (("services", "RICHINIT_SERVICES"), ("control_dir", "RICHINIT_CONTROL_DIR")):
-        if environ.get(var):
-            d[key] = environ[var]
-    return d
+        return dict(sigs.parse_rewrite(r) for r in items if r)
+    except ValueError as e:
+        raise UsageError("%s: %s" % (what, e)) from None
+
+
+def _forward(text, what):
+    if text not in FORWARD_MODES:
+        raise UsageError("%s: must be child, group or session, not %r" % (what, text))
+    return text
+
+
+def _bool(text, what):
+    val = text.strip().lower()
+    if val not in ("1", "0", "true", "false", "yes", "no", ""):
+        raise UsageError("%s: must be 1 or 0" % what)
+    return val in ("1", "true", "yes")
 
 
 def _services(text):
@@ -136,33 +115,104 @@ def _services(text):
         return None
     if text == "all":
         return "all"
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    return names or None
+    return [n.strip() for n in text.split(",") if n.strip()] or None
+
+
+def _split(argv):
+    """argv -> ({option: [values]}, flags counter, cmd). Stops at `--` or the first non-option."""
+    values, flags, i = {}, {}, 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            return values, flags, argv[i + 1:]
+        if not arg.startswith("-") or arg == "-":
+            return values, flags, argv[i:]
+        name, eq, val = arg.partition("=")
+        if name in _WITH_VALUE:
+            if not eq:
+                i += 1
+                if i >= len(argv):
+                    raise UsageError("%s needs a value" % name)
+                val = argv[i]
+            values.setdefault(name, []).append(val)
+        elif name in _FLAGS and not eq:
+            flags[name] = flags.get(name, 0) + 1
+        elif name == "-h":
+            flags["--help"] = 1
+        elif len(arg) > 1 and arg[1] != "-" and set(arg[1:]) == {"v"}:
+            flags["--verbose"] = flags.get("--verbose", 0) + len(arg) - 1
+        else:
+            raise UsageError("unrecognized option: %s" % arg)
+        i += 1
+    return values, flags, []
+
+
+def _from_env(environ):
+    """Option values from RICHINIT_* variables, with errors naming the variable."""
+    d = {}
+    if "RICHINIT_GRACE" in environ:
+        d["grace"] = _seconds(environ["RICHINIT_GRACE"], "RICHINIT_GRACE")
+    if "RICHINIT_KILL_GRACE" in environ:
+        d["kill_grace"] = _seconds(environ["RICHINIT_KILL_GRACE"], "RICHINIT_KILL_GRACE")
+    if environ.get("RICHINIT_REWRITE"):
+        d["rewrite"] = _rewrites(environ["RICHINIT_REWRITE"].split(","), "RICHINIT_REWRITE")
+    if "RICHINIT_FORWARD" in environ:
+        d["forward"] = _forward(environ["RICHINIT_FORWARD"], "RICHINIT_FORWARD")
+    if environ.get("RICHINIT_VERBOSE"):
+        try:
+            d["verbose"] = int(environ["RICHINIT_VERBOSE"])
+        except ValueError:
+            raise UsageError("RICHINIT_VERBOSE: must be a number") from None
+    for key, var in (("vm", "RICHINIT_VM"), ("save_env", "RICHINIT_SAVE_ENV")):
+        if var in environ:
+            d[key] = _bool(environ[var], var)
+    for key, var in (("services", "RICHINIT_SERVICES"), ("control_dir", "RICHINIT_CONTROL_DIR")):
+        if environ.get(var):
+            d[key] = environ[var]
+    return d
+
+
+def _build(argv, environ):
+    values, flags, cmd = _split(argv)
+    if flags.get("--help"):
+        sys.stdout.write(HELP)
+        sys.exit(0)
+    if flags.get("--version"):
+        from richinit import __version__
+        sys.stdout.write("richinit %s\n" % __version__)
+        sys.exit(0)
+    env = _from_env(environ)
+    last = lambda name: values[name][-1] if name in values else None  # noqa: E731
+    o = Options()
+    o.grace = _seconds(last("--grace"), "--grace") if "--grace" in values else env.get("grace", Options.grace)
+    o.kill_grace = _seconds(last("--kill-grace"), "--kill-grace") if "--kill-grace" in values \
+        else env.get("kill_grace", Options.kill_grace)
+    o.rewrite = _rewrites(values["--rewrite"], "--rewrite") if "--rewrite" in values else env.get("rewrite", {})
+    o.forward = _forward(last("--forward"), "--forward") if "--forward" in values \
+        else env.get("forward", Options.forward)
+    o.verbose = flags.get("--verbose", env.get("verbose", 0))
+    o.vm = bool(flags.get("--vm")) or env.get("vm", False)
+    if "--services" in values:
+        o.services = _services(last("--services"))
+    elif "services" in env:
+        o.services = _services(env["services"])
+    elif o.vm:
+        o.services = "all"
+    o.control_dir = last("--control-dir") or env.get("control_dir", Options.control_dir)
+    o.save_env = False if flags.get("--no-save-env") else env.get("save_env", True)
+    if not cmd and not o.vm:
+        raise UsageError("no command given")
+    o.cmd = list(cmd)
+    o.faults = tuple(f for f in environ.get("RICHINIT_INJECT_FAULT", "").split(",") if f)
+    return o
 
 
 def parse(argv=None, environ=None):
+    """Options from argv and the environment; on bad input: usage + one line on stderr, exit 2."""
     environ = os.environ if environ is None else environ
     argv = sys.argv[1:] if argv is None else argv
-    p = _parser()
-    env = _env_defaults(p, environ)
-    a = p.parse_args(argv)
-    o = Options()
-    o.grace = a.grace if a.grace is not None else env.get("grace", Options.grace)
-    o.kill_grace = a.kill_grace if a.kill_grace is not None else env.get("kill_grace", Options.kill_grace)
-    o.rewrite = dict(a.rewrite if a.rewrite is not None else env.get("rewrite", []))
-    o.forward = a.forward or env.get("forward", Options.forward)
-    o.verbose = a.verbose if a.verbose is not None else env.get("verbose", 0)
-    o.vm = a.vm if a.vm is not None else env.get("vm", False)
-    o.services = _services(a.services if a.services is not None else env.get("services"))
-    if o.vm and o.services is None and a.services is None and "services" not in env:
-        o.services = "all"
-    o.control_dir = a.control_dir or env.get("control_dir", Options.control_dir)
-    o.save_env = a.save_env if a.save_env is not None else env.get("save_env", True)
-    cmd = list(a.cmd)
-    if cmd and cmd[0] == "--":
-        cmd = cmd[1:]
-    if not cmd and not o.vm:
-        p.error("no command given (richinit [OPTIONS] -- CMD [ARGS...])")
-    o.cmd = cmd
-    o.faults = tuple(f for f in environ.get("RICHINIT_INJECT_FAULT", "").split(",") if f)
-    return o
+    try:
+        return _build(list(argv), environ)
+    except UsageError as e:
+        sys.stderr.write("%s\nrichinit: error: %s\n" % (USAGE, e))
+        sys.exit(2)

@@ -1,15 +1,16 @@
-"""The one place PID 1 blocks: a selector over a signal wakeup pipe and other fds.
+"""The one place PID 1 blocks: epoll over a signal wakeup pipe and other fds.
 
 Signal handlers do no work: the C-level handler writes the signal number into a
 pipe (signal.set_wakeup_fd) and the Python-level handler is a no-op. The loop
 reads the numbers and hands them to the state machine in order, then drains
 waitpid. select() gets a timeout only when a timer is due, so an idle PID 1
-never wakes up.
+never wakes up. (select.epoll directly: the selectors module pulls in collections
+and math, about 0.3 MB PID 1 does not need.)
 """
 
+import _signal as signal  # not the enum-heavy package: see signals.py
 import os
-import selectors
-import signal
+import select
 import time
 
 from richinit import log
@@ -22,9 +23,10 @@ def _noop(signum, frame):
 
 class Loop:
     def __init__(self):
-        self.sel = selectors.DefaultSelector()
+        self.ep = select.epoll()
+        self.callbacks = {}  # fd -> callback(fd)
         self.rfd, self.wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self.sel.register(self.rfd, selectors.EVENT_READ, None)
+        self.ep.register(self.rfd, select.EPOLLIN)
         self.components = []  # objects with next_deadline() / on_timer(now)
         signal.set_wakeup_fd(self.wfd, warn_on_full_buffer=False)
         for sig in catchable():
@@ -34,13 +36,15 @@ class Loop:
                 pass
 
     def add_reader(self, fd, callback):
-        self.sel.register(fd, selectors.EVENT_READ, callback)
+        self.ep.register(fd, select.EPOLLIN)
+        self.callbacks[fd] = callback
 
     def remove_reader(self, fd):
-        try:
-            self.sel.unregister(fd)
-        except (KeyError, ValueError):
-            pass
+        if self.callbacks.pop(fd, None) is not None:
+            try:
+                self.ep.unregister(fd)
+            except OSError:
+                pass
 
     def _pending_signals(self):
         out = []
@@ -66,14 +70,13 @@ class Loop:
         while init.phase != "done":
             try:
                 deadline = init.deadline
-                timeout = None if deadline is None else max(0.0, deadline - ops.now())
-                events = self.sel.select(timeout)
-                for key, _ in events:
-                    if key.fd == self.rfd:
+                timeout = -1 if deadline is None else max(0.0, deadline - ops.now())
+                for fd, _ in self.ep.poll(timeout):
+                    if fd == self.rfd:
                         for sig in self._pending_signals():
                             self._guard("signal %d" % sig, init.on_signal, sig)
-                    else:
-                        self._guard("fd %d" % key.fd, key.data, key.fd)
+                    elif fd in self.callbacks:  # an earlier callback may have removed it
+                        self._guard("fd %d" % fd, self.callbacks[fd], fd)
                 if init.deadline is not None and ops.now() >= init.deadline:
                     self._guard("timer", init.on_timer, ops.now())
                 self._reap(init, ops)

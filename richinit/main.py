@@ -71,7 +71,10 @@ def _setup_services(opts, loop, ops, is_pid1):
     if opts.save_env:
         try:
             from richinit import environ
-            environ.boot()
+            for note in environ.boot():
+                log.info("%s", note)
+            del environ
+            sys.modules.pop("richinit.environ", None)  # boot-time only (shlex, json)
         except Exception:
             log.exception("cannot save the environment for logins and cron (going on)")
     return sup
@@ -93,9 +96,8 @@ def main(argv=None):
 
     loop = Loop()  # handlers first: a signal that arrives from now on is not lost
     ops = SysOps(is_pid1)
-    del cli  # argparse is not needed any more; let the module go
+    del cli  # not needed any more; let the module (and its help text) go
     sys.modules.pop("richinit.cli", None)
-    sys.modules.pop("argparse", None)
 
     sup = _setup_services(opts, loop, ops, is_pid1)
     app_env = _child_env(listen)

@@ -16,7 +16,7 @@ half-way leaves a consistent state with a timer that will move things on: a stop
 never hang.
 """
 
-import signal
+import _signal as signal  # not the enum-heavy package: see signals.py
 
 from richinit import log
 from richinit import signals as sigs

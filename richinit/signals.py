@@ -1,6 +1,19 @@
-"""Which signals PID 1 owns, forwards or leaves alone, and how names parse."""
+"""Which signals PID 1 owns, forwards or leaves alone, and how names parse.
 
-import signal
+PID 1's modules use the C module `_signal` (as `signal`) rather than the `signal`
+package: the latter wraps every number in an IntEnum and so loads enum, collections
+and functools, about 0.5 MB that PID 1 would carry for its whole life.
+"""
+
+import _signal as signal
+
+# Canonical names first, so aliases (SIGIOT, SIGCLD, SIGPOLL) do not win.
+_CANONICAL = ("SIGHUP SIGINT SIGQUIT SIGILL SIGTRAP SIGABRT SIGBUS SIGFPE SIGKILL SIGUSR1 SIGSEGV SIGUSR2 "
+              "SIGPIPE SIGALRM SIGTERM SIGSTKFLT SIGCHLD SIGCONT SIGSTOP SIGTSTP SIGTTIN SIGTTOU SIGURG "
+              "SIGXCPU SIGXFSZ SIGVTALRM SIGPROF SIGWINCH SIGIO SIGPWR SIGSYS").split()
+NAMES = {getattr(signal, n): n for n in _CANONICAL if hasattr(signal, n)}
+NUMBERS = {n: v for n, v in vars(signal).items()
+           if n.startswith("SIG") and not n.startswith("SIG_") and isinstance(v, int)}
 
 # Signals that start a shutdown. SIGRTMIN+3 is systemd's halt signal, which
 # engines such as podman --systemd send; SIGPWR is LXC's and the kernel's.
@@ -43,19 +56,17 @@ def parse(text):
             if signal.SIGRTMIN <= n <= signal.SIGRTMAX:
                 return n
             raise ValueError("no signal %s" % text)
-    try:
-        return int(getattr(signal.Signals, t))
-    except AttributeError:
-        raise ValueError("unknown signal %r" % text) from None
+    if t in NUMBERS:
+        return NUMBERS[t]
+    raise ValueError("unknown signal %r" % text)
 
 
 def name(sig):
-    try:
-        return signal.Signals(sig).name
-    except ValueError:
-        if signal.SIGRTMIN < sig <= signal.SIGRTMAX:
-            return "SIGRTMIN+%d" % (sig - signal.SIGRTMIN)
-        return str(sig)
+    if sig in NAMES:
+        return NAMES[sig]
+    if signal.SIGRTMIN <= sig <= signal.SIGRTMAX:
+        return "SIGRTMIN+%d" % (sig - signal.SIGRTMIN) if sig > signal.SIGRTMIN else "SIGRTMIN"
+    return str(sig)
 
 
 def parse_rewrite(text):

@@ -7,9 +7,9 @@ parent knows "command not found" (127) from "not executable" (126) before it
 treats the pid as running.
 """
 
+import _signal as signal  # not the enum-heavy package: see signals.py
 import errno
 import os
-import signal
 
 from richinit.signals import catchable
 

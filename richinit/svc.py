@@ -47,6 +47,7 @@ class Service:
         self.deadline = None     # the one timer; `due` says what it is for
         self.due = None
         self.ready_by = None
+        self.pidfile_by = float("inf")  # forking, no ready_timeout: the pidfile's own limit
         self.killed = False
         self.removed = False             # gone from services.d (reload): dropped once down
         self.replacement = None          # a changed definition waiting for this one to stop (reload)
@@ -111,7 +112,11 @@ class Service:
             if self.state == STARTING and self.spec.type == "forking" and self.pid is None:
                 if code != 0:
                     return self._start_failed("forking starter exited with %d" % code)
-                self.due, self.deadline = "pidfile", self.host.now()  # read it right away
+                now = self.host.now()
+                if self.ready_by == float("inf"):
+                    # No readiness limit (ready_timeout 0) must not mean polling the pidfile forever.
+                    self.pidfile_by = now + PIDFILE_WAIT
+                self.due, self.deadline = "pidfile", now  # read it right away
                 return
             if self.state == STOPPING and self.pid is None:
                 return self._stopped(code)
@@ -153,7 +158,7 @@ class Service:
             if pid:
                 self.pid = pid
                 self._after_spawn()
-            elif now >= self.ready_by:
+            elif now >= min(self.ready_by, self.pidfile_by):
                 self._start_failed("pidfile %s did not appear" % self.spec.pidfile)
             else:
                 self.due, self.deadline = "pidfile", now + PROBE_INTERVAL
@@ -190,6 +195,7 @@ class Service:
         self._set(PRE if self.spec.pre else STARTING, "")
         timeout = self.spec.ready_timeout
         self.ready_by = now + timeout if timeout else float("inf")
+        self.pidfile_by = float("inf")
         self._run_next()
 
     def _run_next(self):
@@ -239,6 +245,7 @@ class Service:
             # Stop what runs; the exit then goes through the restart policy.
             self.restart_after_stop = True
             self._send_stop()
+            self.reason = reason  # _send_stop said "stopping"; _stopped reports why it failed
             return
         self._exited(None, reason)
 

@@ -8,8 +8,6 @@ into a quiet no-op: at PID 1, a race with an exiting child is normal.
 import os
 import time
 
-from osbase import procfs
-
 
 class SysOps:
     def __init__(self, is_pid1):
@@ -33,6 +31,7 @@ class SysOps:
             return False
 
     def kill_session(self, sid, sig):
+        from osbase import procfs
         for pid in procfs.session_members(sid):
             self.kill(pid, sig)
 
@@ -44,6 +43,7 @@ class SysOps:
             except ProcessLookupError:
                 pass
             return
+        from osbase import procfs  # only when not PID 1
         for pid in procfs.descendants(self.pid):
             self.kill(pid, sig)
 

@@ -11,8 +11,7 @@ _impl = None
 
 
 def _load():
-    import importlib.machinery
-    import importlib.util
+    import importlib.machinery  # not importlib.util: it pulls in contextlib and more
     for base in sys.path:
         d = os.path.join(base or ".", "setproctitle")
         try:
@@ -21,9 +20,9 @@ def _load():
             continue
         for n in names:
             if n.startswith("_setproctitle") and n.endswith(".so"):
-                loader = importlib.machinery.ExtensionFileLoader("setproctitle._setproctitle", os.path.join(d, n))
-                spec = importlib.util.spec_from_loader(loader.name, loader)
-                mod = importlib.util.module_from_spec(spec)
+                path = os.path.join(d, n)
+                loader = importlib.machinery.ExtensionFileLoader("setproctitle._setproctitle", path)
+                mod = loader.create_module(importlib.machinery.ModuleSpec(loader.name, loader, origin=path))
                 loader.exec_module(mod)
                 return mod
     return None

@@ -208,15 +208,18 @@ def rich_hooks(hook_path, timeout=10, stages=HOOK_STAGES):
     return {stage: [hook_entry(hook_path, [stage], timeout=timeout)] for stage in stages}
 
 
-def rewrite(cfg, runtime_source, argv_prefix, hooks=None):
+def rewrite(cfg, runtime_source, argv_prefix, hooks=None, default_services=None):
     """A new config running the original process under richinit from the mounted runtime.
 
     runtime_source: host directory of the portable runtime (bind source);
     argv_prefix: the in-container command that starts richinit (portable.richinit_argv());
-    hooks: {stage: [entry]} to register, or None.
+    hooks: {stage: [entry]} to register, or None;
+    default_services: richinit's --services when io.richinit.services is absent (e.g. "all").
     The caller checks wants_rich() and is_rewritten() first; validate() runs here again.
     """
     opts = validate(cfg)
+    if opts.services is None and default_services:
+        opts.services = [default_services]
     new = copy.deepcopy(cfg)
     proc = new["process"]
     proc["args"] = list(argv_prefix) + opts.richinit_args() + ["--"] + list(proc["args"])

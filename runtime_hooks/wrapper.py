@@ -47,6 +47,8 @@ BOOL_FLAGS = frozenset((
     "TESTONLY-unsafe-nonroot", "ignore-cgroups", "rootless-ok",
 ))
 BUNDLE_FLAGS = ("bundle", "b")
+# create/run flags of runc, crun and runsc that take a value (to tell the container id from a value).
+SUB_VALUE_FLAGS = frozenset(("console-socket", "pid-file", "preserve-fds", "user-log", "panic-log"))
 REWRITE_COMMANDS = ("create", "run")
 
 
@@ -57,10 +59,11 @@ class WrapperError(Exception):
 class Call:
     """What an argv asks the runtime to do, as far as the wrapper cares."""
 
-    def __init__(self, command=None, index=None, bundle=None, log=None, log_format=None):
+    def __init__(self, command=None, index=None, bundle=None, log=None, log_format=None, container_id=None):
         self.command = command  # first non-flag argument, or None (--version, --help, nothing)
         self.index = index  # its position in the argument list
         self.bundle = bundle  # last --bundle/-b/-bundle of the subcommand (None: the cwd)
+        self.container_id = container_id  # create/run: the last positional argument
         self.log = log  # the engine's --log file, to report our own errors there too
         self.log_format = log_format
 
@@ -112,13 +115,19 @@ def parse_argv(args):
         if tok == "--":
             break
         f = _flag(tok)
-        if f and f[0] in BUNDLE_FLAGS:
+        if f is None:
+            call.container_id = tok  # runc and crun take the id last
+        elif f[0] in BUNDLE_FLAGS:
             if f[1] is not None:
                 call.bundle = f[1]
             elif i + 1 < n:
                 call.bundle = args[i + 1]
                 i += 1
+        elif f[0] in SUB_VALUE_FLAGS and f[1] is None:
+            i += 1
         i += 1
+    if call.container_id is None and i + 1 < n and args[i] == "--":
+        call.container_id = args[i + 1]
     return call
 
 
@@ -175,8 +184,13 @@ def _write_atomically(path, data, st):
         raise
 
 
-def prepare_bundle(bundle, conf):
-    """Rewrite BUNDLE/config.json for rich mode if it asks for it; returns True if rewritten."""
+def prepare_bundle(bundle, conf, container_id=None, runtime=None, argv0=None):
+    """Rewrite BUNDLE/config.json for rich mode if it asks for it; returns True if rewritten.
+
+    With a container id, the host side is prepared too (runtime_hooks.hostprep): /proc views
+    registered and bound through config.json mounts, quota directories applied (loop images must
+    be mounted before the runtime binds them), rich-hook registered for createRuntime/poststop.
+    """
     from runtime_hooks import ociconfig
     from runtime_hooks.portable_manifest import BuildError, load_manifest, richinit_argv
 
@@ -195,16 +209,40 @@ def prepare_bundle(bundle, conf):
         manifest = load_manifest(runtime_dir)
     except BuildError as e:
         raise WrapperError(str(e))
-    hooks = ociconfig.rich_hooks(conf.hook, conf.hook_timeout) if conf.hook else None
+    from runtime_hooks import hostprep
     try:
-        new = ociconfig.rewrite(cfg, runtime_dir, richinit_argv(loader=manifest["loader"]), hooks)
+        paths = hostprep.HostPaths.from_env()
+        hook = hostprep.find_hook(conf.hook, argv0)
+    except hostprep.PrepError as e:
+        raise WrapperError(str(e))
+    hooks = hostprep.hook_entries(hook, conf.hook_timeout, paths, runtime) if hook else None
+    # With the host side installed (the hook), the image's sshd/cron/syslog come up unless the
+    # annotation io.richinit.services narrows them (or says none).
+    host_side = container_id is not None and hook is not None and os.access(hook, os.X_OK)
+    try:
+        new = ociconfig.rewrite(cfg, runtime_dir, richinit_argv(loader=manifest["loader"]), hooks,
+                                default_services="all" if host_side else None)
     except ociconfig.ConfigError as e:
         raise WrapperError("%s: %s" % (path, e))
-    import json
+    undo = []
     try:
-        _write_atomically(path, json.dumps(new).encode(), st)
-    except OSError as e:
-        raise WrapperError("%s: cannot write: %s" % (path, e.strerror))
+        if host_side:
+            # Views and quotas need the hook (it records the init pid, and poststop undoes them).
+            mounts, u = hostprep.views_before_create(container_id, new, runtime, paths)
+            undo.append(u)
+            hostprep.add_view_mounts(new, mounts)
+            undo.append(hostprep.quota_before_create(container_id, new, bundle, paths))
+        import json
+        try:
+            _write_atomically(path, json.dumps(new).encode(), st)
+        except OSError as e:
+            raise WrapperError("%s: cannot write: %s" % (path, e.strerror))
+    except BaseException as e:
+        for u in reversed(undo):  # nothing half-applied
+            u()
+        if isinstance(e, hostprep.PrepError):
+            raise WrapperError("%s: %s" % (path, e))
+        raise
     return True
 
 
@@ -238,7 +276,7 @@ def main(argv=None):
         conf = settings_mod.load(os.environ.get("RICHINIT_RUNTIME_CONFIG") or settings_mod.DEFAULT_PATH)
         real = settings_mod.resolve_runtime(conf.runtime, self_path=argv[0] if argv else None)
         if call.command in REWRITE_COMMANDS and conf.rich != "off":
-            prepare_bundle(call.bundle or os.getcwd(), conf)
+            prepare_bundle(call.bundle or os.getcwd(), conf, call.container_id, real, argv[0] if argv else None)
     except (WrapperError, settings_mod.SettingsError) as e:
         _report(str(e), call)
         return EXIT_BAD_INPUT

@@ -1,0 +1,214 @@
+"""Host-side preparation of a rich container: /proc views and quota directories, shared by the
+rich-runtime wrapper (before the real runtime's `create`) and rich-hook (createRuntime, poststop).
+
+Where things live is a HostPaths, read from RICHINIT_* environment variables with the system
+defaults; the wrapper copies the ones that were set into the env of the hook entries it
+registers (hooks get an explicit env, never an inherited one), so a test or a second
+installation can keep everything in its own directories.
+
+    paths = HostPaths.from_env()
+    mounts, undo = views_before_create(cid, cfg, runtime, paths)   # wrapper: config.json mounts
+    qundo = quota_before_create(cid, cfg, bundle, paths)            # wrapper: loop images must exist first
+    hooks = hook_entries(hook_path, timeout, paths, runtime)        # rich-hook createRuntime/poststop
+
+Every failure is a PrepError whose text is one line; undo() callables put back what was done.
+"""
+
+import os
+
+ANNOT_VIEWS = "io.richinit.views"  # what the wrapper did about views: builtin | lxcfs | off
+HOOK_STAGES = ("createRuntime", "poststop")
+PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# (attribute, environment variable, default). Defaults of lxcfs/quota are imported lazily.
+_VARS = (
+    ("log_dir", "RICHINIT_LOG_DIR", "/var/log/richinit"),
+    ("state_dir", "RICHINIT_STATE_DIR", "/var/lib/richinit"),
+    ("views_mount", "RICHINIT_VIEWS_MOUNT", "/run/richinit/views"),
+    ("views_registry", "RICHINIT_VIEWS_REGISTRY", "/run/richinit/views.d"),
+    ("views_pidfile", "RICHINIT_VIEWS_PIDFILE", "/run/richinit/views.pid"),
+    ("watch_pidfile", "RICHINIT_VIEWS_WATCH_PIDFILE", "/run/richinit/views-watch.pid"),
+    ("lxcfs_mount", "RICHINIT_LXCFS", None),  # a specific lxcfs mount; default: detect a running one
+)
+
+
+class PrepError(Exception):
+    """One line: what could not be prepared and why."""
+
+
+class HostPaths:
+    def __init__(self, **kw):
+        self.explicit = {}
+        for attr, var, default in _VARS:
+            setattr(self, attr, kw.get(attr, default))
+            if attr in kw and kw[attr] is not None:
+                self.explicit[var] = kw[attr]
+
+    @classmethod
+    def from_env(cls, environ=None):
+        environ = os.environ if environ is None else environ
+        kw = {}
+        for attr, var, _default in _VARS:
+            v = environ.get(var)
+            if v:
+                if not v.startswith("/") or "\0" in v or "\n" in v:
+                    raise PrepError("%s: must be an absolute path, not %r" % (var, v))
+                kw[attr] = v
+        return cls(**kw)
+
+    def hook_env(self, runtime=None):
+        """The explicit env of a hook entry: PATH, the paths that differ from the defaults, the runtime."""
+        env = [PATH_ENV] + ["%s=%s" % kv for kv in sorted(self.explicit.items())]
+        if runtime:
+            env.append("RICHINIT_HOOK_RUNTIME=%s" % os.path.basename(runtime))
+        return env
+
+    @property
+    def views_log(self):
+        return os.path.join(self.log_dir, "views.log")
+
+
+# ---------------------------------------------------------------- views
+
+def _annotations(cfg):
+    ann = cfg.get("annotations")
+    return ann if isinstance(ann, dict) else {}
+
+
+def choose_views(runtime, annotations, paths, pid=None):
+    """('lxcfs', mount) | ('builtin', None) | (None, None). PrepError on a bad annotation."""
+    from lxcfs import detect
+    try:
+        lx = paths.lxcfs_mount or detect.find_lxcfs()
+        vm = detect.is_vm_runtime(runtime or "", annotations) or _runs_under_runsc(pid)
+        backend = None if vm else detect.choose_backend(runtime or "", annotations, lx)
+    except detect.BadAnnotation as e:
+        raise PrepError(str(e))
+    return backend, (lx if backend == "lxcfs" else None)
+
+
+def _runs_under_runsc(pid):
+    """gVisor's createRuntime state names its sandbox process: its executable is runsc."""
+    if not pid:
+        return False
+    try:
+        exe = os.readlink("/proc/%d/exe" % pid)
+    except OSError:
+        return False
+    return "runsc" in os.path.basename(exe.split(" (deleted)")[0])
+
+
+def _start_backend(backend, paths):
+    from lxcfs import api
+    os.makedirs(paths.log_dir, exist_ok=True)
+    if backend == "builtin":
+        api.ensure_server_running(paths.views_mount, paths.views_registry, paths.views_pidfile,
+                                  paths.views_log, timeout=5.0)
+    api.ensure_watcher_running(paths.views_registry, paths.views_mount, paths.watch_pidfile,
+                               paths.views_log, timeout=5.0)
+
+
+def register_views(cid, backend, lxcfs_mount, paths, pid=None):
+    """Start what the backend needs and register the container; returns its view directory."""
+    from lxcfs import api, registry
+    try:
+        _start_backend(backend, paths)
+        return api.register(cid, pid, backend=backend, lxcfs_mount=lxcfs_mount, mount=paths.views_mount,
+                            registry_dir=paths.views_registry)
+    except (OSError, registry.BadEntry, ValueError) as e:
+        raise PrepError("views (%s): %s" % (backend, e))
+
+
+def unregister_views(cid, paths):
+    from lxcfs import api
+    try:
+        api.unregister(cid, paths.views_registry)
+    except (OSError, ValueError):
+        pass
+
+
+def views_before_create(cid, cfg, runtime, paths):
+    """For the wrapper: register `cid` and return (config.json mounts, undo). Marks cfg's annotations."""
+    from lxcfs import bind
+    backend, lx = choose_views(runtime, _annotations(cfg), paths)
+    ann = cfg.setdefault("annotations", {})
+    if backend is None:
+        ann[ANNOT_VIEWS] = "off"
+        return [], lambda: None
+    source = register_views(cid, backend, lx, paths)
+    mounts = bind.oci_mounts(source)
+    if not mounts:
+        unregister_views(cid, paths)
+        raise PrepError("views (%s): no view files under %s" % (backend, source))
+    ann[ANNOT_VIEWS] = backend
+    return mounts, lambda: unregister_views(cid, paths)
+
+
+def add_view_mounts(cfg, mounts):
+    """Append the view binds after everything else (they go on top of /proc and /sys)."""
+    cfg.setdefault("mounts", []).extend(mounts)
+
+
+# ---------------------------------------------------------------- quotas
+
+def quota_plan(cid, cfg, bundle, paths):
+    from runtime_hooks import quota
+    try:
+        return quota.plan(cid, cfg, bundle, state_dir=paths.state_dir)
+    except quota.QuotaError as e:
+        raise PrepError(str(e))
+
+
+def quota_apply(plan):
+    from runtime_hooks import quota
+    try:
+        return quota.apply(plan)
+    except quota.QuotaError as e:
+        raise PrepError(str(e))
+
+
+def quota_release(cid, paths):
+    """Problem lines (empty when all went well); never raises."""
+    from runtime_hooks import quota
+    try:
+        return quota.release(cid, state_dir=paths.state_dir)
+    except (quota.QuotaError, OSError, ValueError) as e:
+        return [str(e)]
+
+
+def quota_applied(cid, paths):
+    return os.path.exists(os.path.join(paths.state_dir, "quota", "containers", cid + ".json"))
+
+
+def quota_before_create(cid, cfg, bundle, paths):
+    """Apply every quota rule before `create` (loop mounts must exist before the runtime binds the
+    directories); returns an undo. Nothing is done when there are no rules."""
+    plan = quota_plan(cid, cfg, bundle, paths)
+    if not plan.groups:
+        return lambda: None
+    quota_apply(plan)
+    return lambda: quota_release(cid, paths)
+
+
+# ---------------------------------------------------------------- hook entries
+
+def find_hook(configured=None, argv0=None, environ=None):
+    """The rich-hook program: runtime.yaml's `hook`, RICHINIT_HOOK, or the one installed beside argv0."""
+    environ = os.environ if environ is None else environ
+    for cand in (configured, environ.get("RICHINIT_HOOK")):
+        if cand:
+            if not cand.startswith("/"):
+                raise PrepError("hook %r: must be an absolute path" % cand)
+            return cand
+    if argv0 and "/" in argv0:
+        cand = os.path.join(os.path.dirname(os.path.abspath(argv0)), "rich-hook")
+        if os.access(cand, os.X_OK):
+            return cand
+    return None
+
+
+def hook_entries(hook_path, timeout, paths, runtime=None, stages=HOOK_STAGES):
+    """{stage: [entry]}: `rich-hook STAGE` with an explicit env."""
+    from runtime_hooks import ociconfig
+    env = paths.hook_env(runtime)
+    return {s: [ociconfig.hook_entry(hook_path, [s], env=env, timeout=timeout)] for s in stages}

@@ -1,0 +1,418 @@
+"""svc.Service's state machine against a fake host: every transition, no processes.
+
+The fake records what the service asks of the OS (launches, signals) and lets the test play
+the events the supervisor would deliver: exits, readiness, the clock.
+"""
+
+import pytest
+
+from richinit import svc as S
+from richinit.services.spec import Backoff, CrashLoop, Ready, ServiceSpec
+
+
+class FakeHost:
+    def __init__(self):
+        self.t = 100.0
+        self.next_pid = 1000
+        self.launched = []       # (argv, main, pid)
+        self.signals = []        # (pid, sig)
+        self.leftovers = []
+        self.changes = []        # states seen by changed()
+        self.pidfile = None      # what read_pidfile answers
+        self.pidfile_reads = 0
+        self.probe_ok = False
+        self.fail_launch = None  # an exception to raise from launch
+
+    def launch(self, svc, argv, main):
+        if self.fail_launch is not None:
+            raise self.fail_launch
+        self.next_pid += 1
+        self.launched.append((argv, main, self.next_pid))
+        return self.next_pid
+
+    def kill_group(self, pid, sig):
+        self.signals.append((pid, sig))
+
+    def kill_leftovers(self, pgid):
+        self.leftovers.append(pgid)
+
+    def now(self):
+        return self.t
+
+    def read_pidfile(self, path):
+        self.pidfile_reads += 1
+        return self.pidfile
+
+    def probe(self, ready):
+        return self.probe_ok
+
+    def changed(self, svc):
+        self.changes.append(svc.state)
+
+    # test helpers
+    @property
+    def last_pid(self):
+        return self.launched[-1][2]
+
+    def advance(self, svc, seconds):
+        """Move the clock, firing the service's timer each time it is due (as the loop would)."""
+        end = self.t + seconds
+        while svc.deadline is not None and svc.deadline <= end:
+            self.t = max(self.t, svc.deadline)
+            svc.on_timer(self.t)
+        self.t = end
+
+
+def spec(**kw):
+    kw.setdefault("name", "svc")
+    kw.setdefault("command", ("daemon", "-f"))
+    kw.setdefault("backoff", Backoff(initial=0.5, max=4, factor=2, reset_after=10))
+    kw.setdefault("crash_loop", CrashLoop(starts=5, within=30))
+    return ServiceSpec(**kw)
+
+
+def started(host=None, **kw):
+    host = host or FakeHost()
+    s = S.Service(spec(**kw), host)
+    s.start()
+    s.deps_ready()
+    return s, host
+
+
+# ---- start and readiness -------------------------------------------------------
+
+def test_start_waits_for_dependencies_then_launches():
+    h = FakeHost()
+    s = S.Service(spec(), h)
+    s.start()
+    assert s.state == S.WAITING and not h.launched
+    s.deps_ready()
+    assert s.state == S.UP and s.ready and s.pid == h.last_pid
+    assert h.launched == [(["daemon", "-f"], True, s.pid)]
+    assert s.status(h.t)["restarts"] == 0
+
+
+def test_start_is_idempotent_while_running():
+    s, h = started()
+    s.start()
+    assert s.state == S.UP and len(h.launched) == 1
+
+
+def test_tcp_readiness_probes_until_ready():
+    s, h = started(ready=Ready(kind="tcp", port=22), ready_timeout=5)
+    assert s.state == S.STARTING and not s.ready and s.due == "probe"
+    h.advance(s, 0.2)
+    assert s.state == S.STARTING
+    h.probe_ok = True
+    h.advance(s, S.PROBE_INTERVAL)
+    assert s.state == S.UP and s.up_since is not None and s.deadline is None
+
+
+def test_fd_readiness_waits_for_the_notification():
+    s, h = started(ready=Ready(kind="fd", fd=3), ready_timeout=5)
+    assert s.state == S.STARTING and s.due == "ready"
+    s.on_ready()
+    assert s.state == S.UP and s.deadline is None
+
+
+def test_not_ready_in_time_stops_and_restarts():
+    s, h = started(ready=Ready(kind="notify"), ready_timeout=2, stop_timeout=3)
+    first = s.pid
+    h.advance(s, 2)
+    assert s.state == S.STOPPING and (first, 15) in h.signals
+    assert "not ready within 2.0s" in s.reason
+    s.on_exit(first, 143)
+    assert s.state in (S.STARTING, S.BACKOFF)
+    assert s.restarts == 1
+
+
+def test_not_ready_in_time_with_restart_never_fails_with_the_reason():
+    s, h = started(ready=Ready(kind="tcp", port=80), ready_timeout=1, restart="never")
+    h.advance(s, 1)
+    s.on_exit(s.pid, 143)
+    assert s.state == S.FAILED and s.reason == "not ready within 1.0s"
+
+
+def test_launch_error_is_a_failed_start():
+    h = FakeHost()
+    h.fail_launch = OSError(2, "No such file or directory")
+    s, _ = started(h, restart="never")
+    assert s.state == S.FAILED and "No such file" in s.reason and s.pid is None
+
+
+# ---- exits, backoff, crash loop ------------------------------------------------
+
+def test_exit_after_a_healthy_run_restarts_at_once():
+    s, h = started()
+    old = s.pid
+    h.t += 60  # well past reset_after
+    s.on_exit(old, 1)
+    assert s.state == S.UP and s.pid != old and s.restarts == 1 and s.last_exit == 1
+    assert old in h.leftovers, "what the dead process left in its group is killed"
+
+
+def test_backoff_grows_and_resets_after_a_long_run():
+    s, h = started(crash_loop=None)
+    delays = []
+    for _ in range(5):
+        s.on_exit(s.pid, 1)
+        if s.state == S.BACKOFF:
+            delays.append(round(s.deadline - h.t, 3))
+            h.advance(s, s.deadline - h.t)
+        else:
+            delays.append(0)
+        assert s.state == S.UP
+    assert delays == [0, 0.5, 1.0, 2.0, 4.0]
+    h.t += 11  # a run longer than reset_after ends the streak
+    s.on_exit(s.pid, 1)
+    assert s.state == S.UP and s.restarts == 6
+
+
+def test_stop_during_backoff_cancels_the_restart():
+    s, h = started()
+    s.on_exit(s.pid, 1)
+    s.on_exit(s.pid, 1)
+    assert s.state == S.BACKOFF
+    n = len(h.launched)
+    s.stop()
+    assert s.state == S.DOWN and s.deadline is None
+    h.advance(s, 10)
+    assert len(h.launched) == n
+
+
+def test_crash_loop_marks_failed_after_the_limit():
+    s, h = started(crash_loop=CrashLoop(starts=3, within=20), backoff=Backoff(initial=0.1, max=1, factor=2))
+    for _ in range(10):
+        if s.pid:
+            s.on_exit(s.pid, 3)
+        if s.state == S.BACKOFF:
+            h.advance(s, s.deadline - h.t)
+        if s.state == S.FAILED:
+            break
+    assert s.state == S.FAILED and "crash loop: 3 starts within 20s" in s.reason
+    assert len(h.launched) == 3 and s.restarts == 2 and s.last_exit == 3
+    h.advance(s, 60)
+    assert len(h.launched) == 3, "a failed service is not restarted"
+    s.start()  # richctl start clears it
+    s.deps_ready()
+    assert s.state == S.UP and len(h.launched) == 4
+
+
+def test_starts_outside_the_window_do_not_count():
+    s, h = started(crash_loop=CrashLoop(starts=3, within=5), backoff=Backoff(initial=0.1, max=1, factor=2))
+    for _ in range(6):
+        h.t += 3  # every run lasts 3 s: never 3 starts within 5 s
+        s.on_exit(s.pid, 1)
+        if s.state == S.BACKOFF:
+            h.advance(s, s.deadline - h.t)
+    assert s.state == S.UP and s.restarts == 6
+
+
+@pytest.mark.parametrize("policy,code,state", [
+    ("never", 0, S.DOWN), ("never", 1, S.FAILED), ("on-failure", 0, S.DOWN),
+    ("on-failure", 1, S.UP), ("always", 0, S.UP),
+])
+def test_restart_policy(policy, code, state):
+    s, h = started(restart=policy)
+    h.t += 60
+    s.on_exit(s.pid, code)
+    assert s.state == state
+
+
+# ---- stop ----------------------------------------------------------------------
+
+def test_stop_sends_the_stop_signal_then_down():
+    s, h = started(stop_signal="SIGINT")
+    pid = s.pid
+    s.stop()
+    assert s.state == S.STOPPING and h.signals == [(pid, 2), (pid, 18)]
+    s.on_exit(pid, 130)
+    assert s.state == S.DOWN and s.reason == "stopped" and s.pid is None
+    assert len(h.launched) == 1, "a requested stop is not restarted"
+
+
+def test_stop_timeout_kills_and_then_gives_up():
+    s, h = started(stop_timeout=3)
+    pid = s.pid
+    s.stop()
+    h.advance(s, 2.9)
+    assert (pid, 9) not in h.signals
+    h.advance(s, 0.2)
+    assert (pid, 9) in h.signals and s.state == S.STOPPING
+    s.on_exit(pid, 137)
+    assert s.state == S.DOWN and s.reason == "stopped (killed)"
+
+
+def test_a_process_that_survives_sigkill_is_given_up():
+    s, h = started(stop_timeout=1)
+    s.stop()
+    h.advance(s, 1 + S.KILL_WAIT + 0.1)
+    assert s.state == S.DOWN and s.pid is None
+
+
+def test_stop_of_a_waiting_service():
+    h = FakeHost()
+    s = S.Service(spec(), h)
+    s.start()
+    s.stop()
+    assert s.state == S.DOWN
+    s.deps_ready()
+    assert not h.launched
+
+
+# ---- pre commands --------------------------------------------------------------
+
+def test_pre_commands_run_in_order_then_the_service():
+    s, h = started(pre=(("keygen",), ("mkdir", "/run/x")))
+    assert s.state == S.PRE and h.launched[-1][:2] == (["keygen"], False)
+    s.on_exit(h.last_pid, 0)
+    assert s.state == S.PRE and h.launched[-1][:2] == (["mkdir", "/run/x"], False)
+    s.on_exit(h.last_pid, 0)
+    assert s.state == S.UP and h.launched[-1][:2] == (["daemon", "-f"], True)
+
+
+def test_pre_failure_is_a_failed_start():
+    s, h = started(pre=(("keygen",), ("other",)), restart="never")
+    s.on_exit(h.last_pid, 2)
+    assert s.state == S.FAILED and s.reason == "pre command 1 exited with 2"
+    assert len(h.launched) == 1
+
+
+def test_pre_failure_with_restart_goes_to_backoff():
+    s, h = started(pre=(("keygen",),))
+    s.on_exit(h.last_pid, 2)
+    # first restart of a streak is immediate: the pre command runs again
+    assert s.state == S.PRE and s.restarts == 1 and h.launched[-1][0] == ["keygen"]
+
+
+def test_stop_during_pre_kills_the_helper():
+    s, h = started(pre=(("slow",),))
+    helper = h.last_pid
+    s.stop()
+    assert (helper, 15) in h.signals
+    s.on_exit(helper, 143)
+    assert s.state == S.DOWN and len(h.launched) == 1
+
+
+# ---- dependencies --------------------------------------------------------------
+
+def test_dependency_failure_fails_a_waiting_service():
+    h = FakeHost()
+    s = S.Service(spec(), h)
+    s.start()
+    s.dep_failed("syslog")
+    assert s.state == S.FAILED and s.reason == "required service syslog failed"
+    assert not h.launched
+
+
+def test_dep_failed_is_ignored_once_running():
+    s, h = started()
+    s.dep_failed("syslog")
+    assert s.state == S.UP
+
+
+# ---- oneshot -------------------------------------------------------------------
+
+def test_oneshot_is_done_when_it_exits_0():
+    s, h = started(type="oneshot", restart="never")
+    assert s.state == S.STARTING and not s.ready
+    s.on_exit(s.pid, 0)
+    assert s.state == S.DONE and s.ready and s.deadline is None
+
+
+def test_oneshot_failure_fails():
+    s, h = started(type="oneshot", restart="never")
+    s.on_exit(s.pid, 4)
+    assert s.state == S.FAILED and "exited with 4" in s.reason
+
+
+def test_oneshot_longer_than_its_timeout_is_stopped():
+    s, h = started(type="oneshot", restart="never", ready_timeout=2)
+    pid = s.pid
+    h.advance(s, 2)
+    assert s.state == S.STOPPING and (pid, 15) in h.signals
+    s.on_exit(pid, 143)
+    assert s.state == S.FAILED
+
+
+# ---- forking -------------------------------------------------------------------
+
+def forking(**kw):
+    return started(type="forking", pidfile="/run/d.pid", **kw)
+
+
+def test_forking_followed_through_its_pidfile():
+    s, h = forking()
+    starter = h.last_pid
+    assert s.state == S.STARTING and s.helper == starter and s.pid is None
+    h.pidfile = 4242
+    s.on_exit(starter, 0)
+    h.advance(s, 0)
+    assert s.state == S.UP and s.pid == 4242 and s.helper is None
+
+
+def test_forking_daemon_death_restarts_it():
+    s, h = forking()
+    h.pidfile = 4242
+    s.on_exit(h.last_pid, 0)
+    h.advance(s, 0)
+    h.t += 60
+    h.pidfile = None  # the new starter has not written it yet
+    s.on_exit(4242, 137)
+    assert s.state == S.STARTING and s.restarts == 1 and s.helper == h.last_pid
+    h.pidfile = 5151
+    s.on_exit(h.last_pid, 0)
+    h.advance(s, 0.2)
+    assert s.state == S.UP and s.pid == 5151
+
+
+def test_forking_pidfile_late_is_polled():
+    s, h = forking(ready_timeout=5)
+    s.on_exit(h.last_pid, 0)
+    h.advance(s, 1)
+    assert s.state == S.STARTING and h.pidfile_reads > 5
+    h.pidfile = 77
+    h.advance(s, 0.1)
+    assert s.state == S.UP and s.pid == 77
+
+
+def test_forking_starter_failure_is_a_failed_start():
+    s, h = forking(restart="never")
+    s.on_exit(h.last_pid, 1)
+    assert s.state == S.FAILED and s.reason == "forking starter exited with 1"
+
+
+def test_forking_pidfile_never_written_fails():
+    s, h = forking(restart="never", ready_timeout=3)
+    s.on_exit(h.last_pid, 0)
+    h.advance(s, 3.1)
+    assert s.state == S.FAILED and "pidfile /run/d.pid did not appear" in s.reason
+
+
+def test_forking_pidfile_wait_ends_without_a_ready_timeout():
+    # ready_timeout 0 means "no readiness limit", not "poll the pidfile forever".
+    s, h = forking(restart="never", ready_timeout=0)
+    s.on_exit(h.last_pid, 0)
+    h.advance(s, S.PIDFILE_WAIT + 0.1)
+    assert s.state == S.FAILED and "did not appear" in s.reason
+    assert s.deadline is None
+
+
+def test_stop_while_the_forking_starter_runs():
+    s, h = forking()
+    starter = h.last_pid
+    s.stop()
+    assert (starter, 15) in h.signals
+    s.on_exit(starter, 143)
+    assert s.state == S.DOWN
+
+
+def test_forking_readiness_has_no_limit_after_the_pidfile_when_ready_timeout_is_0():
+    s, h = forking(ready_timeout=0, ready=Ready(kind="tcp", port=80))
+    s.on_exit(h.last_pid, 0)
+    h.pidfile = 99
+    h.advance(s, S.PIDFILE_WAIT * 4)
+    assert s.state == S.STARTING and s.pid == 99
+    h.probe_ok = True
+    h.advance(s, 0.1)
+    assert s.state == S.UP
