@@ -38,7 +38,7 @@ def test_term_metric_for_richinit_measures_and_leaves_nothing_behind():
     # The report renders and the results serialise.
     machine = pid1.describe_machine(specs)
     machine["loadavg_end"] = machine["loadavg_start"]
-    config = {"note": "smoke", "reps": "term 1", "command": "test"}
+    config = {"note": "smoke", "reps": "term 1", "idle_secs": 10.0, "command": "test"}
     text = pid1.render_text(res, ["richinit"], machine, config)
     assert "SIGTERM -> child's trap (ms)" in text and "exit code 143 on TERM" in text
     assert "| exit code on TERM | 143 |" in pid1.render_markdown(res, ["richinit"], machine, config)
