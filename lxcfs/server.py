@@ -237,6 +237,26 @@ class ViewFS:
         self.handles = {}
         self.fh = itertools.count(1)
         self.t0 = int(time.time() * 1e9)
+        self.recent = {}  # (cid, file) -> (monotonic, bytes): getattr's render, reused by the open after it
+
+    # sendfile/splice (busybox cat) reads through the page cache, bounded by the file size the
+    # kernel has from getattr: direct_io does not cover that path. So getattr reports the real
+    # length of a fresh render, and the open that follows (stat, then open, as cat does) serves
+    # that same render, so size and content agree. attr_timeout is short for the same reason.
+    RECENT = 0.5
+
+    def _render(self, cid, rest, fresh=False):
+        now = time.monotonic()
+        self.views.reload()  # one stat(): a re-registration must not be served a stale render
+        hit = self.recent.pop((cid, rest), None)
+        if hit is not None and not fresh and now - hit[0] < self.RECENT and hit[1] is self.views.lookup(cid):
+            return hit[2]
+        data = self.views.render(cid, rest).encode()
+        if fresh:
+            if len(self.recent) > 1024:
+                self.recent.clear()
+            self.recent[(cid, rest)] = (now, self.views.lookup(cid), data)
+        return data
 
     @staticmethod
     def split(path):
@@ -257,8 +277,11 @@ class ViewFS:
         if rest in _DIRS:
             return self._dir_attr()
         if rest in VIEW_FILES:
-            # Size 0 like /proc itself; direct_io makes the kernel read until EOF anyway.
-            return {"st_mode": stat_mod.S_IFREG | 0o444, "st_nlink": 1, "st_size": 0, "st_uid": 0, "st_gid": 0,
+            try:
+                size = len(self._render(cid, rest, fresh=True))
+            except Exception:
+                size = 0
+            return {"st_mode": stat_mod.S_IFREG | 0o444, "st_nlink": 1, "st_size": size, "st_uid": 0, "st_gid": 0,
                     "st_mtime": self.t0, "st_atime": self.t0, "st_ctime": self.t0}
         raise FuseOSError(errno.ENOENT)
 
@@ -278,7 +301,7 @@ class ViewFS:
             raise FuseOSError(errno.EACCES)
         cid, rest = self.split(path)
         try:
-            data = self.views.render(cid, rest).encode()
+            data = self._render(cid, rest)
         except KeyError:
             raise FuseOSError(errno.ENOENT) from None
         fh = next(self.fh)
@@ -377,7 +400,7 @@ def serve(mount, registry_dir, pidfile, daemon=False, log_file=None):
     try:
         mfusepy.FUSE(ViewFS(views), mount, raw_fi=True, foreground=True, nothreads=True, allow_other=True, ro=True,
                      fsname=FSNAME, subtype=FSNAME, default_permissions=True,
-                     entry_timeout=60, attr_timeout=60, direct_io=True)
+                     entry_timeout=60, attr_timeout=0.5, direct_io=True)
     finally:
         stop.set()
     return 0

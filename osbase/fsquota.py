@@ -12,13 +12,14 @@ A kernel built without CONFIG_QUOTA answers quotactl with ENOSYS; callers turn t
 """
 
 import ctypes
-import ctypes.util
 import errno
 import os
 import struct
 import time
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+from osbase import libc
+
+_libc = libc._libc  # one handle, loaded without find_library (it runs ldconfig)
 
 # statfs(2) f_type values
 XFS_SUPER_MAGIC = 0x58465342

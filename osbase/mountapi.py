@@ -8,10 +8,11 @@ resolved by a path string after the checks. Errors are OSError(errno, "<call>: <
 """
 
 import ctypes
-import ctypes.util
 import os
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+from osbase import libc
+
+_libc = libc._libc  # one handle, loaded without find_library (it runs ldconfig)
 
 # Syscall numbers from 424 on are shared by every architecture (asm-generic unified table).
 _SYS_OPEN_TREE = 428

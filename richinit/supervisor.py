@@ -51,6 +51,29 @@ def _passwd_lookup(user, group):
     return uid, gid, extra
 
 
+def python_argv(executable, proc="/proc"):
+    """How to start our own interpreter again (the loader child, the built-in daemons).
+
+    Usually just [executable]. The portable runtime is started through an explicit dynamic
+    loader (`/.richinit/lib/ld-linux-x86-64.so.2 --library-path /.richinit/lib /.richinit/bin/python3`)
+    because the image may have no loader or libraries of its own: exec'ing bin/python3 directly
+    would use the image's (or fail). Then /proc/self/exe is the loader, and the prefix up to the
+    interpreter in our original command line is how to start it. Read before any process title
+    is set (setproctitle overwrites the command line).
+    """
+    try:
+        exe = os.path.realpath(os.path.join(proc, "self/exe"))
+        if not executable or os.path.realpath(executable) == exe or not os.path.basename(exe).startswith("ld-"):
+            return [executable]
+        with open(os.path.join(proc, "self/cmdline"), "rb") as f:
+            args = [a.decode("utf-8", "surrogateescape") for a in f.read().split(b"\0")]
+    except OSError:
+        return [executable]
+    if args and os.path.realpath(args[0]) == exe and executable in args[1:]:
+        return args[:args.index(executable, 1) + 1]
+    return [exe, "--library-path", os.path.dirname(exe), executable]
+
+
 class OutputSink:
     """A service's stdout+stderr: a pipe PID 1 reads, lines prefixed `[name] ` or written to a file."""
 
@@ -142,6 +165,7 @@ class Supervisor:
 
     def __init__(self, loop, ops, python, control_dir=RUN_DIR, root="/"):
         self.loop, self.ops, self.python = loop, ops, python
+        self.python_argv = python_argv(python)
         self.control_dir, self.root = control_dir, root
         self.services = {}
         self.deps = {}
@@ -158,6 +182,7 @@ class Supervisor:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("RICHINIT_")}
         self.stopping = False
         self.only = None         # --services a,b: the selection, kept for reloads
+        self.batch = False       # starting several services: no progress until all are WAITING
 
     # ---- loading ------------------------------------------------------------
 
@@ -165,7 +190,7 @@ class Supervisor:
         """Run the loader child and return its document (dict), or None when it failed."""
         import json
         self.only = only
-        argv = [self.python, "-I", "-m", "richinit.services.load", "--json", "--root", self.root]
+        argv = self.python_argv + ["-I", "-m", "richinit.services.load", "--json", "--root", self.root]
         if only:
             argv = argv + ["--only", ",".join(only)]
         rfd, wfd = os.pipe2(os.O_CLOEXEC)
@@ -252,11 +277,8 @@ class Supervisor:
         if doc is None:
             return {"ok": False, "error": "the services loader failed; nothing changed"}
         added, removed, changed = self.apply(doc, boot=False)
-        for name in added + changed:
-            s = self.services.get(name)
-            if s is not None and s.state == S.DOWN and s.spec.enabled and not s.pids():
-                s.start()
-        self._progress()
+        self._start_batch([s for s in (self.services.get(n) for n in added + changed)
+                           if s is not None and s.state == S.DOWN and s.spec.enabled and not s.pids()])
         log.info("reload: added %s, removed %s, changed %s", added, removed, changed)
         return {"ok": True, "added": added, "removed": removed, "changed": changed}
 
@@ -271,11 +293,8 @@ class Supervisor:
     def _next_init_script(self):
         if not self.init_queue:
             self.init_pid = None
-            for name in sorted(self.services):
-                s = self.services[name]
-                if s.state == S.DOWN and s.spec.enabled:
-                    s.start()
-            self._progress()
+            self._start_batch([s for _, s in sorted(self.services.items())
+                               if s.state == S.DOWN and s.spec.enabled])
             return
         script = self.init_queue[0]
         log.info("init script %s", script.path)
@@ -297,6 +316,18 @@ class Supervisor:
                 return
             log.warning("%s; it is optional, going on", msg)
         self._next_init_script()
+
+    def _start_batch(self, services):
+        """Start several services at once. Each start() reports a change; progress in between would see
+        the others still DOWN and not wanted, take them as "not to wait for", and launch a dependent
+        before its dependency (and, at boot, declare the boot done and start the app)."""
+        self.batch = True
+        try:
+            for s in services:
+                s.start()
+        finally:
+            self.batch = False
+        self._progress()
 
     def _progress(self):
         """Start waiting services whose dependencies are ready; fail those whose requirement failed."""
@@ -396,7 +427,7 @@ class Supervisor:
                     rep.start()
         if self.stopping:
             self._stop_next_wave()
-        else:
+        elif not self.batch:
             self._progress()
         if self.on_change:
             self.on_change()
@@ -445,7 +476,7 @@ class Supervisor:
         spec = s.spec
         if spec.builtin:
             from richinit import builtin
-            argv = builtin.argv(spec.builtin, self.python, *argv[2:])
+            argv = self.python_argv + builtin.argv(spec.builtin, self.python, *argv[2:])[1:]
         env = dict(self.env)
         env.update({k: str(v) for k, v in spec.environment.items()})
         if spec.env_files:
@@ -474,10 +505,13 @@ class Supervisor:
                 extra_fds[spec.ready.fd] = wfd
             elif spec.ready.kind == "notify":
                 env["NOTIFY_SOCKET"] = self._notify_socket(s)
+        # Services never read the container's stdin (the app may own a terminal).
+        null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
         try:
-            return spawn(argv, env=env, cwd=spec.workdir or "/", user=user, stdio=(None, out, out),
+            return spawn(argv, env=env, cwd=spec.workdir or "/", user=user, stdio=(null, out, out),
                          extra_fds=extra_fds)
         finally:
+            os.close(null)
             for fd in extra_fds.values():
                 os.close(fd)
             if spec.log.kind == "none":

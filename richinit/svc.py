@@ -155,13 +155,18 @@ class Service:
                 self._arm_starting(now)
         elif due == "pidfile" and self.state == STARTING:
             pid = self.host.read_pidfile(self.spec.pidfile)
-            if pid:
+            if pid and (self.helper is None or pid == self.helper):
+                # The daemon; or the starter itself, which did not fork: sshd and others take a
+                # process whose parent is PID 1, in its own session, for daemonized already.
+                self.helper = None
                 self.pid = pid
                 self._after_spawn()
-            elif now >= min(self.ready_by, self.pidfile_by):
-                self._start_failed("pidfile %s did not appear" % self.spec.pidfile)
-            else:
+            elif now < min(self.ready_by, self.pidfile_by):
                 self.due, self.deadline = "pidfile", now + PROBE_INTERVAL
+            elif self.helper is not None and self.ready_by == float("inf"):
+                pass  # no limit and the starter still runs: its exit arms the pidfile wait again
+            else:
+                self._start_failed("pidfile %s did not appear" % self.spec.pidfile)
         elif due == "ready" and self.state in (PRE, STARTING):
             self._start_failed("not ready within %.1fs" % self.spec.ready_timeout)
         elif due == "kill" and self.state == STOPPING:
@@ -212,8 +217,12 @@ class Service:
             return self._start_failed(str(e))
         self.started_at = self.host.now()
         if self.spec.type == "forking":
+            # Wait for the starter's exit, and meanwhile look for a pidfile naming the starter itself.
             self.helper, self.pid = pid, None
-            self._arm_ready_timeout()
+            now = self.host.now()
+            if self.ready_by == float("inf"):
+                self.pidfile_by = now + PIDFILE_WAIT
+            self.due, self.deadline = "pidfile", now + PROBE_INTERVAL
             return
         self.pid = pid
         self._after_spawn()

@@ -120,9 +120,10 @@ def register_views(cid, backend, lxcfs_mount, paths, pid=None):
 
 
 def unregister_views(cid, paths):
-    from lxcfs import api
+    # registry only: lxcfs.api pulls in the mount API (ctypes, and find_library's ldconfig run).
+    from lxcfs import registry
     try:
-        api.unregister(cid, paths.views_registry)
+        registry.remove(cid, paths.views_registry)
     except (OSError, ValueError):
         pass
 
@@ -167,13 +168,34 @@ def quota_apply(plan):
         raise PrepError(str(e))
 
 
+def has_quota_rules(cfg):
+    """Any io.richinit.quota* annotation: only then is the quota machinery loaded (hot path)."""
+    return any(k.startswith("io.richinit.quota") for k in _annotations(cfg))
+
+
 def quota_release(cid, paths):
     """Problem lines (empty when all went well); never raises."""
+    if not quota_applied(cid, paths) and not _holds_ids(cid, paths):
+        return []  # nothing applied for it: skip loading the quota machinery
     from runtime_hooks import quota
     try:
         return quota.release(cid, state_dir=paths.state_dir)
     except (quota.QuotaError, OSError, ValueError) as e:
         return [str(e)]
+
+
+def _holds_ids(cid, paths):
+    """Does STATE/quota/ids.json name the container (an apply that died before its record)?"""
+    import json
+    try:
+        with open(os.path.join(paths.state_dir, "quota", "ids.json")) as f:
+            ids = json.load(f)
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError):
+        return True  # let quota.release() look properly and report
+    return not isinstance(ids, dict) or any(isinstance(v, dict) and v.get("container") == cid
+                                            for v in ids.values())
 
 
 def quota_applied(cid, paths):
@@ -183,6 +205,8 @@ def quota_applied(cid, paths):
 def quota_before_create(cid, cfg, bundle, paths):
     """Apply every quota rule before `create` (loop mounts must exist before the runtime binds the
     directories); returns an undo. Nothing is done when there are no rules."""
+    if not has_quota_rules(cfg):
+        return lambda: None
     plan = quota_plan(cid, cfg, bundle, paths)
     if not plan.groups:
         return lambda: None

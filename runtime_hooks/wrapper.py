@@ -219,6 +219,10 @@ def prepare_bundle(bundle, conf, container_id=None, runtime=None, argv0=None):
     # With the host side installed (the hook), the image's sshd/cron/syslog come up unless the
     # annotation io.richinit.services narrows them (or says none).
     host_side = container_id is not None and hook is not None and os.access(hook, os.X_OK)
+    if not host_side and hostprep.has_quota_rules(cfg):
+        # Nothing would release them (poststop) or record the container: refuse rather than ignore.
+        raise WrapperError("%s: annotations: io.richinit.quota needs the rich-hook program (runtime.yaml hook:)"
+                           % path)
     try:
         new = ociconfig.rewrite(cfg, runtime_dir, richinit_argv(loader=manifest["loader"]), hooks,
                                 default_services="all" if host_side else None)

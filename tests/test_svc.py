@@ -416,3 +416,143 @@ def test_forking_readiness_has_no_limit_after_the_pidfile_when_ready_timeout_is_
     h.probe_ok = True
     h.advance(s, 0.1)
     assert s.state == S.UP
+
+
+# ---- the supervisor's way to start its own interpreter again -------------------
+
+def _fake_proc(tmp_path, exe, cmdline):
+    proc = tmp_path / "proc"
+    (proc / "self").mkdir(parents=True)
+    (proc / "self" / "exe").symlink_to(exe)
+    (proc / "self" / "cmdline").write_bytes(b"\0".join(a.encode() for a in cmdline) + b"\0")
+    return str(proc)
+
+
+def test_python_argv_plain_interpreter(tmp_path):
+    from richinit.supervisor import python_argv
+    py = tmp_path / "python3"
+    py.write_text("")
+    proc = _fake_proc(tmp_path, py, [str(py), "-m", "richinit"])
+    assert python_argv(str(py), proc) == [str(py)]
+
+
+def test_python_argv_through_an_explicit_loader(tmp_path):
+    # The portable runtime: the image may have no loader or libraries, so bin/python3 alone would not run.
+    from richinit.supervisor import python_argv
+    lib = tmp_path / "rt" / "lib"
+    lib.mkdir(parents=True)
+    loader = lib / "ld-linux-x86-64.so.2"
+    loader.write_text("")
+    py = str(tmp_path / "rt" / "bin" / "python3")
+    proc = _fake_proc(tmp_path, loader, [str(loader), "--library-path", str(lib), py, "-m", "richinit", "--", "x"])
+    assert python_argv(py, proc) == [str(loader), "--library-path", str(lib), py]
+    # the command line already rewritten (a process title): the layout's convention
+    proc2 = _fake_proc(tmp_path / "b", loader, ["richinit -- x"])
+    assert python_argv(py, proc2) == [str(loader), "--library-path", str(lib), py]
+
+
+# ---- the supervisor's boot order (its OS side faked: launch records, nothing runs) ----
+
+class _Loop:
+    def add_reader(self, fd, cb):
+        pass
+
+    def remove_reader(self, fd):
+        pass
+
+
+class _Ops:
+    t = 50.0
+
+    def now(self):
+        return self.t
+
+
+def _supervisor(services, deps):
+    import sys
+
+    from richinit.supervisor import Supervisor
+    sup = Supervisor(_Loop(), _Ops(), python=sys.executable, control_dir="/nonexistent")
+    sup.apply({"services": [spec(name=n, **kw).to_dict() for n, kw in services.items()], "deps": deps,
+               "order": []})
+    launched = []
+
+    def launch(s, argv, main):
+        launched.append(s.name)
+        return 5000 + len(launched)
+    sup.launch = launch
+    return sup, launched
+
+
+def test_boot_starts_a_service_only_after_its_dependency_is_ready():
+    sup, launched = _supervisor({"syslog": {"ready": Ready(kind="notify")}, "cron": {}, "app2": {}},
+                                {"syslog": [], "cron": ["syslog"], "app2": ["cron"]})
+    booted = []
+    sup.boot(lambda ok, code: booted.append(ok))
+    assert launched == ["syslog"], "cron sorts first but must wait for syslog"
+    assert booted == [], "the boot is not done while syslog is starting"
+    sup.services["syslog"].on_ready()
+    assert launched == ["syslog", "cron", "app2"] and booted == [True]
+
+
+def test_reload_starts_added_services_in_dependency_order():
+    sup, launched = _supervisor({"base": {}}, {"base": []})
+    sup.boot(lambda ok, code: None)
+    sup.load = lambda only=None: {
+        "services": [spec(name="base").to_dict(), spec(name="a-user").to_dict(),
+                     spec(name="z-dep", ready=Ready(kind="notify")).to_dict()],
+        "deps": {"base": [], "a-user": ["z-dep"], "z-dep": []}, "order": []}
+    sup.reload()
+    assert launched == ["base", "z-dep"]
+    sup.services["z-dep"].on_ready()
+    assert launched == ["base", "z-dep", "a-user"]
+
+
+# ---- forking: a starter that does not fork -------------------------------------
+
+def test_forking_starter_that_is_the_daemon_is_adopted():
+    # sshd started by PID 1 in its own session does not fork; its pidfile names the starter.
+    s, h = forking(ready_timeout=5)
+    starter = h.last_pid
+    h.advance(s, 0.2)
+    assert s.state == S.STARTING
+    h.pidfile = starter
+    h.advance(s, S.PROBE_INTERVAL)
+    assert s.state == S.UP and s.pid == starter and s.helper is None
+    h.t += 60
+    s.on_exit(starter, 137)
+    assert s.state == S.STARTING and s.restarts == 1 and s.helper == h.last_pid
+
+
+def test_forking_pidfile_naming_another_process_waits_for_the_starter():
+    s, h = forking(ready_timeout=5)
+    starter = h.last_pid
+    h.pidfile = 4242  # maybe stale: not trusted while the starter still runs
+    h.advance(s, 0.5)
+    assert s.state == S.STARTING and s.pid is None and s.helper == starter
+    s.on_exit(starter, 0)
+    h.advance(s, 0)
+    assert s.state == S.UP and s.pid == 4242
+
+
+def test_forking_starter_that_never_exits_nor_writes_fails_at_the_ready_timeout():
+    s, h = forking(ready_timeout=2, restart="never")
+    starter = h.last_pid
+    h.advance(s, 2.1)
+    assert s.state == S.STOPPING and (starter, 15) in h.signals
+    s.on_exit(starter, 143)
+    assert s.state == S.FAILED and "did not appear" in s.reason
+
+
+def test_forking_without_ready_timeout_stops_polling_while_the_starter_runs():
+    s, h = forking(ready_timeout=0)
+    starter = h.last_pid
+    h.advance(s, S.PIDFILE_WAIT + 1)
+    reads = h.pidfile_reads
+    assert s.state == S.STARTING and s.deadline is None, "no endless 50 ms polling"
+    h.advance(s, 60)
+    assert h.pidfile_reads == reads
+    h.pidfile = 4242
+    s.on_exit(starter, 0)
+    h.advance(s, 0)
+    assert s.state == S.UP and s.pid == 4242

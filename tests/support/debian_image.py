@@ -25,7 +25,7 @@ SUITE = "bookworm"
 VARIANT = "minbase"
 MIRROR = "http://deb.debian.org/debian"
 PACKAGES = ("openssh-server", "cron", "rsyslog", "iproute2")
-BUILD_TIMEOUT = 900
+BUILD_TIMEOUT = 300  # a hung mirror must not hang the suite
 
 
 class ImageUnavailable(Exception):

@@ -1,0 +1,175 @@
+"""rich: run unmodified images as rich containers, and install rich mode into container engines.
+
+    rich run [OPTIONS] ROOTFS_DIR|ROOTFS_TARBALL [--] CMD...   build a bundle, run it through rich-runtime
+    rich ps | exec NAME -- CMD | stop NAME [--time S] | logs NAME | rm [-f] NAME
+    rich runtime build [--output DIR]                          the portable richinit runtime
+    rich quota ls [--json]                                     every container's quota directories
+    rich install [--podman] [--containerd] [--docker] [--root DIR] / rich uninstall [--root DIR]
+
+Where things live (each also an environment variable, so tests and second installations can
+keep to their own directories): containers under RICHINIT_CONTAINERS_DIR
+(/var/lib/richinit/containers), the runtime's state under RICHINIT_RUN_ROOT (/run/richinit/rich),
+quota records under RICHINIT_STATE_DIR (/var/lib/richinit), the hook log under RICHINIT_LOG_DIR.
+
+Bad input is one line on stderr and exit status 125 (so it cannot be mistaken for the app's own
+exit status, which `rich run` passes through).
+"""
+
+import argparse
+import sys
+
+PROG = "rich"
+EXIT_RICH = 125
+
+
+class CliError(Exception):
+    """One line for stderr."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage dump
+        raise CliError("%s: %s" % (self.prog, message))
+
+
+def _add_run(sub):
+    p = sub.add_parser("run", help="run a rootfs directory or tarball as a rich container")
+    p.add_argument("--runtime", default=None, help="runc (default), crun, or a path")
+    p.add_argument("--memory", "-m", help="memory limit, e.g. 256m or 1g")
+    p.add_argument("--cpus", help="CPU limit, fractional (a CFS quota), e.g. 1.5")
+    p.add_argument("-v", "--volume", action="append", default=[], metavar="HOST_DIR:DIR[:ro]")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--annotation", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--quota", action="append", default=[], metavar="RULE", help="e.g. /data=10M (repeatable)")
+    p.add_argument("--service", action="append", default=[], metavar="NAME", help="only these services")
+    p.add_argument("--no-services", action="store_true", help="no services, only CMD under richinit")
+    p.add_argument("--vm", action="store_true", help="keep running after CMD exits, until stopped")
+    p.add_argument("--name")
+    p.add_argument("--network", choices=("none", "host"), default="none")
+    p.add_argument("--workdir", "-w", default="/")
+    p.add_argument("-d", "--detach", action="store_true")
+    p.add_argument("-t", "--tty", action="store_true", help="give the app a terminal (foreground only)")
+    p.add_argument("--keep", action="store_true", help="keep a foreground container after it exits")
+    p.add_argument("rootfs", metavar="ROOTFS_DIR|ROOTFS_TARBALL")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD")
+
+
+def build_parser():
+    p = _Parser(prog=PROG, description="rich containers: unmodified images with an init, services and views")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_run(sub)
+    sub.add_parser("ps", help="list containers")
+    e = sub.add_parser("exec", help="run a command in a running container")
+    e.add_argument("-t", "--tty", action="store_true")
+    e.add_argument("name")
+    e.add_argument("cmd", nargs=argparse.REMAINDER)
+    s = sub.add_parser("stop", help="stop a container (TERM, then KILL after --time)")
+    s.add_argument("--time", "-t", type=float, default=10.0)
+    s.add_argument("name")
+    lg = sub.add_parser("logs", help="what a detached container wrote to stdout/stderr")
+    lg.add_argument("name")
+    r = sub.add_parser("rm", help="remove a container")
+    r.add_argument("-f", "--force", action="store_true", help="kill it first if it runs")
+    r.add_argument("name")
+    rt = sub.add_parser("runtime", help="the portable richinit runtime")
+    rts = rt.add_subparsers(dest="runtime_cmd", required=True, parser_class=_Parser)
+    b = rts.add_parser("build", help="assemble it (default %s)" % "/var/lib/richinit/runtime")
+    b.add_argument("--output")
+    q = sub.add_parser("quota", help="quota directories")
+    qs = q.add_subparsers(dest="quota_cmd", required=True, parser_class=_Parser)
+    ls = qs.add_parser("ls", help="every container's quota directories: backend, ID, limit, usage")
+    ls.add_argument("--json", action="store_true")
+    for name, what in (("install", "put the hook bundle in place"), ("uninstall", "take it away")):
+        i = sub.add_parser(name, help=what)
+        i.add_argument("--podman", action="store_true", help="oci-hooks JSON (podman, CRI-O)")
+        i.add_argument("--containerd", action="store_true", help="containerd runtime entry, RuntimeClass")
+        i.add_argument("--docker", action="store_true", help="daemon.json runtimes entry")
+        i.add_argument("--root", default="/", help="install below this directory (default /)")
+        i.add_argument("--bin-dir", help="where rich-runtime and rich-hook are (default: beside rich)")
+    return p
+
+
+def _split_cmd(argv):
+    """`rich run OPTS ROOTFS -- CMD`: everything after the first `--` is CMD, untouched by argparse."""
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1:]
+    return argv, None
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        head, cmd = _split_cmd(argv)
+        args = build_parser().parse_args(head)
+        if cmd is not None:
+            if getattr(args, "cmd", None):
+                raise CliError("%s: give CMD either after ROOTFS or after --, not both" % PROG)
+            args.cmd = cmd
+        return dispatch(args)
+    except CliError as e:
+        sys.stderr.write("%s\n" % e)
+        return EXIT_RICH
+    except KeyboardInterrupt:
+        sys.stderr.write("%s: interrupted\n" % PROG)
+        return 130
+
+
+def dispatch(args):
+    from runtime_hooks import cli_containers as cc
+    if args.command == "run":
+        return cc.run(args)
+    if args.command == "ps":
+        return cc.ps(args)
+    if args.command == "exec":
+        return cc.exec_(args)
+    if args.command == "stop":
+        return cc.stop(args)
+    if args.command == "rm":
+        return cc.rm(args)
+    if args.command == "logs":
+        return cc.logs(args)
+    if args.command == "runtime":
+        return _runtime_build(args)
+    if args.command == "quota":
+        return _quota_ls(args)
+    from runtime_hooks import install
+    try:
+        if args.command == "install":
+            return install.install(args)
+        return install.uninstall(args)
+    except install.InstallError as e:
+        raise CliError("%s %s: %s" % (PROG, args.command, e))
+
+
+def _runtime_build(args):
+    from runtime_hooks import portable, settings
+    out = args.output or settings.DEFAULT_RUNTIME_DIR
+    tty = sys.stderr.isatty()
+    progress = (lambda m: sys.stderr.write("rich runtime: %s\n" % m)) if tty else None
+    try:
+        m = portable.build(out, progress=progress)
+    except portable.BuildError as e:
+        raise CliError("rich runtime build: %s" % e)
+    except OSError as e:
+        raise CliError("rich runtime build: %s: %s" % (out, e.strerror or e))
+    print("%s: %.1f MB, python %s, loader %s" % (out, m["size"] / 1e6, m["python"], m["loader"]))
+    return 0
+
+
+def _quota_ls(args):
+    from runtime_hooks import hostprep
+    from runtime_hooks.quota.__main__ import main as quota_main
+    try:
+        paths = hostprep.HostPaths.from_env()
+    except hostprep.PrepError as e:
+        raise CliError("rich quota: %s" % e)
+    rc = quota_main(["--state-dir", paths.state_dir, "ls"] + (["--json"] if args.json else []))
+    return 0 if rc == 0 else EXIT_RICH
+
+
+def entry():
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

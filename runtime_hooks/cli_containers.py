@@ -1,0 +1,424 @@
+"""rich run / ps / exec / stop / rm: containers kept under RICHINIT_CONTAINERS_DIR/NAME.
+
+Each container is a bundle directory: config.json, rootfs/ (an overlay over the given directory,
+with upper/ and work/ beside it, or an unpacked tarball), rich.json (what `rich` needs to find it
+again) and, for -d, console.log. The runtime's own state is under RICHINIT_RUN_ROOT.
+
+`rich run` goes through rich-runtime's code (runtime_hooks.wrapper.main, in a forked child that
+execs the real runtime), so the config.json rewrite, views, quotas and the hook registration are
+exactly those of the wrapper engines use. A foreground container is removed when it exits (unless
+--keep); a detached one stays until `rich rm`.
+"""
+
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+import uuid
+
+from runtime_hooks import bundle as bundle_mod
+from runtime_hooks.cli import EXIT_RICH, CliError
+
+DEFAULT_CONTAINERS_DIR = "/var/lib/richinit/containers"
+DEFAULT_RUN_ROOT = "/run/richinit/rich"
+RECORD = "rich.json"
+
+
+def _dir_from_env(var, default):
+    v = os.environ.get(var) or default
+    if not v.startswith("/"):
+        raise CliError("rich: %s: must be an absolute path, not %r" % (var, v))
+    return v
+
+
+def containers_dir():
+    return _dir_from_env("RICHINIT_CONTAINERS_DIR", DEFAULT_CONTAINERS_DIR)
+
+
+def run_root():
+    return _dir_from_env("RICHINIT_RUN_ROOT", DEFAULT_RUN_ROOT)
+
+
+def _bin_beside_me(name):
+    return os.path.join(os.path.dirname(os.path.abspath(sys.argv[0] or "rich")), name)
+
+
+# ---------------------------------------------------------------- records
+
+def _cdir(name):
+    try:
+        bundle_mod.check_name(name)
+    except bundle_mod.BundleError as e:
+        raise CliError("rich: %s" % e)
+    return os.path.join(containers_dir(), name)
+
+
+def load_record(name):
+    path = os.path.join(_cdir(name), RECORD)
+    try:
+        with open(path) as f:
+            rec = json.load(f)
+    except FileNotFoundError:
+        raise CliError("rich: no container named %s" % name)
+    except (OSError, ValueError) as e:
+        raise CliError("rich: %s: unreadable: %s" % (path, e))
+    if not isinstance(rec, dict) or rec.get("name") != name:
+        raise CliError("rich: %s: not a rich container record" % path)
+    return rec
+
+
+def _real_runtime(rec):
+    from runtime_hooks import settings
+    try:
+        return settings.resolve_runtime(rec.get("runtime") or "runc")
+    except settings.SettingsError as e:
+        raise CliError("rich: %s" % e)
+
+
+def _rt(rec, *args):
+    return [_real_runtime(rec), "--root", rec["run_root"]] + list(args)
+
+
+def state_of(rec):
+    """The runtime's state dict, or {} when it does not know the container."""
+    import subprocess
+    r = subprocess.run(_rt(rec, "state", rec["name"]), capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL)
+    if r.returncode != 0:
+        return {}
+    try:
+        return json.loads(r.stdout)
+    except ValueError:
+        return {}
+
+
+# ---------------------------------------------------------------- run
+
+def _validate_run(args):
+    """Every option checked before anything is created; returns what make_config needs."""
+    B = bundle_mod
+    try:
+        name = B.check_name(args.name) if args.name else "rich-%s" % uuid.uuid4().hex[:8]
+        memory = B.parse_size(args.memory) if args.memory else None
+        cpus = B.parse_cpus(args.cpus) if args.cpus else None
+        volumes = [B.parse_volume(v) for v in args.volume]
+        ann = dict(B.parse_annotation(a) for a in args.annotation)
+    except B.BundleError as e:
+        raise CliError("rich run: %s" % e)
+    for e in args.env:
+        if "=" not in e or e.startswith("="):
+            raise CliError("rich run: -e %s: expected KEY=VALUE" % e)
+    if not args.cmd:
+        raise CliError("rich run: CMD is missing (rich run ROOTFS -- CMD...)")
+    if args.tty and args.detach:
+        raise CliError("rich run: -t needs the foreground (not with -d)")
+    if args.service and args.no_services:
+        raise CliError("rich run: --service and --no-services contradict each other")
+    for q in args.quota:
+        if "," in q:
+            raise CliError("rich run: --quota %s: one rule per --quota (no ',')" % q)
+    src = os.path.abspath(args.rootfs)
+    try:
+        fd = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
+        os.close(fd)
+    except OSError as e:
+        raise CliError("rich run: %s: %s" % (args.rootfs, e.strerror))
+    if not (os.path.isdir(src) or os.path.isfile(src)):
+        raise CliError("rich run: %s: neither a directory nor a tarball" % args.rootfs)
+    ann["io.richinit.rich"] = "true"
+    if args.no_services:
+        ann["io.richinit.services"] = "none"
+    elif args.service:
+        ann["io.richinit.services"] = ",".join(args.service)
+    if args.vm:
+        ann["io.richinit.vm"] = "true"
+    if args.quota:
+        rules = [r for r in (ann.get("io.richinit.quota") or "").split(",") if r] + list(args.quota)
+        ann["io.richinit.quota"] = ",".join(rules)
+    # Catch bad rules and annotations now, with the option's name, instead of from the wrapper.
+    from runtime_hooks import ociconfig
+    try:
+        ociconfig.rich_options({"annotations": ann})
+    except ociconfig.ConfigError as e:
+        raise CliError("rich run: %s" % e)
+    if ann.get("io.richinit.quota"):  # the quota package is only loaded when there are rules
+        from runtime_hooks.quota import rules as qrules
+        try:
+            problems = qrules.validate(qrules.parse_rules(ann["io.richinit.quota"]))
+            if problems:
+                raise qrules.RuleError(problems[0])
+        except qrules.RuleError as e:
+            raise CliError("rich run: %s" % e)
+    _check_runtime_built()
+    runtime = args.runtime or os.environ.get("RICHINIT_RUNTIME") or "runc"
+    if runtime not in ("runc", "crun") and not runtime.startswith("/"):
+        raise CliError("rich run: --runtime: runc, crun or an absolute path, not %r" % runtime)
+    return {"name": name, "memory": memory, "cpus": cpus, "volumes": volumes, "annotations": ann,
+            "source": src, "runtime": runtime}
+
+
+def _check_runtime_built():
+    """The portable runtime is built and rich-hook is there (views and quotas depend on it)."""
+    from runtime_hooks import hostprep, settings
+    from runtime_hooks.portable_manifest import BuildError, load_manifest
+    try:
+        conf = settings.load(os.environ.get("RICHINIT_RUNTIME_CONFIG") or settings.DEFAULT_PATH)
+        load_manifest(os.path.realpath(conf.runtime_dir))
+        hook = hostprep.find_hook(conf.hook, _bin_beside_me("rich-runtime"))
+    except (settings.SettingsError, BuildError, hostprep.PrepError) as e:
+        raise CliError("rich run: %s" % e)
+    if not hook or not os.access(hook, os.X_OK):
+        raise CliError("rich run: rich-hook not found beside %s (install richinit, or set RICHINIT_HOOK)"
+                       % _bin_beside_me("rich"))
+
+
+def _progress(label):
+    if not sys.stderr.isatty():
+        return None
+
+    def say(n, _name):
+        sys.stderr.write("\rrich: %s: %d files" % (label, n))
+        sys.stderr.flush()
+    return say
+
+
+def _make_rootfs(v, cdir):
+    if os.path.isdir(v["source"]):
+        return bundle_mod.overlay_rootfs(os.path.realpath(v["source"]), cdir), True
+    dest = os.path.join(cdir, "rootfs")
+    say = _progress("unpacking %s" % os.path.basename(v["source"]))
+    bundle_mod.unpack(v["source"], dest, say)
+    if say:
+        sys.stderr.write("\n")
+    return dest, False
+
+
+def _remove_dir(cdir, overlay):
+    """Unmount the rootfs overlay, then remove the directory (never through a live mount)."""
+    if overlay:
+        bundle_mod.unmount_rootfs(cdir)
+    rootfs = os.path.join(cdir, "rootfs")
+    try:
+        if os.path.isdir(rootfs) and os.stat(rootfs).st_dev != os.stat(cdir).st_dev:
+            raise CliError("rich: %s is still mounted: not removing %s" % (rootfs, cdir))
+    except FileNotFoundError:
+        pass
+    shutil.rmtree(cdir, ignore_errors=True)
+
+
+def create_bundle(args):
+    v = _validate_run(args)
+    cdir = _cdir(v["name"])
+    os.makedirs(containers_dir(), mode=0o711, exist_ok=True)
+    try:
+        os.mkdir(cdir, 0o711)
+    except FileExistsError:
+        raise CliError("rich run: a container named %s exists (rich rm %s)" % (v["name"], v["name"]))
+    overlay = os.path.isdir(v["source"])
+    try:
+        rootfs, overlay = _make_rootfs(v, cdir)
+        cfg = bundle_mod.make_config(rootfs, args.cmd, hostname=v["name"][:63], env=args.env, cwd=args.workdir,
+                                     memory=v["memory"], cpus=v["cpus"], volumes=v["volumes"],
+                                     annotations=v["annotations"], terminal=args.tty, network=args.network)
+        bundle_mod.write_config(cdir, cfg)
+        rec = {"name": v["name"], "runtime": v["runtime"], "run_root": run_root(), "overlay": overlay,
+               "source": v["source"], "created": time.time(), "args": list(args.cmd), "detached": args.detach,
+               "network": args.network}
+        with open(os.path.join(cdir, RECORD), "w") as f:
+            json.dump(rec, f)
+    except BaseException as e:
+        _remove_dir(cdir, overlay)
+        if isinstance(e, bundle_mod.BundleError):
+            raise CliError("rich run: %s" % e)
+        if isinstance(e, OSError):
+            raise CliError("rich run: %s" % e)
+        raise
+    return rec, cdir
+
+
+def _spawn_runtime(rec, cdir, detach):
+    """fork; the child runs the wrapper's main (which execs the real runtime). Returns the child pid."""
+    argv = [_bin_beside_me("rich-runtime"), "--root", rec["run_root"]]
+    if os.path.basename(rec["runtime"]) == "runsc" and rec.get("network", "none") == "none":
+        argv.append("--network=none")  # gVisor: no network stack rather than the sandbox's own
+    argv.append("run")
+    if detach:
+        argv.append("--detach")
+    argv += ["--bundle", cdir, rec["name"]]
+    os.makedirs(rec["run_root"], mode=0o700, exist_ok=True)
+    log = os.path.join(cdir, "console.log")
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child execs
+        code = EXIT_RICH
+        try:
+            os.environ["RICHINIT_RUNTIME"] = rec["runtime"]
+            if detach:
+                # The container keeps runc's stdio: a log file, never our terminal or pipes.
+                null = os.open(os.devnull, os.O_RDONLY)
+                out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+                os.dup2(null, 0)
+                os.dup2(out, 1)
+                os.dup2(out, 2)
+                os.close(null)
+                os.close(out)
+            from runtime_hooks import wrapper
+            wrapper.main(argv)  # returns only when it could not exec the runtime (it said why)
+            code = EXIT_RICH
+        except BaseException as e:  # noqa: B036 - the forked child must never return into our caller
+            try:
+                sys.stderr.write("rich run: %s\n" % e)
+            except Exception:  # noqa: BLE001
+                pass
+        finally:
+            os._exit(code)
+    return pid
+
+
+def _wait(pid):
+    """Wait for the runtime; SIGTERM/SIGHUP to us go to it (runc forwards them into the container)."""
+    forward = lambda sig, _frame: os.kill(pid, sig)
+    old = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGHUP)}
+    # Ctrl-C reaches the runtime through the terminal's process group: do not die before it does.
+    old[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+
+
+def run(args):
+    rec, cdir = create_bundle(args)
+    pid = _spawn_runtime(rec, cdir, args.detach)
+    rc = _wait(pid)
+    if args.detach:
+        if rc != 0:
+            _teardown(rec, cdir)
+            try:
+                with open(os.path.join(cdir, "console.log")) as f:
+                    tail = f.read().strip().splitlines()[-1:]
+            except OSError:
+                tail = []
+            raise CliError("rich run: %s did not start%s" % (rec["name"], (": " + tail[0]) if tail else ""))
+        print(rec["name"])
+        return 0
+    if not args.keep:
+        _teardown(rec, cdir)
+    return rc
+
+
+def _teardown(rec, cdir):
+    """Delete the runtime's container (its poststop hook releases views and quotas), then our files."""
+    import subprocess
+    if os.path.exists(os.path.join(rec["run_root"], rec["name"])) or os.path.basename(rec["runtime"]) == "runsc":
+        # (`runc run` in the foreground has deleted it already: then its state directory is gone)
+        subprocess.run(_rt(rec, "delete", "--force", rec["name"]), capture_output=True, stdin=subprocess.DEVNULL)
+    # The hook may not have run (no hook installed, or create failed before it): same steps, idempotent.
+    from runtime_hooks import hostprep
+    try:
+        paths = hostprep.HostPaths.from_env()
+        hostprep.unregister_views(rec["name"], paths)
+        hostprep.quota_release(rec["name"], paths)
+    except hostprep.PrepError:
+        pass
+    _remove_dir(cdir, rec.get("overlay"))
+
+
+# ---------------------------------------------------------------- ps / exec / stop / rm
+
+def ps(args):
+    base = containers_dir()
+    try:
+        names = sorted(os.listdir(base))
+    except FileNotFoundError:
+        names = []
+    rows = [("NAME", "STATUS", "PID", "RUNTIME", "CREATED", "COMMAND")]
+    for name in names:
+        try:
+            rec = load_record(name)
+        except CliError:
+            continue
+        st = state_of(rec)
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rec.get("created", 0)))
+        rows.append((name, st.get("status", "gone"), str(st.get("pid") or "-"), os.path.basename(rec["runtime"]),
+                     created, " ".join(rec.get("args", []))[:60]))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)) + "  " + r[5])
+    return 0
+
+
+def exec_(args):
+    rec = load_record(args.name)
+    if not args.cmd:
+        raise CliError("rich exec: CMD is missing (rich exec NAME -- CMD...)")
+    if state_of(rec).get("status") != "running":
+        raise CliError("rich exec: %s is not running" % args.name)
+    argv = _rt(rec, "exec") + (["--tty"] if args.tty else []) + [rec["name"]] + list(args.cmd)
+    sys.stdout.flush()
+    os.execv(argv[0], argv)
+
+
+def _wait_stopped(rec, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        st = state_of(rec).get("status")
+        if st in (None, "stopped"):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+def _kill(rec, sig):
+    import subprocess
+    return subprocess.run(_rt(rec, "kill", rec["name"], sig), capture_output=True, stdin=subprocess.DEVNULL)
+
+
+def stop(args):
+    rec = load_record(args.name)
+    if args.time < 0:
+        raise CliError("rich stop: --time must not be negative")
+    if state_of(rec).get("status") in (None, "stopped"):
+        return 0
+    _kill(rec, "TERM")  # richinit stops services and CMD in order
+    if not _wait_stopped(rec, args.time):
+        _kill(rec, "KILL")
+        if not _wait_stopped(rec, 10):
+            raise CliError("rich stop: %s did not stop" % args.name)
+    return 0
+
+
+def rm(args):
+    rec = load_record(args.name)
+    status = state_of(rec).get("status")
+    if status not in (None, "stopped"):
+        if not args.force:
+            raise CliError("rich rm: %s is %s (rich stop %s, or rm -f)" % (args.name, status, args.name))
+        _kill(rec, "KILL")
+        _wait_stopped(rec, 10)
+    _teardown(rec, _cdir(args.name))
+    return 0
+
+
+def logs(args):
+    load_record(args.name)
+    try:
+        with open(os.path.join(_cdir(args.name), "console.log"), "rb") as f:
+            while True:
+                b = f.read(65536)
+                if not b:
+                    break
+                sys.stdout.buffer.write(b)
+    except FileNotFoundError:
+        pass  # a foreground container's output went to the terminal
+    sys.stdout.flush()
+    return 0
