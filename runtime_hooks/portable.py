@@ -10,7 +10,7 @@ Layout (bind-mounted read-only at /.richinit; every container shares the same fi
     lib/lib*.so.*            the ldd closure of the interpreter and every C extension
     lib/python3.11/          the stdlib modules richinit and its services import, as .pyc only
     lib/python3.11/lib-dynload/  their C extensions
-    lib/site-packages/       richinit, osbase, yaml (+ _yaml), setproctitle, as .pyc (+ .so)
+    lib/site-packages/       richinit, osbase, yaml (+ _yaml), setproctitle, as .pyc (+ .so); services.d/
     runtime.json             manifest: argv prefix, versions, sizes
 
 A container runs it with no shell and no environment of ours (the _pth file fixes sys.path and
@@ -225,6 +225,12 @@ def assemble(out, python=DEFAULT_PYTHON, progress=None):
     say("copying richinit, osbase, yaml, setproctitle")
     for name, d in pkg_dirs.items():
         exts += _copy_package(d, os.path.join(site, name), soabi)
+    # The default service definitions, where richinit.services.load looks for them
+    # (beside the richinit package, as in the repository).
+    defaults = os.path.join(os.path.dirname(pkg_dirs["richinit"]), "services.d")
+    for fname in sorted(os.listdir(defaults)):
+        if fname.endswith((".yaml", ".yml")):
+            _copy(os.path.join(defaults, fname), os.path.join(site, "services.d", fname), 0o644)
 
     say("copying the interpreter and its libraries")
     interp = elf.interpreter(python)

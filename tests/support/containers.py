@@ -13,7 +13,6 @@ import time
 import uuid
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 
 
 def have(tool):
@@ -21,23 +20,9 @@ def have(tool):
 
 
 def busybox_rootfs(dest):
-    """A minimal rootfs: busybox-static and its applet links, /etc/passwd, the usual dirs."""
-    os.makedirs(os.path.join(dest, "bin"), exist_ok=True)
-    shutil.copy2(BUSYBOX, os.path.join(dest, "bin", "busybox"))
-    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True).stdout.split()
-    for a in applets:
-        if a == "busybox":
-            continue  # a self-link would overwrite the binary
-        link = os.path.join(dest, "bin", a)
-        if not os.path.lexists(link):
-            os.symlink("busybox", link)
-    for d in ("proc", "sys", "dev", "tmp", "etc", "run", "var/log", "root", "usr", "lib", "lib64"):
-        os.makedirs(os.path.join(dest, d), exist_ok=True)
-    with open(os.path.join(dest, "etc/passwd"), "w") as f:
-        f.write("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")
-    with open(os.path.join(dest, "etc/group"), "w") as f:
-        f.write("root:x:0:\nnogroup:x:65534:\n")
-    return dest
+    """A minimal busybox-static rootfs (the same builder as the demo image's)."""
+    from runtime_hooks.demo_image import busybox_rootfs as build
+    return build(dest)
 
 
 def _bind(src, dst, ro=True):

@@ -70,7 +70,11 @@ def cached_image(cache_dir=CACHE_DIR, suite=SUITE, variant=VARIANT, mirror=MIRRO
             with open(os.path.join(tmp, ".richinit-image"), "w") as f:
                 json.dump({"suite": suite, "variant": variant, "mirror": mirror, "packages": sorted(packages)}, f)
             # debootstrap leaves the mirror's .debs behind: not needed to run, 80 MB of cache.
-            shutil.rmtree(os.path.join(tmp, "var/cache/apt/archives"), ignore_errors=True)
+            archives = os.path.join(tmp, "var/cache/apt/archives")
+            for name in os.listdir(archives) if os.path.isdir(archives) else ():
+                if name.endswith(".deb"):
+                    os.unlink(os.path.join(archives, name))
+            os.chmod(tmp, 0o755)  # mkdtemp made it 0700: the image's / must be traversable by its users
             if os.path.lexists(final):
                 shutil.rmtree(final)
             os.rename(tmp, final)
