@@ -173,7 +173,47 @@ def save(env, root="/"):
     except OSError as e:
         notes.append("/%s not written (%s): my_init-style scripts will not see the environment"
                      % (ENV_DIR, e.strerror or e))
+    try:
+        _save_etc_environment(merged, root, gid)
+    except OSError as e:
+        notes.append("/etc/environment not updated (%s): non-login ssh sessions and PAM cron jobs "
+                     "will not see the environment" % (e.strerror or e))
     return notes
+
+
+# /etc/environment is read by pam_env for every PAM session: sshd's (login shells or not) and
+# Debian cron's jobs. Our block replaces an earlier boot's; the image's own lines stay.
+BLOCK_BEGIN = "# BEGIN richinit: the container's environment, for pam_env (ssh sessions, cron jobs)\n"
+BLOCK_END = "# END richinit\n"
+
+
+def to_pam_env(env):
+    """pam_env's format: KEY="value", one pair of quotes stripped, nothing expanded; no line breaks."""
+    return "".join('%s="%s"\n' % (k, v) for k, v in sorted(env.items())
+                   if _SHELL_NAME.match(k) and "\n" not in v and "\r" not in v and len(k) + len(v) < 7990)
+
+
+def _save_etc_environment(env, root, gid):
+    path = os.path.join(root, "etc/environment")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd, encoding="utf-8", errors="surrogateescape") as f:
+            old = f.read(1 << 20)
+    except FileNotFoundError:
+        old = ""
+    kept, inside = [], False
+    for line in old.splitlines(keepends=True):
+        if line == BLOCK_BEGIN:
+            inside = True
+        elif inside and line == BLOCK_END:
+            inside = False
+        elif not inside:
+            kept.append(line)
+    text = "".join(kept)
+    if text and not text.endswith("\n"):
+        text += "\n"
+    # 0640 like the other copies (secrets): pam_env reads it as root.
+    _write_atomic(path, text + BLOCK_BEGIN + to_pam_env(env) + BLOCK_END, MODE, gid)
 
 
 def _save_my_init(env, root, shell_text, gid):

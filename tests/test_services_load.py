@@ -251,7 +251,7 @@ def test_only_selects_services_and_what_they_require():
 
 RSYSLOG = ("/usr/sbin/rsyslogd", "-n", "-iNONE")
 BB_CROND = ("-f", "-c", "/etc/crontabs")
-OUR_CRON = ("@builtin", "cron", "--notify-fd", "3")
+OUR_CRON = ("@builtin", "cron", "--notify-fd", "3", "--stop-timeout", "2")
 OUR_SYSLOG = ("@builtin", "syslogd", "--notify-fd", "3")
 
 

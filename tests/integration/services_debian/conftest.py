@@ -16,7 +16,7 @@ import uuid
 import pytest
 
 from tests.support import debian_image
-from tests.support.containers import REPO, have
+from tests.support.containers import have
 
 
 def need(*tools):
@@ -39,12 +39,7 @@ def debian_base():
 
 @pytest.fixture(scope="session")
 def richinit_runtime():
-    """The portable runtime built from this tree (~2 s), bound read-only at /.richinit.
-
-    The runtime does not ship richinit's default services.d, so the loader inside (which looks
-    next to its package) would find no sshd/cron/syslog defaults: the repo's files are put where
-    it looks. TODO(portable.py): ship services.d in the runtime, then drop this copy.
-    """
+    """The portable runtime built from this tree (~2 s), bound read-only at /.richinit."""
     need("ldd")
     if not os.access("/usr/bin/python3.11", os.X_OK):
         pytest.skip("Debian's /usr/bin/python3.11 is not installed")
@@ -53,9 +48,7 @@ def richinit_runtime():
     try:
         out = os.path.join(parent, "runtime")
         m = portable.build(out)
-        defaults = os.path.join(out, "lib", "site-packages", "services.d")
-        if not os.path.isdir(defaults):
-            shutil.copytree(os.path.join(REPO, "services.d"), defaults)
+        assert os.path.exists(os.path.join(out, "lib", "site-packages", "services.d", "sshd.yaml"))
         yield {"dir": out, "argv": list(m["argv"])}
     finally:
         shutil.rmtree(parent, ignore_errors=True)

@@ -65,8 +65,6 @@ CRON = """\
 * * * * * root echo "minute-job GREETING=$GREETING" >> /run/cron-minute.out; logger -t cronjob minute-job-ran
 """
 
-ETC_ENVIRONMENT = ("richinit/environ.py does not write /etc/environment, which pam_env reads for ssh sessions "
-                   "and Debian's cron jobs (neither is a login shell)")
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -220,14 +218,12 @@ def test_ssh_login_shell_sees_the_container_environment(vm):
     assert "GREETING=" + GREETING in r.stdout
 
 
-@pytest.mark.xfail(strict=True, reason=ETC_ENVIRONMENT)
 def test_ssh_command_session_sees_the_container_environment(vm):
     r = vm.ssh("echo GREETING=$GREETING")
     assert r.returncode == 0, r.stderr
     assert "GREETING=" + GREETING in r.stdout
 
 
-@pytest.mark.xfail(strict=True, reason=ETC_ENVIRONMENT)
 def test_cron_job_sees_the_container_environment(vm):
     assert wait_until(lambda: "reboot-job" in vm.read("/run/cron-reboot.out"), 10)
     assert "GREETING=" + GREETING in vm.read("/run/cron-reboot.out")
