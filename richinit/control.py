@@ -146,11 +146,7 @@ class ControlServer:
                 s.start()
                 return {"ok": True}, False
             if cmd == "restart":
-                if s.pids():
-                    s.replacement = S.Service(s.spec, sup)
-                    s.stop()
-                else:
-                    s.start()
+                s.restart()
                 return {"ok": True}, False
         return {"ok": False, "error": "unknown command: %s" % cmd}, False
 

@@ -18,6 +18,7 @@ from richinit import svc as S
 from richinit.spawn import spawn
 
 RUN_DIR = "/run/richinit"
+SCRIPT_STOP_TIMEOUT = 5.0  # an init script cut short by a stop, or a finish script: SIGKILL after this
 
 
 def _passwd_lookup(user, group):
@@ -182,6 +183,10 @@ class Supervisor:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("RICHINIT_")}
         self.stopping = False
         self.only = None         # --services a,b: the selection, kept for reloads
+        self.finish_scripts = []  # s6-overlay cont-finish.d, run once every service is down
+        self.finish_queue = None  # None: not started yet
+        self.finish_pid = None
+        self.script_deadline = None
         self.batch = False       # starting several services: no progress until all are WAITING
 
     # ---- loading ------------------------------------------------------------
@@ -269,6 +274,7 @@ class Supervisor:
                 new.skip(skipped[name])
         if boot:
             self.init_scripts = [InitScript.from_dict(d) for d in doc.get("init_scripts", [])]
+            self.finish_scripts = [InitScript.from_dict(d) for d in doc.get("finish_scripts", [])]
         return added, removed, changed
 
     def reload(self):
@@ -305,6 +311,10 @@ class Supervisor:
             self._init_script_done(127, str(e))
 
     def _init_script_done(self, code, why=""):
+        if self.stopping:  # stopped during the boot: no more init scripts, no services
+            self.init_queue = []
+            self._stop_next_wave()
+            return
         script = self.init_queue.pop(0)
         if code != 0:
             msg = "init script %s failed (%s)" % (script.path, why or "exit %s" % code)
@@ -355,10 +365,26 @@ class Supervisor:
     # ---- shutdown -----------------------------------------------------------
 
     def stop_all(self):
-        """Stop services wave by wave, last wave first."""
+        """Stop services wave by wave, last wave first; then the finish scripts (cont-finish.d)."""
         self.stopping = True
         self.booting = None
+        if self.init_pid:  # a stop during the boot ends the running init script too
+            self.kill_group(self.init_pid, 15)
+            self.script_deadline = self.ops.now() + SCRIPT_STOP_TIMEOUT
         self._stop_next_wave()
+
+    def _next_finish_script(self):
+        """s6-overlay's cont-finish.d, in order, each bounded; failures are only logged."""
+        self.finish_pid = None
+        while self.finish_queue:
+            script = self.finish_queue.pop(0)
+            try:
+                self.finish_pid = spawn(list(script.command), env=self.env)
+                self.script_deadline = self.ops.now() + SCRIPT_STOP_TIMEOUT
+                return
+            except Exception as e:
+                log.warning("finish script %s: %s", script.path, e)
+        self.script_deadline = None
 
     def _stop_next_wave(self):
         waves = [w for w in self.order] + [[n for n in self.services if not any(n in w for w in self.order)]]
@@ -373,9 +399,13 @@ class Supervisor:
             s.want_up = False
             if s.state in (S.BACKOFF, S.WAITING):
                 s._set(S.DOWN, "stopped")
+        if self.finish_queue is None and self.init_pid is None:
+            self.finish_queue = list(self.finish_scripts)
+            self._next_finish_script()
 
     def all_down(self):
-        return all(not s.pids() for s in self.services.values()) and self.init_pid is None
+        return all(not s.pids() for s in self.services.values()) and self.init_pid is None \
+            and self.finish_queue is not None and not self.finish_queue and self.finish_pid is None
 
     def pids(self):
         out = [p for s in self.services.values() for p in s.pids()]
@@ -388,6 +418,13 @@ class Supervisor:
             self.init_pid = None
             self._init_script_done(code)
             return True
+        if pid == self.finish_pid:
+            if code:
+                log.warning("finish script (pid %d) exited with %d", pid, code)
+            self._next_finish_script()
+            if self.on_change:
+                self.on_change()
+            return True
         for s in list(self.services.values()):
             if pid in s.pids():
                 s.on_exit(pid, code)
@@ -396,12 +433,20 @@ class Supervisor:
 
     def next_deadline(self):
         ds = [s.deadline for s in self.services.values() if s.deadline is not None]
+        if self.script_deadline is not None:
+            ds.append(self.script_deadline)
         return min(ds) if ds else None
 
     def on_timer(self, now):
         for s in list(self.services.values()):
             if s.deadline is not None and now >= s.deadline:
                 s.on_timer(now)
+        if self.script_deadline is not None and now >= self.script_deadline:
+            self.script_deadline = None
+            for pid in (self.init_pid, self.finish_pid):
+                if pid:
+                    log.warning("script (pid %d) still running after %.0fs: killed", pid, SCRIPT_STOP_TIMEOUT)
+                    self.kill_group(pid, 9)
 
     # ---- the host interface of svc.Service ----------------------------------
 

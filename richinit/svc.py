@@ -7,6 +7,7 @@ States
   starting  the process runs; waiting for readiness (or, for forking, for the pidfile)
   up        running and ready
   stopping  stop_signal sent; SIGKILL to the group after stop_timeout
+  finish    the process exited; its `finish` command (s6-overlay) runs, at most 5 s
   backoff   exited; restarting after a delay
   done      a oneshot that finished with 0
   failed    crash loop, failed dependency, bad definition, or failed start with restart: never
@@ -21,8 +22,11 @@ cannot leave a service without a way forward.
 
 from richinit import log
 
-DOWN, WAITING, PRE, STARTING, UP, STOPPING, BACKOFF, DONE, FAILED, SKIPPED = (
-    "down", "waiting", "pre", "starting", "up", "stopping", "backoff", "done", "failed", "skipped")
+DOWN, WAITING, PRE, STARTING, UP, STOPPING, FINISH, BACKOFF, DONE, FAILED, SKIPPED = (
+    "down", "waiting", "pre", "starting", "up", "stopping", "finish", "backoff", "done", "failed", "skipped")
+
+FINISH_TIMEOUT = 5.0      # s6-overlay's default for a finish script
+FINISH_NO_RESTART = 125   # s6: a finish script exiting 125 means "do not restart"
 
 PROBE_INTERVAL = 0.05     # tcp/unix/file readiness probes, only while starting
 PIDFILE_WAIT = 5.0        # a forking daemon's starter exited 0: how long its pidfile may take
@@ -52,17 +56,14 @@ class Service:
         self.removed = False             # gone from services.d (reload): dropped once down
         self.replacement = None          # a changed definition waiting for this one to stop (reload)
         self.restart_after_stop = False  # a failed start is being stopped: apply restart policy after
+        self.start_after_stop = False    # richctl restart, or start while stopping
+        self.finish_for = None           # (exit code, was stopping) while the finish command runs
 
     # ---- queries ----------------------------------------------------------
 
     @property
     def ready(self):
         return self.state in (UP, DONE)
-
-    @property
-    def settled(self):
-        """Not in the middle of starting: the boot may move on past it."""
-        return self.state not in (WAITING, PRE, STARTING, BACKOFF) or (self.state == BACKOFF and self.restarts)
 
     def pids(self):
         return [p for p in (self.pid, self.helper) if p]
@@ -71,6 +72,9 @@ class Service:
 
     def start(self):
         if self.state in (UP, STARTING, PRE, WAITING):
+            return
+        if self.state in (STOPPING, FINISH):
+            self.want_up = self.start_after_stop = True  # once the old process is gone
             return
         self.want_up = True
         if self.state == FAILED:
@@ -87,8 +91,17 @@ class Service:
         if self.state == WAITING:
             self._fail("required service %s failed" % dep)
 
+    def restart(self):
+        """richctl restart: stop, then start again (same service: its counters stay)."""
+        if self.pids():
+            self.stop()
+            self.want_up = self.start_after_stop = True
+        else:
+            self.start()
+
     def stop(self):
         self.want_up = False
+        self.start_after_stop = False
         if self.state in (WAITING, BACKOFF):
             self._set(DOWN, "stopped")
             self.host.changed(self)
@@ -118,6 +131,8 @@ class Service:
                     self.pidfile_by = now + PIDFILE_WAIT
                 self.due, self.deadline = "pidfile", now  # read it right away
                 return
+            if self.state == FINISH:
+                return self._finished(code)
             if self.state == STOPPING and self.pid is None:
                 return self._stopped(code)
             return
@@ -128,6 +143,8 @@ class Service:
         # What the service left in its process group (a crashed server's workers that
         # still hold its port) goes with it, as systemd's control-group kill mode does.
         self.host.kill_leftovers(pid)
+        if self.spec.finish and self._run_finish(code, self.state == STOPPING):
+            return
         if self.state == STOPPING:
             return self._stopped(code)
         if self.spec.type == "oneshot" and code == 0:
@@ -174,6 +191,12 @@ class Service:
             self.due, self.deadline = "gone", now + KILL_WAIT
             for p in self.pids():
                 self.host.kill_group(p, 9)
+        elif due == "finish" and self.state == FINISH:
+            log.warning("%s: finish command still running after %.0fs: killed", self.name, FINISH_TIMEOUT)
+            if self.helper:
+                self.host.kill_group(self.helper, 9)
+            self.helper = None
+            self._finished(None)
         elif due == "gone" and self.state == STOPPING:
             log.warning("%s: processes survived SIGKILL; giving up on them", self.name)
             self.pid = self.helper = None
@@ -183,7 +206,7 @@ class Service:
 
     def _set(self, state, reason):
         self.state, self.reason = state, reason
-        if state not in (STARTING, PRE, STOPPING, BACKOFF):
+        if state not in (STARTING, PRE, STOPPING, BACKOFF, FINISH):
             self.deadline = self.due = None
 
     def _fail(self, reason):
@@ -296,6 +319,38 @@ class Service:
         if not self.pids():
             self._stopped(None)
 
+    def _run_finish(self, code, stopping):
+        """s6's finish: `finish EXIT SIGNAL` (256 and the signal number when killed). True if started."""
+        sig = code - 128 if code is not None and code > 128 else 0
+        args = list(self.spec.finish) + (["256", str(sig)] if sig else [str(code), "0"])
+        self.finish_for = (code, stopping)
+        self._set(FINISH, "finishing")
+        self.due, self.deadline = "finish", self.host.now() + FINISH_TIMEOUT
+        try:
+            self.helper = self.host.launch(self, args, main=False)
+        except Exception as e:
+            log.warning("%s: finish command: %s", self.name, e)
+            self.helper = None
+            self._finished(None)
+        return True
+
+    def _finished(self, finish_code):
+        code, stopping = self.finish_for or (None, False)
+        self.finish_for = None
+        if stopping or not self.want_up:
+            self.state = STOPPING  # so _stopped applies (and start_after_stop is honoured)
+            return self._stopped(code)
+        if finish_code == FINISH_NO_RESTART:
+            self._set(DOWN, "finish exited 125: not restarted")
+            self.want_up = False
+            self.host.changed(self)
+            return
+        if self.spec.type == "oneshot" and code == 0:
+            self._set(DONE, "")
+            self.host.changed(self)
+            return
+        self._exited(code)
+
     def _stopped(self, code):
         if self.pids():
             return  # the other one (helper or daemon) is still there
@@ -305,6 +360,9 @@ class Service:
         self.restart_after_stop = False
         self._set(DOWN, "stopped" + (" (killed)" if self.killed else ""))
         self.host.changed(self)
+        if self.start_after_stop:
+            self.start_after_stop = False
+            self.start()
 
     def status(self, now):
         return {

@@ -556,3 +556,66 @@ def test_forking_without_ready_timeout_stops_polling_while_the_starter_runs():
     s.on_exit(starter, 0)
     h.advance(s, 0)
     assert s.state == S.UP and s.pid == 4242
+
+
+# ---- s6-overlay finish scripts, restart in place ---------------------------------
+
+def test_finish_runs_with_exit_code_and_signal_then_restart_policy_applies():
+    s, h = started(finish=("/etc/services.d/svc/finish",))
+    pid = s.pid
+    s.on_exit(pid, 128 + 9)  # killed by SIGKILL
+    assert s.state == S.FINISH
+    argv, main, fpid = h.launched[-1]
+    assert argv == ["/etc/services.d/svc/finish", "256", "9"] and not main
+    s.on_exit(fpid, 0)
+    assert s.state in (S.UP, S.BACKOFF) and s.restarts == 1
+
+
+def test_finish_exiting_125_means_do_not_restart():
+    s, h = started(finish=("fin",))
+    s.on_exit(s.pid, 3)
+    assert h.launched[-1][0] == ["fin", "3", "0"]
+    s.on_exit(h.last_pid, S.FINISH_NO_RESTART)
+    assert s.state == S.DOWN and "125" in s.reason and s.restarts == 0
+
+
+def test_finish_that_hangs_is_killed_and_the_service_goes_on():
+    s, h = started(finish=("fin",))
+    s.on_exit(s.pid, 1)
+    fpid = h.last_pid
+    h.advance(s, S.FINISH_TIMEOUT + 0.1)
+    assert (fpid, 9) in h.signals
+    assert s.state in (S.UP, S.BACKOFF, S.STARTING)
+
+
+def test_finish_runs_on_a_requested_stop_too_and_ends_down():
+    s, h = started(finish=("fin",))
+    s.stop()
+    s.on_exit(s.pid, 143)
+    assert s.state == S.FINISH and h.launched[-1][0] == ["fin", "256", "15"]
+    s.on_exit(h.last_pid, 0)
+    assert s.state == S.DOWN
+
+
+def test_restart_keeps_the_service_and_its_counters():
+    s, h = started()
+    s.restarts = 4
+    old = s.pid
+    s.restart()
+    assert s.state == S.STOPPING
+    s.on_exit(old, 143)
+    assert s.state == S.WAITING  # the supervisor starts it once its dependencies are ready
+    s.deps_ready()
+    assert s.state == S.UP and s.pid != old and s.restarts == 4
+
+
+def test_start_while_stopping_starts_again_once_down():
+    s, h = started()
+    old = s.pid
+    s.stop()
+    s.start()
+    assert s.state == S.STOPPING and len(h.launched) == 1
+    s.on_exit(old, 143)
+    assert s.state == S.WAITING
+    s.deps_ready()
+    assert s.state == S.UP and s.pid != old

@@ -192,3 +192,36 @@ def _same_pidns(a, b):
         return os.readlink("/proc/%d/ns/pid" % a) == os.readlink("/proc/%d/ns/pid" % b)
     except OSError:
         return False
+
+
+def _write(path, text, mode=0o755):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+
+
+def test_s6_overlay_and_my_init_layouts_run_as_they_are(tmp_path, busybox_rootfs):
+    """An image written for s6-overlay / my_init: cont-init.d, my_init.d, services.d/NAME/{run,finish},
+    cont-finish.d — run by richinit without rewriting anything."""
+    rootfs = str(tmp_path / "rootfs")
+    shutil.copytree(busybox_rootfs, rootfs, symlinks=True)
+    _write(rootfs + "/etc/cont-init.d/10-setup", "#!/bin/sh\necho cont-init >> /shared/order\n")
+    _write(rootfs + "/etc/my_init.d/20-more", "#!/bin/sh\necho my-init >> /shared/order\n")
+    _write(rootfs + "/etc/services.d/hello/run",
+           "#!/bin/sh\necho hello-run >> /shared/order\nexec sleep 1000\n")
+    _write(rootfs + "/etc/services.d/hello/finish", "#!/bin/sh\necho \"hello-finish $1 $2\" >> /shared/order\n")
+    _write(rootfs + "/etc/cont-finish.d/90-bye", "#!/bin/sh\necho cont-finish >> /shared/order\n")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    bundle = str(tmp_path / "bundle")
+    app = "echo app >> /shared/order; sleep 0.5; exit 3"
+    ct.make_bundle(bundle, rootfs, ct.richinit_argv("--services", "hello", "--", "sh", "-c", app), python=True,
+                   mounts=[{"destination": "/shared", "type": "bind", "source": str(shared),
+                            "options": ["rbind", "rw"]}])
+    r = ct.run(bundle, timeout=60)
+    assert r.returncode == 3, r.stderr
+    order = (shared / "order").read_text().split("\n")
+    assert order[:2] == ["cont-init", "my-init"], order
+    assert set(order[2:4]) == {"hello-run", "app"}, order
+    assert order[4:6] == ["hello-finish 256 15", "cont-finish"], order
