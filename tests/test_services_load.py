@@ -267,9 +267,11 @@ def test_defaults_pick_the_image_daemon_or_the_builtin(distro, cron, syslog, ssh
     r = load(os.path.join(FIX, "distros", distro), DEFAULTS_DIR, search_path=PATH)
     assert r.errors == [] and r.warnings == []
     assert r.spec("cron").command == cron and r.spec("syslog").command == syslog
-    # ours tell when they are ready on fd 3; the image's daemons get no readiness check
+    # ours tell when they are ready on fd 3; the image's syslog is ready once /dev/log exists,
+    # the image's cron gets no readiness check
     for name, argv in (("cron", cron), ("syslog", syslog)):
-        assert r.spec(name).ready == (S.Ready(kind="fd", fd=3) if argv[0] == "@builtin" else S.Ready())
+        theirs = S.Ready(kind="file", path="/dev/log") if name == "syslog" else S.Ready()
+        assert r.spec(name).ready == (S.Ready(kind="fd", fd=3) if argv[0] == "@builtin" else theirs)
     assert ("sshd" in r.skipped) is not sshd
     assert r.order == ([["syslog"], ["cron", "sshd"]] if sshd else [["syslog"], ["cron"]])
 
