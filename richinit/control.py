@@ -1,19 +1,69 @@
-"""The control socket richctl talks to: CONTROL_DIR/control.sock, root only, one JSON line each way.
+"""The control socket richctl talks to: CONTROL_DIR/control.sock, root only.
 
-Requests: {"cmd": "status"} | {"cmd": "start"|"stop"|"restart", "name": N} | {"cmd": "logs",
-"name": N, "follow": bool} | {"cmd": "reload"} | {"cmd": "shutdown"}.
-Replies: {"ok": true, ...} or {"ok": false, "error": "one line"}. Clients are non-blocking and
-served from the main loop, so a slow or silent client can never stall PID 1.
+Requests are one text line: `status` | `start NAME` | `stop NAME` | `restart NAME` |
+`logs NAME [follow]` | `reload` | `shutdown`. Replies are JSON lines: {"ok": true, ...} or
+{"ok": false, "error": "one line"}; `logs NAME follow` then streams {"line": ...} objects.
+Text in, JSON out, because PID 1 then needs no JSON parser and only a small encoder (the json
+package and socket.py cost PID 1 about 1.4 MB for its whole life). Clients are non-blocking
+and served from the main loop, so a slow or silent client can never stall PID 1.
 """
 
-import json
+import _socket as socket
 import os
-import socket
 
 from richinit import log
 from richinit import svc as S
 
-MAX_REQUEST = 64 * 1024
+MAX_REQUEST = 4096
+COMMANDS = ("status", "start", "stop", "restart", "logs", "reload", "shutdown")
+
+
+def dumps(obj):
+    """JSON for what PID 1 replies: dicts with str keys, lists, str, int, float, bool, None."""
+    if obj is None:
+        return "null"
+    if obj is True:
+        return "true"
+    if obj is False:
+        return "false"
+    if isinstance(obj, int):
+        return str(obj)
+    if isinstance(obj, float):
+        return repr(obj) if obj == obj and obj not in (float("inf"), float("-inf")) else "null"
+    if isinstance(obj, str):
+        out = ['"']
+        for ch in obj:
+            if ch == '"' or ch == "\\":
+                out.append("\\" + ch)
+            elif ch < " " or "\u007f" <= ch < "\u00a0" or ch in "\u2028\u2029":
+                out.append("\\u%04x" % ord(ch))
+            elif ch > "\uffff":
+                n = ord(ch) - 0x10000
+                out.append("\\u%04x\\u%04x" % (0xD800 + (n >> 10), 0xDC00 + (n & 0x3FF)))
+            else:
+                out.append(ch)
+        out.append('"')
+        return "".join(out)
+    if isinstance(obj, dict):
+        return "{" + ",".join("%s:%s" % (dumps(str(k)), dumps(v)) for k, v in obj.items()) + "}"
+    if isinstance(obj, (list, tuple)):
+        return "[" + ",".join(dumps(v) for v in obj) + "]"
+    return dumps(str(obj))
+
+
+def parse_request(line):
+    """`start sshd` -> {"cmd": "start", "name": "sshd"}; raises ValueError on anything else."""
+    words = line.decode("utf-8", "replace").split()
+    if not words or words[0] not in COMMANDS:
+        raise ValueError("unknown command: %s" % (words[0] if words else ""))
+    cmd, args = words[0], words[1:]
+    if cmd in ("start", "stop", "restart", "logs"):
+        if not args or len(args) > (2 if cmd == "logs" else 1) or (len(args) == 2 and args[1] != "follow"):
+            raise ValueError("usage: %s NAME%s" % (cmd, " [follow]" if cmd == "logs" else ""))
+        return {"cmd": cmd, "name": args[0], "follow": len(args) == 2}
+    if args:
+        raise ValueError("usage: %s" % cmd)
+    return {"cmd": cmd}
 
 
 class ControlServer:
@@ -26,7 +76,7 @@ class ControlServer:
             os.unlink(self.path)
         except FileNotFoundError:
             pass
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK, 0)
         old = os.umask(0o177)
         try:
             self.sock.bind(self.path)
@@ -38,9 +88,11 @@ class ControlServer:
 
     def _accept(self, fd):
         try:
-            conn, _ = self.sock.accept()
+            fd, _ = self.sock._accept()
         except BlockingIOError:
             return
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fd)
+        os.set_inheritable(fd, False)
         conn.setblocking(False)
         self.clients[conn.fileno()] = [conn, b""]
         self.loop.add_reader(conn.fileno(), self._readable)
@@ -65,11 +117,9 @@ class ControlServer:
             return
         line = entry[1].split(b"\n", 1)[0]
         try:
-            req = json.loads(line)
-            if not isinstance(req, dict):
-                raise ValueError
-        except ValueError:
-            return self._reply(fd, {"ok": False, "error": "not a JSON object"}, close=True)
+            req = parse_request(line)
+        except ValueError as e:
+            return self._reply(fd, {"ok": False, "error": str(e)}, close=True)
         try:
             reply, keep = self.handle(fd, req)
         except Exception as e:
@@ -82,7 +132,7 @@ class ControlServer:
         if entry is None:
             return False
         try:
-            entry[0].send(json.dumps(obj).encode() + b"\n")
+            entry[0].send(dumps(obj).encode("utf-8", "surrogateescape") + b"\n")
             return True
         except OSError:  # full or gone: a follower that does not read is dropped
             self._drop(fd)

@@ -85,13 +85,15 @@ def main(argv=None):
     sub.add_parser("shutdown", help="stop the container in order")
     a = p.parse_args(argv)
 
-    req = {"cmd": a.cmd}
+    req = [a.cmd]
     if a.cmd in ("start", "stop", "restart", "logs"):
-        req["name"] = a.name
-    if a.cmd == "logs":
-        req["follow"] = a.follow
+        if not a.name or any(c.isspace() for c in a.name):
+            p.error("NAME must be one word")
+        req.append(a.name)
+    if a.cmd == "logs" and a.follow:
+        req.append("follow")
     s = _connect(_socket_path(a.socket))
-    s.sendall(json.dumps(req).encode() + b"\n")
+    s.sendall(" ".join(req).encode() + b"\n")
     try:
         for reply in _lines(s):
             if "line" in reply:

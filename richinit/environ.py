@@ -55,15 +55,15 @@ fi
 """
 
 
-def initial(proc="/proc"):
-    """The environment this process was started with, from /proc/self/environ.
+def initial(proc="/proc", pid="self"):
+    """The environment process `pid` (default: this one) was started with, from /proc/PID/environ.
 
     os.environ is not it: Python's locale coercion (PEP 538) adds LC_CTYPE=C.UTF-8 to
     os.environ at start-up, a variable the container never had. Falls back to os.environ
     when /proc is not there.
     """
     try:
-        with open(os.path.join(proc, "self/environ"), "rb") as f:
+        with open(os.path.join(proc, str(pid), "environ"), "rb") as f:
             raw = f.read()
     except OSError:
         return dict(os.environ)
@@ -246,12 +246,12 @@ def install_profile_snippet(root="/"):
     return True
 
 
-def boot(root="/", proc="/proc"):
+def boot(root="/", proc="/proc", pid="self"):
     """What PID 1 calls once at boot: save the environment it was started with, install the
     login snippet. Returns notes for the log; never raises for a read-only or odd image."""
     notes = []
     try:
-        notes += save(initial(proc), root)
+        notes += save(initial(proc, pid), root)
     except OSError as e:
         notes.append("environment not saved for logins and cron: %s" % e)
     try:
@@ -283,3 +283,21 @@ def readable_by(path, uid, gids):
     if st.st_gid in gids:
         return bool(st.st_mode & 0o040)
     return bool(st.st_mode & 0o004)
+
+
+def main(argv=None):
+    """`python -m richinit.environ --from-pid PID`: what PID 1 runs at boot, in a child, so the
+    json/shlex/re this module needs never enter PID 1. Notes go to stderr; exit 0 regardless."""
+    import sys
+    args = sys.argv[1:] if argv is None else argv
+    pid = args[1] if len(args) == 2 and args[0] == "--from-pid" and args[1].isdigit() else None
+    if pid is None:
+        sys.stderr.write("usage: python -m richinit.environ --from-pid PID\n")
+        return 2
+    for note in boot(pid=pid):
+        sys.stderr.write("richinit: %s\n" % note)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

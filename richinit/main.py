@@ -65,18 +65,20 @@ def _setup_services(opts, loop, ops, is_pid1):
         return None
     from richinit.supervisor import Supervisor
     sup = Supervisor(loop, ops, python=sys.executable, control_dir=opts.control_dir)
+    env_pid = None
+    if opts.save_env:
+        # Saved by a child (json, shlex and re stay out of PID 1), while the loader runs.
+        from richinit.spawn import spawn
+        try:
+            env_pid = spawn(sup.python_argv + ["-I", "-m", "richinit.environ", "--from-pid", str(os.getpid())],
+                            env=sup.env)
+        except Exception as e:
+            log.warning("cannot save the environment for logins and cron: %s", e)
     doc = sup.load(None if opts.services == "all" else opts.services)
     if doc is not None:
         sup.apply(doc)
-    if opts.save_env:
-        try:
-            from richinit import environ
-            for note in environ.boot():
-                log.info("%s", note)
-            del environ
-            sys.modules.pop("richinit.environ", None)  # boot-time only (shlex, json)
-        except Exception:
-            log.exception("cannot save the environment for logins and cron (going on)")
+    if env_pid is not None:
+        sup._wait_for(env_pid)  # saved before any service (cron, sshd) starts
     return sup
 
 

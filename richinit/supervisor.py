@@ -10,8 +10,9 @@ child so PID 1 never imports yaml. Everything that touches the OS for a service 
 users, spawning) lives here; the per-service decisions live in svc.Service.
 """
 
+import _socket as socket  # the C module: socket.py's enums would cost PID 1 memory
+import marshal
 import os
-import socket
 
 from richinit import log
 from richinit import svc as S
@@ -143,7 +144,7 @@ class OutputSink:
     def _to_syslog(self, line):
         msg = b"<30>" + self.name.encode() + b": " + line  # daemon.info
         try:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, 0)
             try:
                 s.sendto(msg, "/dev/log")
             finally:
@@ -192,10 +193,13 @@ class Supervisor:
     # ---- loading ------------------------------------------------------------
 
     def load(self, only=None):
-        """Run the loader child and return its document (dict), or None when it failed."""
-        import json
+        """Run the loader child and return its document (dict), or None when it failed.
+
+        The document comes as marshal data, not JSON: the child is our own interpreter (same
+        version), and marshal is built in, where the json package would cost PID 1 memory.
+        """
         self.only = only
-        argv = self.python_argv + ["-I", "-m", "richinit.services.load", "--json", "--root", self.root]
+        argv = self.python_argv + ["-I", "-m", "richinit.services.load", "--marshal", "--root", self.root]
         if only:
             argv = argv + ["--only", ",".join(only)]
         rfd, wfd = os.pipe2(os.O_CLOEXEC)
@@ -219,8 +223,11 @@ class Supervisor:
         os.close(rfd)
         self._wait_for(pid)
         try:
-            return json.loads(b"".join(chunks))
-        except ValueError:
+            doc = marshal.loads(b"".join(chunks))
+            if not isinstance(doc, dict):
+                raise ValueError
+            return doc
+        except (ValueError, EOFError, TypeError):
             log.error("the services loader printed no document")
             return None
 
@@ -237,7 +244,7 @@ class Supervisor:
 
     def apply(self, doc, boot=True):
         """Create or update services from a loader document; returns names (added, removed, changed)."""
-        from richinit.services.spec import InitScript, ServiceSpec
+        from richinit.services.model import InitScript, ServiceSpec
         specs = {d["name"]: ServiceSpec.from_dict(d) for d in doc.get("services", [])}
         self.errors = doc.get("errors", [])
         for e in self.errors:
@@ -493,14 +500,20 @@ class Supervisor:
             if ready.kind == "tcp":
                 host = ready.host or "127.0.0.1"
                 fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-                with socket.socket(fam, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as c:
+                c = socket.socket(fam, socket.SOCK_STREAM | socket.SOCK_CLOEXEC, 0)
+                try:
                     c.settimeout(0.05)
-                    c.connect((host, int(ready.port)))
+                    c.connect((host.strip("[]"), int(ready.port)))
+                finally:
+                    c.close()
                 return True
             if ready.kind == "unix":
-                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as c:
+                c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC, 0)
+                try:
                     c.settimeout(0.05)
                     c.connect(ready.path)
+                finally:
+                    c.close()
                 return True
         except OSError:
             return False
@@ -525,7 +538,7 @@ class Supervisor:
         env = dict(self.env)
         env.update({k: str(v) for k, v in spec.environment.items()})
         if spec.env_files:
-            from richinit.services.spec import read_env_files
+            from richinit.services.model import read_env_files
             extra, errors = read_env_files(spec.env_files)
             for e in errors:
                 log.warning("%s: %s", s.name, e)
@@ -580,7 +593,7 @@ class Supervisor:
             os.unlink(path)
         except FileNotFoundError:
             pass
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK, 0)
         sock.bind(path)
         os.chmod(path, 0o666)  # the service may run as any user
         self.notify_socks[s.name] = sock
