@@ -379,3 +379,14 @@ def test_cli_bad_root_is_one_line_without_traceback(tmp_path):
                           % (tmp_path / "missing"))
     out = run_cli("--bogus")
     assert out.returncode == 2 and "Traceback" not in out.stderr
+
+
+def test_cli_marshal_document_for_pid1_equals_the_json_one():
+    import marshal
+    root = os.path.join(FIX, "good")
+    args = ["--root", root, "--defaults", DEFAULTS_DIR, "--path", PATH]
+    j = json.loads(run_cli("--json", *args).stdout)
+    m = subprocess.run([sys.executable, "-m", "richinit.services.load", "--marshal", *args], cwd=REPO,
+                       capture_output=True, timeout=60)
+    assert m.returncode == 0, m.stderr
+    assert json.loads(json.dumps(marshal.loads(m.stdout))) == j
