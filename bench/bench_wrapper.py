@@ -5,7 +5,8 @@
 Reports (medians; ratios against the peer measured in the same run):
   - size of the portable runtime directory (target <= 40 MB);
   - pass-through added latency: wrapper -> /bin/true vs /bin/true, and `state missing` wrapped vs bare
-    runc (target <= 10 ms), next to the bare interpreter start-up floor;
+    runc (target <= 10 ms), next to the bare interpreter start-up floor; for the Python wrapper and for
+    the sh front that `rich install` puts before it (hooks/bin/rich-runtime);
   - richinit start-up from the portable runtime (host, via the bundled loader);
   - rich `run /bin/true` through the wrapper (rewrite + richinit as PID 1) vs plain `runc run /bin/true`
     (target <= 1.5x);
@@ -25,7 +26,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from runtime_hooks import portable  # noqa: E402
+from runtime_hooks import install, portable  # noqa: E402
 from tests.support import containers as c  # noqa: E402
 
 
@@ -50,6 +51,14 @@ def shim(d):
     return path
 
 
+def front(d, python_wrapper):
+    path = os.path.join(d, "rich-runtime-front")
+    with open(path, "w") as f:
+        f.write(install.render_front(python_wrapper))
+    os.chmod(path, 0o755)
+    return path
+
+
 def smaps(pid):
     out = {}
     with open("/proc/%d/smaps_rollup" % pid) as f:
@@ -66,6 +75,7 @@ def main():
     ap.add_argument("--containers", type=int, default=5)
     ap.add_argument("--runtime-dir", help="use this built runtime instead of building one")
     ap.add_argument("--smaps", action="store_true", help="print one richinit's smaps_rollup")
+    ap.add_argument("--services", help="io.richinit.services of the idle containers (e.g. all; default: none)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench_wrapper: needs root (runs containers)")
@@ -94,6 +104,12 @@ def main():
               % (wtrue, true, wtrue - true, floor, wtrue - floor))
         print("pass-through: `state missing` wrapped %.1f ms vs runc %.1f ms: +%.1f ms (target <= 10)"
               % (w_state, bare_state, w_state - bare_state))
+        fr = front(work, wrapper)
+        ftrue = timed([fr, "state", "x"], a.runs, dict(env, RICHINIT_RUNTIME="/bin/true"))
+        fstate = timed([fr, "state", "missing"], a.runs, env)
+        bare_state = timed(["runc", "state", "missing"], a.runs)
+        print("pass-through, sh front: ->/bin/true %.1f ms (+%.1f ms); `state missing` %.1f ms vs runc %.1f ms: "
+              "+%.1f ms (target <= 10)" % (ftrue, ftrue - true, fstate, bare_state, fstate - bare_state))
 
         lib = os.path.join(rt, "lib")
         host_argv = [os.path.join(lib, m["loader"]), "--library-path", lib, os.path.join(rt, "bin", "python3"),
@@ -134,7 +150,10 @@ def main():
         try:
             for i in range(a.containers):
                 b = os.path.join(work, "idle%d" % i)
-                c.make_bundle(b, rootfs, ["/bin/sleep", "100000"], annotations={"io.richinit.rich": "true"})
+                ann = {"io.richinit.rich": "true"}
+                if a.services:
+                    ann["io.richinit.services"] = a.services
+                c.make_bundle(b, rootfs, ["/bin/sleep", "100000"], annotations=ann)
                 cid = c.new_id("idle")
                 with open(os.path.join(work, "idle.log"), "ab") as log:
                     subprocess.run([wrapper, "run", "-d", "--bundle", b, cid], env=env, check=True,

@@ -17,6 +17,8 @@ Metrics (medians with min/max over the repetitions):
            (b) the same with a bash script as PID 1 that starts the same daemons the same way, in
            the same order, and announces once /dev/log exists and port 22 accepts: the daemons'
            own start time. The overhead is (a) - (b), also per repetition (both run back to back).
+           For the breakdown, the same container with no daemons: richinit without --services, and
+           sh, each starting the app at once (runc + PID 1's own start-up).
   idle     the two containers of `boot` side by side, services up: voluntary+nonvoluntary context
            switches of each PID 1 (host pid, all threads) over --idle-secs; also PID 1's VmRSS.
 """
@@ -41,6 +43,10 @@ from bench.pid1 import Results, clock, log, rotated
 RESET_AFTER = 2.0   # richinit's backoff reset in the benchmark's definition (default 10 s: shorter runs)
 BOOT_SERVICES = ("syslog", "sshd", "cron")
 SHELL = "plain shell"  # the name of the no-supervisor baseline in the tables
+# Breakdown of the boot: the same container with no daemons at all, the app straight away.
+RICHINIT_BARE, SHELL_BARE = "richinit-bare", "shell-bare"
+BOOT_KINDS = {"richinit": ("boot_ms", "richinit"), SHELL: ("boot_ms", SHELL),
+              RICHINIT_BARE: ("boot_bare_ms", "richinit"), SHELL_BARE: ("boot_bare_ms", SHELL)}
 
 # ---------------------------------------------------------------------------------------------
 # Metric 1: the supervisors. Each argv(child, scratch, metric) builds PID 1's command line.
@@ -188,14 +194,17 @@ class Boot:
             # Read-write: we are a writer too, so the FIFO never reports EOF.
             self.ctl_fd = os.open(os.path.join(share, "ctl"), os.O_RDWR | os.O_NONBLOCK)
             mounts = [{"destination": "/bench", "type": "bind", "source": share, "options": ["rbind", "rprivate"]}]
-            if kind == "richinit":
-                argv = env.runtime_argv + ["--services", "all", "--", "/bin/sh", "-c", APP]
+            if kind.startswith("richinit"):
+                services = ["--services", "all"] if kind == "richinit" else []
+                argv = env.runtime_argv + services + ["--", "/bin/sh", "-c", APP]
                 mounts.append({"destination": "/.richinit", "type": "bind", "source": env.runtime_dir,
                                "options": ["rbind", "rprivate", "ro"]})
-            else:
+            elif kind == SHELL:
                 with open(os.path.join(share, "boot.sh"), "w") as f:
                     f.write(BASELINE_SH)
                 argv = ["/bin/bash", "/bench/boot.sh"]
+            else:  # SHELL_BARE
+                argv = ["/bin/sh", "-c", APP]
             bundle = os.path.join(self.work, "bundle")
             # No netns path: runc gives the container a fresh network namespace (lo up).
             ct.make_bundle(bundle, rootfs, argv, mounts=mounts, hostname="bench")
@@ -281,16 +290,17 @@ def _check_services(boot, res, metric):
 
 
 def measure_boot(env, res, opt):
-    kinds = ["richinit", SHELL]
-    log("boot of syslog, cron, sshd + app: %d reps (+1 warm-up) of richinit and %s, back to back"
-        % (opt.reps_boot, SHELL))
+    kinds = list(BOOT_KINDS)
+    log("boot of syslog, cron, sshd + app: %d reps (+1 warm-up) of richinit and %s, and of both with no daemons,"
+        " back to back" % (opt.reps_boot, SHELL))
     for rep in range(opt.reps_boot + 1):
         took = {}
         for kind in rotated(kinds, rep):
+            metric, name = BOOT_KINDS[kind]
             with Boot(env, kind) as b:
                 t = b.wait_up(opt.boot_timeout)
                 if t is None:
-                    res.note("boot_ms", kind, "app never announced itself: %s" % b.output()[-300:].replace("\n", " | "))
+                    res.note(metric, name, "app never announced itself: %s" % b.output()[-300:].replace("\n", " | "))
                     continue
                 if kind == "richinit":
                     _check_services(b, res, "boot_ms")
@@ -298,8 +308,8 @@ def measure_boot(env, res, opt):
         if rep == 0:
             continue  # warm-up: page cache of the image, the runtime's files
         for kind in kinds:
-            res.add("boot_ms", kind, took.get(kind))
-        if len(took) == 2:
+            res.add(*BOOT_KINDS[kind], took.get(kind))
+        if "richinit" in took and SHELL in took:
             res.add("boot_overhead_ms", "richinit", took["richinit"] - took[SHELL])
         log("  rep %d: %s" % (rep, ", ".join("%s %.0f ms" % (k, v) for k, v in took.items())))
 
@@ -336,6 +346,7 @@ ROWS = [  # (metric, label)
     ("restart_ms", "restart after SIGKILL -> new child up (ms)"),
     ("boot_ms", "runc run -> syslog, cron, sshd ready + app up (ms)"),
     ("boot_overhead_ms", "boot overhead over the daemons' own start, per rep (ms)"),
+    ("boot_bare_ms", "runc run -> app up, no daemons (richinit without --services / sh) (ms)"),
     ("idle_wakeups", "PID 1 wake-ups in idle window, services up"),
     ("idle_rss_kib", "PID 1 VmRSS, services up (KiB)"),
 ]
@@ -450,7 +461,7 @@ def _options(argv):
     p.add_argument("--restart-timeout", type=float, default=15.0)
     p.add_argument("--reps-boot", type=int, default=7)
     p.add_argument("--boot-timeout", type=float, default=60.0)
-    p.add_argument("--reps-idle", type=int, default=2)
+    p.add_argument("--reps-idle", type=int, default=3)
     p.add_argument("--idle-secs", type=float, default=10.0)
     p.add_argument("--settle", type=float, default=3.0, help="wait after the app is up before the idle window")
     if "--quick" in argv:
@@ -535,6 +546,7 @@ def main(argv=None):
     commands = {s.name: " ".join(pid1.UNSHARE) + " " + s.template for s in specs}
     commands["richinit (boot)"] = "runc run: /.richinit/... -m richinit --services all -- /bin/sh -c '%s'" % APP
     commands[SHELL + " (boot)"] = "runc run: /bin/bash boot.sh: " + BASELINE_SH.replace("\n", "; ")
+    commands["no daemons (boot)"] = "runc run: /.richinit/... -m richinit -- APP; and runc run: /bin/sh -c APP"
     config = {"command": "python -m bench.services " + " ".join(shlex.quote(a) for a in argv),
               "metrics": metrics, "note": opt.note, "reset_after_s": RESET_AFTER,
               "reps": ", ".join(reps[m] for m in metrics), "commands": commands}

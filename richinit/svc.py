@@ -28,7 +28,9 @@ DOWN, WAITING, PRE, STARTING, UP, STOPPING, FINISH, BACKOFF, DONE, FAILED, SKIPP
 FINISH_TIMEOUT = 5.0      # s6-overlay's default for a finish script
 FINISH_NO_RESTART = 125   # s6: a finish script exiting 125 means "do not restart"
 
-PROBE_INTERVAL = 0.05     # tcp/unix/file readiness probes, only while starting
+PROBE_INTERVAL = 0.05     # pidfile reads of a forking daemon, only while starting
+PROBE_FIRST = 0.005       # tcp/unix/file readiness probes, only while starting: 5 ms, doubling
+PROBE_MAX = 0.1           # ... up to 100 ms (a fast daemon is seen at once, a slow one costs few wake-ups)
 PIDFILE_WAIT = 5.0        # a forking daemon's starter exited 0: how long its pidfile may take
 KILL_WAIT = 5.0           # after SIGKILL, how long before we stop waiting for the exit
 
@@ -53,6 +55,7 @@ class Service:
         self.ready_by = None
         self.pidfile_by = float("inf")  # forking, no ready_timeout: the pidfile's own limit
         self.killed = False
+        self.probes = 0                  # readiness probes made in this start (their interval doubles)
         self.removed = False             # gone from services.d (reload): dropped once down
         self.replacement = None          # a changed definition waiting for this one to stop (reload)
         self.restart_after_stop = False  # a failed start is being stopped: apply restart policy after
@@ -219,6 +222,7 @@ class Service:
         within = self.spec.crash_loop.within if self.spec.crash_loop else 0
         self.starts = [t for t in self.starts if now - t <= within] + [now]
         self.pre_index = 0
+        self.probes = 0
         self.killed = False
         self._set(PRE if self.spec.pre else STARTING, "")
         timeout = self.spec.ready_timeout
@@ -259,8 +263,10 @@ class Service:
 
     def _arm_starting(self, now):
         kind = self.spec.ready.kind
-        if kind in ("tcp", "unix", "file") and now + PROBE_INTERVAL < self.ready_by:
-            self.due, self.deadline = "probe", now + PROBE_INTERVAL
+        interval = min(PROBE_MAX, PROBE_FIRST * 2 ** self.probes)
+        if kind in ("tcp", "unix", "file") and now + interval < self.ready_by:
+            self.probes += 1
+            self.due, self.deadline = "probe", now + interval
         else:
             self._arm_ready_timeout()
 

@@ -53,32 +53,48 @@ def _add_run(sub):
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD")
 
 
-def build_parser():
+COMMANDS = ("run", "ps", "exec", "stop", "logs", "rm", "runtime", "quota", "install", "uninstall")
+
+
+def build_parser(only=None):
+    """The whole parser, or (`only` = a command name) just that command's: argparse spends ~10 ms
+    building the dozen subparsers, and `rich run` is on the start-up path of a container."""
     p = _Parser(prog=PROG, description="rich containers: unmodified images with an init, services and views")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    _add_run(sub)
-    sub.add_parser("ps", help="list containers")
-    e = sub.add_parser("exec", help="run a command in a running container")
-    e.add_argument("-t", "--tty", action="store_true")
-    e.add_argument("name")
-    e.add_argument("cmd", nargs=argparse.REMAINDER)
-    s = sub.add_parser("stop", help="stop a container (TERM, then KILL after --time)")
-    s.add_argument("--time", "-t", type=float, default=10.0)
-    s.add_argument("name")
-    lg = sub.add_parser("logs", help="what a detached container wrote to stdout/stderr")
-    lg.add_argument("name")
-    r = sub.add_parser("rm", help="remove a container")
-    r.add_argument("-f", "--force", action="store_true", help="kill it first if it runs")
-    r.add_argument("name")
-    rt = sub.add_parser("runtime", help="the portable richinit runtime")
-    rts = rt.add_subparsers(dest="runtime_cmd", required=True, parser_class=_Parser)
-    b = rts.add_parser("build", help="assemble it (default %s)" % "/var/lib/richinit/runtime")
-    b.add_argument("--output")
-    q = sub.add_parser("quota", help="quota directories")
-    qs = q.add_subparsers(dest="quota_cmd", required=True, parser_class=_Parser)
-    ls = qs.add_parser("ls", help="every container's quota directories: backend, ID, limit, usage")
-    ls.add_argument("--json", action="store_true")
+    want = (lambda name: only is None or name == only)
+    if want("run"):
+        _add_run(sub)
+    if want("ps"):
+        sub.add_parser("ps", help="list containers")
+    if want("exec"):
+        e = sub.add_parser("exec", help="run a command in a running container")
+        e.add_argument("-t", "--tty", action="store_true")
+        e.add_argument("name")
+        e.add_argument("cmd", nargs=argparse.REMAINDER)
+    if want("stop"):
+        s = sub.add_parser("stop", help="stop a container (TERM, then KILL after --time)")
+        s.add_argument("--time", "-t", type=float, default=10.0)
+        s.add_argument("name")
+    if want("logs"):
+        lg = sub.add_parser("logs", help="what a detached container wrote to stdout/stderr")
+        lg.add_argument("name")
+    if want("rm"):
+        r = sub.add_parser("rm", help="remove a container")
+        r.add_argument("-f", "--force", action="store_true", help="kill it first if it runs")
+        r.add_argument("name")
+    if want("runtime"):
+        rt = sub.add_parser("runtime", help="the portable richinit runtime")
+        rts = rt.add_subparsers(dest="runtime_cmd", required=True, parser_class=_Parser)
+        b = rts.add_parser("build", help="assemble it (default %s)" % "/var/lib/richinit/runtime")
+        b.add_argument("--output")
+    if want("quota"):
+        q = sub.add_parser("quota", help="quota directories")
+        qs = q.add_subparsers(dest="quota_cmd", required=True, parser_class=_Parser)
+        ls = qs.add_parser("ls", help="every container's quota directories: backend, ID, limit, usage")
+        ls.add_argument("--json", action="store_true")
     for name, what in (("install", "put the hook bundle in place"), ("uninstall", "take it away")):
+        if not want(name):
+            continue
         i = sub.add_parser(name, help=what)
         i.add_argument("--podman", action="store_true", help="oci-hooks JSON (podman, CRI-O)")
         i.add_argument("--containerd", action="store_true", help="containerd runtime entry, RuntimeClass")
@@ -100,7 +116,9 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         head, cmd = _split_cmd(argv)
-        args = build_parser().parse_args(head)
+        # A known command first: build only its parser (anything else gets the whole one, for help
+        # and for the error naming the choices).
+        args = build_parser(head[0] if head and head[0] in COMMANDS else None).parse_args(head)
         if cmd is not None:
             if getattr(args, "cmd", None):
                 raise CliError("%s: give CMD either after ROOTFS or after --, not both" % PROG)

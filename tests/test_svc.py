@@ -103,8 +103,10 @@ def test_tcp_readiness_probes_until_ready():
     assert s.state == S.STARTING and not s.ready and s.due == "probe"
     h.advance(s, 0.2)
     assert s.state == S.STARTING
+    probes = s.probes
+    assert 4 <= probes <= 8  # 5 ms doubling up to 100 ms: a few probes, not one every few ms
     h.probe_ok = True
-    h.advance(s, S.PROBE_INTERVAL)
+    h.advance(s, S.PROBE_MAX)
     assert s.state == S.UP and s.up_since is not None and s.deadline is None
 
 
