@@ -8,7 +8,10 @@ busybox rootfs, config.json), forks the wrapper's code which rewrites config.jso
 into the view registry), richinit starts from the portable runtime as PID 1 and runs /bin/true,
 runc deletes it (poststop hook), rich removes the bundle. Variants take pieces away so the cost of
 each shows: views off (io.richinit.lxcfs=off), services off (--no-services), both.
-The peer is `runc run` of a prepared bundle (busybox rootfs, /bin/true, deleted afterwards).
+The peer is `runc run` of a prepared bundle (busybox rootfs, /bin/true, deleted afterwards). Two more
+rows split the cost: the same `runc run` with richinit from the runtime as PID 1 (no wrapper, no hooks,
+no views), without services and with `--services all` (the busybox image gets richinit's built-in
+syslog and cron).
 Runs are interleaved (each round visits every variant) so drift spreads over all of them.
 Everything lives in a temporary directory; the view server and watcher rich starts are stopped by
 PID at the end.
@@ -90,6 +93,22 @@ def main(argv=None):
         bundle = os.path.join(tmp, "plain")
         c.make_bundle(bundle, rootfs, ["/bin/true"])
         root = os.path.join(tmp, "runc-root")
+        rt_mount = [{"destination": "/.richinit", "type": "bind", "source": rt,
+                     "options": ["rbind", "ro", "nosuid", "nodev"]},
+                    {"destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]}]
+        argv = portable.load_manifest(rt)["argv"]
+        init_only = os.path.join(tmp, "init-only")
+        c.make_bundle(init_only, rootfs, argv + ["--", "/bin/true"], mounts=rt_mount)
+        init_services = os.path.join(tmp, "init-services")
+        c.make_bundle(init_services, rootfs, argv + ["--services", "all", "--", "/bin/true"], mounts=rt_mount)
+
+        def runc_of(b):
+            def go():
+                cid = c.new_id("bench")
+                dt = _ms(["runc", "--root", root, "run", "--bundle", b, cid])
+                subprocess.run(["runc", "--root", root, "delete", "--force", cid], capture_output=True)
+                return dt
+            return go
 
         def plain():
             cid = c.new_id("bench")
@@ -99,6 +118,8 @@ def main(argv=None):
 
         variants = {
             "runc run /bin/true": plain,
+            "runc run richinit -- /bin/true": runc_of(init_only),
+            "runc run richinit --services all": runc_of(init_services),
             "rich run /bin/true": lambda: _ms([rich, "run", rootfs, "--", "/bin/true"], env),
             "rich run, views off": lambda: _ms([rich, "run", "--annotation", "io.richinit.lxcfs=off", rootfs,
                                                 "--", "/bin/true"], env),

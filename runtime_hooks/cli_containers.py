@@ -16,7 +16,6 @@ import shutil
 import signal
 import sys
 import time
-import uuid
 
 from runtime_hooks import bundle as bundle_mod
 from runtime_hooks.cli import EXIT_RICH, CliError
@@ -100,7 +99,7 @@ def _validate_run(args):
     """Every option checked before anything is created; returns what make_config needs."""
     B = bundle_mod
     try:
-        name = B.check_name(args.name) if args.name else "rich-%s" % uuid.uuid4().hex[:8]
+        name = B.check_name(args.name) if args.name else "rich-%s" % os.urandom(4).hex()
         memory = B.parse_size(args.memory) if args.memory else None
         cpus = B.parse_cpus(args.cpus) if args.cpus else None
         volumes = [B.parse_volume(v) for v in args.volume]
