@@ -13,11 +13,11 @@ with the pid.
 
 import errno
 import os
-import subprocess
 import sys
 import time
 
-from lxcfs import bind, detect, reader, registry, server
+from lxcfs import bind, detect, registry
+from lxcfs.registry import DEFAULT_MOUNT, DEFAULT_PIDFILE
 
 DEFAULT_WATCH_PIDFILE = "/run/richinit/views-watch.pid"
 
@@ -26,7 +26,7 @@ class ViewsError(OSError):
     pass
 
 
-def server_running(mount=server.DEFAULT_MOUNT, pidfile=server.DEFAULT_PIDFILE):
+def server_running(mount=DEFAULT_MOUNT, pidfile=DEFAULT_PIDFILE):
     """Our server holds its pid-file lock and its mount is up. (stat() of the mount is no test:
     the kernel answers it from the attribute cache even after the server died.)"""
     from lxcfs import watch
@@ -35,6 +35,7 @@ def server_running(mount=server.DEFAULT_MOUNT, pidfile=server.DEFAULT_PIDFILE):
 
 
 def _spawn(argv, log_file):
+    import subprocess  # only when a server or watcher must be started, not on every hook run
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "FUSE_LIBRARY_NAME": "fuse3", "LANG": "C.UTF-8"}
     # Our package must be importable by the child exactly as it is by us (editable install or repo).
     env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,8 +51,8 @@ def _read_pid(pidfile):
         return None
 
 
-def ensure_server_running(mount=server.DEFAULT_MOUNT, registry_dir=registry.DEFAULT_DIR,
-                          pidfile=server.DEFAULT_PIDFILE, log_file=None, timeout=10.0):
+def ensure_server_running(mount=DEFAULT_MOUNT, registry_dir=registry.DEFAULT_DIR,
+                          pidfile=DEFAULT_PIDFILE, log_file=None, timeout=10.0):
     """Start our view server (daemonized) unless it already serves `mount`; returns its pid."""
     mount = os.path.abspath(mount)
     if not server_running(mount, pidfile):
@@ -66,7 +67,7 @@ def ensure_server_running(mount=server.DEFAULT_MOUNT, registry_dir=registry.DEFA
     return _read_pid(pidfile)
 
 
-def ensure_watcher_running(registry_dir=registry.DEFAULT_DIR, mount=server.DEFAULT_MOUNT,
+def ensure_watcher_running(registry_dir=registry.DEFAULT_DIR, mount=DEFAULT_MOUNT,
                            pidfile=DEFAULT_WATCH_PIDFILE, log_file=None, timeout=10.0):
     """Start the re-binding watcher (daemonized) unless one holds its pid file; returns its pid."""
     from lxcfs import watch
@@ -82,14 +83,14 @@ def ensure_watcher_running(registry_dir=registry.DEFAULT_DIR, mount=server.DEFAU
     return _read_pid(pidfile)
 
 
-def view_dir(cid, mount=server.DEFAULT_MOUNT):
+def view_dir(cid, mount=DEFAULT_MOUNT):
     if not registry.valid_id(cid):
         raise registry.BadEntry("container id %r is not a valid view directory name" % cid)
     return os.path.join(os.path.abspath(mount), cid)
 
 
 def register(cid, pid=None, cgroups=None, *, backend="builtin", lxcfs_mount=None,
-             mount=server.DEFAULT_MOUNT, registry_dir=registry.DEFAULT_DIR, proc="/proc"):
+             mount=DEFAULT_MOUNT, registry_dir=registry.DEFAULT_DIR, proc="/proc"):
     """Record a container (its init pid and cgroups) and return the directory its views live in.
 
     cgroups default to the init's /proc/PID/cgroup (the kernel's word, nothing guessed). For
@@ -109,7 +110,10 @@ def register(cid, pid=None, cgroups=None, *, backend="builtin", lxcfs_mount=None
         entry["pid_start"] = bind.start_ticks(pid, proc)
         if entry["pid_start"] is None:
             raise ViewsError(errno.ESRCH, "container %s: init pid %d does not exist" % (cid, pid))
-        entry["cgroups"] = dict(cgroups) if cgroups is not None else reader.cgroups_of(pid, proc)
+        if cgroups is None:
+            from lxcfs import reader  # not at import time: the wrapper and hooks import this module
+            cgroups = reader.cgroups_of(pid, proc)
+        entry["cgroups"] = dict(cgroups)
     entry["mnt_id"] = detect.generation(src_mount, fstype, proc)
     registry.write(entry, registry_dir)
     return source

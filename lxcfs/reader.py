@@ -7,13 +7,10 @@ under the unified path are used. Anything unreadable or unparsable becomes None 
 then shows the host value) and is reported once per container and field through `warn`.
 """
 
-import logging
 import os
 
 from lxcfs import render
 from osbase import cgroup
-
-log = logging.getLogger("lxcfs.views")
 
 _V1_UNLIMITED = 1 << 62  # v1 reports "unlimited" as PAGE_COUNTER_MAX * PAGE_SIZE (≈ 2**63)
 
@@ -35,13 +32,16 @@ _V2_STAT = {
 class Warner:
     """Logs the first failure of each (container, field); later ones are silent until it recovers."""
 
-    def __init__(self, logger=log):
+    def __init__(self, logger=None):
         self.logger, self.seen = logger, set()
 
     def __call__(self, who, field, err):
         key = (who, field)
         if key not in self.seen:
             self.seen.add(key)
+            if self.logger is None:
+                import logging  # only when something goes wrong: hooks import this module on every run
+                self.logger = logging.getLogger("lxcfs.views")
             self.logger.warning("%s: %s unreadable (%s); showing the host value", who, field, err)
 
     def ok(self, who, field):

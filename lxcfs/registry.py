@@ -16,6 +16,8 @@ import os
 import re
 
 DEFAULT_DIR = "/run/richinit/views.d"
+DEFAULT_MOUNT = "/run/richinit/views"        # where our view server mounts (one per host)
+DEFAULT_PIDFILE = "/run/richinit/views.pid"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 

@@ -35,8 +35,8 @@ from osbase import cgroup, libc, procfs
 
 log = logging.getLogger("lxcfs.server")
 
-DEFAULT_MOUNT = "/run/richinit/views"
-DEFAULT_PIDFILE = "/run/richinit/views.pid"
+from lxcfs.registry import DEFAULT_MOUNT, DEFAULT_PIDFILE  # noqa: E402,F401 (defined there: cheap to import)
+
 FSNAME = "richviews"  # the mount shows as fstype fuse.richviews
 
 PROC_FILES = ("meminfo", "cpuinfo", "stat", "uptime", "loadavg", "diskstats", "swaps")
