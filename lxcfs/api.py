@@ -60,7 +60,9 @@ def ensure_server_running(mount=DEFAULT_MOUNT, registry_dir=registry.DEFAULT_DIR
         _spawn([sys.executable, "-m", "lxcfs.server", "--daemon", "--mount", mount, "--registry", registry_dir,
                 "--pidfile", pidfile] + (["--log", log_file] if log_file else []), log_file)
         deadline = time.monotonic() + timeout
-        while not server_running(mount, pidfile):
+        # Running *and* its pid written: it takes the lock before it writes the pid, and a
+        # caller that got None here could never stop it.
+        while not (server_running(mount, pidfile) and _read_pid(pidfile)):
             if time.monotonic() > deadline:
                 raise ViewsError(errno.ETIMEDOUT, "view server did not mount %s within %.0f s" % (mount, timeout))
             time.sleep(0.02)
@@ -76,7 +78,7 @@ def ensure_watcher_running(registry_dir=registry.DEFAULT_DIR, mount=DEFAULT_MOUN
         _spawn([sys.executable, "-m", "lxcfs.watch", "--daemon", "--registry", registry_dir, "--mount", mount,
                 "--pidfile", pidfile] + (["--log", log_file] if log_file else []), log_file)
         deadline = time.monotonic() + timeout
-        while not watch.running(pidfile):
+        while not (watch.running(pidfile) and _read_pid(pidfile)):
             if time.monotonic() > deadline:
                 raise ViewsError(errno.ETIMEDOUT, "view watcher did not start within %.0f s" % timeout)
             time.sleep(0.02)
