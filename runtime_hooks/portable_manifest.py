@@ -16,8 +16,16 @@ class BuildError(Exception):
 
 
 def richinit_argv(mount=MOUNT, loader="ld-linux-x86-64.so.2"):
-    """process.args prefix that starts richinit from the runtime mounted at `mount` (no shell)."""
-    return ["%s/lib/%s" % (mount, loader), "--library-path", mount + "/lib", mount + "/bin/python3", "-m", "richinit"]
+    """process.args prefix that starts richinit from the runtime mounted at `mount` (no shell).
+
+    `-c` rather than `-m richinit`: -m goes through runpy, which loads importlib.util, collections,
+    functools, contextlib and more into PID 1 for its whole life.
+    """
+    return ["%s/lib/%s" % (mount, loader), "--library-path", mount + "/lib", mount + "/bin/python3",
+            "-c", RICHINIT_MAIN]
+
+
+RICHINIT_MAIN = "from richinit.main import entry; entry()"
 
 
 def load_manifest(runtime_dir):

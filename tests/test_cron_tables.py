@@ -156,3 +156,114 @@ def test_boot_identity_and_reboot_marker(root, tmp_path):
     (proc / "1/stat").write_text(stat_line % 9999)  # the container restarted: PID 1 is new
     cron.run_reboot_jobs(c, str(proc))
     assert len(started) == 2
+
+
+# ---------------------------------------------------------------- the saved environment, read without shlex
+
+
+ODD_ENVIRONMENTS = [
+    {}, {"A": ""}, {"A": "plain", "B": "with space", "C": "it's", "D": 'say "hi"', "E": "a\\b"},
+    {"MULTI": "line one\nline two\n", "HASH": "#not a comment", "DOLLAR": "$HOME `x` $(y)", "EQ": "a=b=c"},
+    {"UNI": "h\u00e9llo \u2603", "TAB": "a\tb", "BAD_BYTES": "\udcff\udcfe"},
+]
+ODD_TEXTS = [
+    "", "# only a comment\n", "export A=1 B=2\n", "A=1#comment\nB=2", "export A='x'\"y\"z\\ w\n", 'A="a\\"b\\\\c\\d"\n',
+    "A='unterminated\n", 'A="unterminated\n', "A=trailing\\", 'A="x\\', "export\n", "A\n", "1A=x\n", "A-B=x\n",
+    "A=\\\nB=2\n", "'A'=x\n", "A='x'#c\n", "  \t export   A=1  \r\n", "A==\n", "=x\n", "A='a\rb'\n",
+]
+
+
+def _both(tmp_path, text):
+    from richinit import environ
+    p = tmp_path / "environment"
+    p.write_text(text, errors="surrogateescape")
+    got = []
+    for load in (environ.load, cron.load_env):
+        try:
+            got.append(("ok", load(str(p))))
+        except ValueError as e:
+            got.append(("error", str(e)))
+    return got
+
+
+@pytest.mark.parametrize("env", ODD_ENVIRONMENTS)
+def test_saved_environment_reads_back_as_environ_wrote_it(tmp_path, env):
+    from richinit import environ
+    ours, theirs = _both(tmp_path, environ.to_shell(env))
+    assert ours == theirs == ("ok", env)
+
+
+@pytest.mark.parametrize("text", ODD_TEXTS)
+def test_saved_environment_parser_agrees_with_environ_on_odd_text(tmp_path, text):
+    theirs, ours = _both(tmp_path, text)
+    assert ours == theirs
+
+
+def test_saved_environment_missing_is_empty_and_constant_agrees(tmp_path):
+    from richinit import environ
+    assert cron.load_env(str(tmp_path / "none")) == {}
+    assert cron.ENV_RUN_FILE == environ.RUN_FILE
+
+
+def test_readable_by_agrees_with_environ(tmp_path):
+    from richinit import environ
+    p = tmp_path / "f"
+    p.write_text("")
+    for mode in (0o600, 0o640, 0o644, 0o604, 0o000):
+        os.chmod(p, mode)
+        for uid, gids in ((0, [0]), (os.getuid(), [os.getgid()]), (4242, [os.getgid()]), (4242, [4243])):
+            assert cron.readable_by(str(p), uid, gids) == environ.readable_by(str(p), uid, gids)
+    assert cron.readable_by(str(tmp_path / "none"), 4242, []) is False
+
+
+# ---------------------------------------------------------------- options and test clocks, without argparse
+
+
+@pytest.mark.parametrize("text", ["2026-11-27 10:05", "2026-1-5 1:5", "2024-02-29 23:59", "2026-11-27  10:05"])
+def test_parse_minute_as_strptime(text):
+    import time
+    assert cron._parse_minute(text) == time.mktime(time.strptime(text, "%Y-%m-%d %H:%M"))
+
+
+@pytest.mark.parametrize("text", ["tomorrow", "", "2026-11-27", "2026-11-27 10", "2026-13-01 10:00", "2026-02-29 10:00",
+                                  "2026-11-27 24:00", "2026-11-27 10:60", "26-11-27 10:00", "2026-11-27T10:00",
+                                  "2026-11-27 10:05:00", "2026-011-27 10:05", " 2026-11-27 10:05", "2026-11-27 10:05 "])
+def test_parse_minute_refuses_what_strptime_refuses(text):
+    import time
+    with pytest.raises(ValueError):
+        time.strptime(text, "%Y-%m-%d %H:%M")
+    with pytest.raises(ValueError, match="is not 'YYYY-mm-dd HH:MM'"):
+        cron._parse_minute(text)
+
+
+def test_options():
+    a = cron.parse_args(["--root", "/r", "--syslog=/s", "--stop-timeout", "2.5", "--notify-fd", "3",
+                         "--clock-start", "2026-11-27 10:00", "--minute-seconds", "-1"])
+    assert (a.root, a.syslog, a.stop_timeout, a.notify_fd, a.clock_start, a.minute_seconds) == (
+        "/r", "/s", "2.5", "3", "2026-11-27 10:00", "-1")
+    assert cron.parse_args(["--root", "/r", "-h"]) is None and cron.parse_args(["--help"]) is None
+    d = cron.parse_args([])
+    assert (d.root, d.syslog, d.env_file, d.stop_timeout, d.once_at, d.minute_seconds) == (
+        "/", None, None, "5.0", None, "60.0")
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--bogus"], "unrecognized arguments: --bogus"), (["stray"], "unrecognized arguments: stray"),
+    (["--root"], "argument --root: expected one argument"), (["--root", "--syslog", "x"], "expected one argument"),
+    (["--stop-timeout", "soon"], "argument --stop-timeout: invalid float value: 'soon'"),
+    (["--notify-fd", "x"], "argument --notify-fd: invalid int value: 'x'"),
+    (["--minute-seconds", "0"], "--minute-seconds must be > 0"), (["--__class__", "x"], "unrecognized arguments"),
+])
+def test_bad_options_exit_2_with_usage_and_one_line(capsys, argv, message):
+    assert cron.main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("usage: richinit-cron ") and err.count("richinit-cron: error:") == 1
+    assert message in err.splitlines()[-1] and "Traceback" not in err
+
+
+def test_help(capsys):
+    assert cron.main(["--help"]) == 0
+    out, _ = capsys.readouterr()
+    for opt in ("--root ROOT", "--syslog SYSLOG", "--env-file", "--stop-timeout", "--notify-fd", "--once-at",
+                "--clock-start", "--minute-seconds"):
+        assert opt in out

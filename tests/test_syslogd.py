@@ -1,6 +1,9 @@
 """Built-in syslog: message parsing, line format, rotation (no sockets here; see integration/builtins)."""
 
+import datetime
 import os
+import random
+import re
 import time
 
 import pytest
@@ -158,3 +161,145 @@ def test_parse_size():
     assert parse_size("512K") == 512 << 10 and parse_size("10m") == 10 << 20 and parse_size("0") == 0
     with pytest.raises(ValueError):
         parse_size("ten")
+
+
+# ---------------------------------------------------------------- hand parsers = the regexes they replaced
+# The daemon parses without re (it runs in every container); these are the patterns it had, as the spec.
+
+_PRI = re.compile(rb"^<(\d{1,3})>")
+_3164_TS = re.compile(r"^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) ([ \d]\d) (\d\d):(\d\d):(\d\d) ")
+_5424_HEAD = re.compile(r"^1 (\S+) (\S+) (\S+) (\S+) (\S+) ")
+_TAG = re.compile(r"^([^\s\[\]:<>]{1,48})(?:\[([^\]\s]{1,32})\])?: ?")
+_TIME_QUALITY = re.compile(r'\[timeQuality(?: [^\]"]*="(?:[^"\\]|\\.)*")*\]')
+_CTRL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_OCTETS = re.compile(rb"^(\d{1,5}) <")
+
+PIECES = ["<13>", "<191>", "<192>", "<01>", "<0013>", "<", ">", "1 ", "- ", "-", " ", "  ", "\t", "\n", "\x00",
+          "\x01", "\x7f", "\u00e9", "\u0663", "\u2003", "Nov 27 11:59:58 ", "Dec  3 01:02:03 ", "Nov 3 01:02:03 ",
+          "Nov 27 1:59:58 ",
+          "Nov \u0663\u0663 11:59:58 ", "2026-11-27T10:20:30.123Z ", "host ", "tag:", "tag: ", "sshd[812]: ", "a[]: ",
+          "x[" + "9" * 33 + "]: ", "y[" + "9" * 32 + "]: ", "[9]", "t" * 48 + ": ", "t" * 49 + ": ", "[x@1 a=\"b\"]",
+          "[timeQuality tzKnown=\"1\" isSynced=\"0\"]", "[timeQuality]", "[timeQuality a=\"\\\"\"]",
+          "[timeQuality a b=\"c\"]", "[timeQuality =\"c\"]", "[timeQuality a=\"c\\\n\"]", "[timeQuality a=\"c\" ]",
+          "[timeQuality a=\"c\"][y@2 b=\"]\"]", "[timeQuality a=\"x]\"]", "]", "[", "\"", "\\", "=", ":", "12345 <",
+          "123456 <", "7 <", "msg"]
+
+
+def corpus(n=4000, seed=7):
+    rnd = random.Random(seed)
+    yield from PIECES
+    for _ in range(n):
+        yield "".join(rnd.choice(PIECES) for _ in range(rnd.randint(0, 7)))
+
+
+def test_pri_and_octet_counting_as_the_regexes():
+    for text in corpus():
+        data = text.encode("utf-8")
+        m = _PRI.match(data)
+        want = (int(m.group(1)), m.end()) if m and int(m.group(1)) <= 191 else (None, 0)
+        assert syslogd._pri(data) == want, data
+        m = _OCTETS.match(data)
+        assert syslogd._octet_count(data) == ((int(m.group(1)), m.end() - 1) if m else None), data
+
+
+def test_3164_stamp_tag_and_header_words_as_the_regexes():
+    for text in corpus():
+        m = _3164_TS.match(text)
+        want = None
+        if m:
+            want = (syslogd._MONTHS.index(m.group(1)) + 1, *(int(m.group(i)) for i in range(2, 6)))
+        assert syslogd._3164_stamp(text) == want, text
+        m = _TAG.match(text)
+        assert syslogd._tag(text) == ((m.group(1), m.group(2), m.end()) if m else None), text
+        head = "1 " + text  # parse() looks for the header only after "1 "
+        m = _5424_HEAD.match(head)
+        assert syslogd._words(head, 2, 5) == ((list(m.groups()), m.end()) if m else (None, 2)), head
+
+
+def test_time_quality_removal_and_escaping_as_the_regexes():
+    for text in corpus():
+        assert syslogd._drop_time_quality(text) == _TIME_QUALITY.sub("", text), text
+        assert syslogd._escape(text) == _CTRL.sub(lambda m: "#%03o" % ord(m.group(0)), text), text
+
+
+def _fromisoformat(ts):
+    """What the daemon did before: datetime.fromisoformat (Z as +00:00); naive means local time."""
+    try:
+        dt = datetime.datetime.fromisoformat(ts.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        return time.mktime(dt.timetuple()) + dt.microsecond / 1e6
+    return dt.timestamp()
+
+
+RFC3339 = ["2026-11-27T10:20:30Z", "2026-11-27T10:20:30.123Z", "2026-11-27t10:20:30z", "2026-11-27 10:20:30Z",
+           "2026-11-27T10:20:30.123456789+01:00", "2026-11-27T10:20:30,5-05:30", "2026-11-27T10:20:30.1+0100",
+           "2026-11-27T10:20:30+01", "2026-11-27T10:20:30-00:00", "2026-11-27T10:20:30", "2026-11-27T10:20",
+           "2026-11-27", "2024-02-29T00:00:00Z", "1970-01-01T00:00:00Z", "1969-12-31T23:59:59.5Z",
+           "0001-01-01T00:00:00Z",
+           "9999-12-31T23:59:59.999999Z", "2000-03-01T00:00:00+23:59", "2026-06-15T12:00:00.000001"]
+NOT_RFC3339 = ["2026-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "2026-11-31T00:00:00Z", "2026-11-27T24:00:00Z",
+               "2026-11-27T10:60:00Z", "2026-11-27T10:20:60Z", "2026-11-27T10:20:30+24:00", "\u0662026-11-27T10:20:30Z",
+               "2026-11-27T10:20:30+1:00", "2026-11-27T10:20:30 ", "26-11-27T10:20:30", "2026-11-2",
+               "0000-01-01T00:00:00Z", "2026-11-27T10:20:30+01:00junk", "2026-11-27T1:20:30", "-", "", "T",
+               "2026-11-27T10:20:30ZZ"]
+# fromisoformat's leniencies beyond RFC 3339 and ISO 8601's extended form: such a message is now
+# logged with its receive time and the stamp left in the text, rather than under a guessed time.
+NO_LONGER_TAKEN = ["2026-11-27X10:20:30", "2026-11-27T10:20:30.Z",
+                   "2026-11-27T10:20:30+01:60", "20261127T102030Z", "2026-W48-5T10:20:30Z", "2026-11-27T10Z"]
+
+
+@pytest.mark.parametrize("ts", RFC3339)
+def test_rfc3339_as_fromisoformat(ts):
+    want = _fromisoformat(ts)
+    assert want is not None
+    assert syslogd._parse_rfc3339(ts) == want
+
+
+@pytest.mark.parametrize("ts", NOT_RFC3339)
+def test_not_rfc3339_refused_as_fromisoformat_did(ts):
+    assert _fromisoformat(ts) is None
+    assert syslogd._parse_rfc3339(ts) is None
+
+
+@pytest.mark.parametrize("ts", NO_LONGER_TAKEN)
+def test_fromisoformat_leniencies_refused(ts):
+    assert _fromisoformat(ts) is not None
+    assert syslogd._parse_rfc3339(ts) is None
+
+
+# ---------------------------------------------------------------- options, without argparse
+
+
+def test_options():
+    a = syslogd.parse_args(["--socket", "/s", "--file=/f", "-o", "both", "--keep", "3", "--max-size", "1M",
+                            "--notify-fd", "4", "--stream-socket", "/t", "--hostname", "h"])
+    assert (a.socket, a.file, a.output, a.keep, a.max_size, a.notify_fd, a.stream_socket, a.hostname) == (
+        "/s", "/f", "both", "3", "1M", "4", "/t", "h")
+    assert syslogd.parse_args(["-ostdout"]).output == "stdout" and syslogd.parse_args(["--keep", "-1"]).keep == "-1"
+    assert syslogd.parse_args(["-h"]) is None and syslogd.parse_args(["--socket", "/s", "--help"]) is None
+    d = syslogd.parse_args([])
+    assert (d.socket, d.file, d.output, d.keep, d.max_size, d.notify_fd) == (
+        "/dev/log", "/var/log/messages", "file", "5", "10M", None)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--bogus"], "unrecognized arguments: --bogus"), (["stray"], "unrecognized arguments: stray"),
+    (["--socket"], "argument --socket: expected one argument"), (["--keep", "x"], "invalid int value: 'x'"),
+    (["--keep", "-1"], "--keep must be >= 0"), (["--max-size", "ten"], "bad size 'ten'"),
+    (["-o", "syslog"], "invalid choice: 'syslog'"), (["--notify-fd", "three"], "invalid int value: 'three'"),
+])
+def test_bad_options_exit_2_with_usage_and_one_line(capsys, argv, message):
+    assert syslogd.main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("usage: richinit-syslogd ") and err.count("richinit-syslogd: error:") == 1
+    assert message in err.splitlines()[-1] and "Traceback" not in err
+
+
+def test_help(capsys):
+    assert syslogd.main(["--help"]) == 0
+    out, _ = capsys.readouterr()
+    for opt in ("--socket SOCKET", "--stream-socket", "--file FILE", "--max-size", "--keep KEEP",
+                "-o {file,stdout,both}", "--hostname", "--notify-fd"):
+        assert opt in out

@@ -19,4 +19,5 @@ def argv(name, python, *args):
     Python, from shadowing our stdlib or package; richinit must therefore be importable
     from the interpreter's site-packages (the venv's editable install, the portable runtime).
     """
-    return [python, "-I", "-m", MODULES[name], *args]
+    # -c, not -m: runpy would load importlib.util, collections, functools... (~0.6 MB each).
+    return [python, "-I", "-c", "import sys; from %s import main; sys.exit(main())" % MODULES[name], *args]

@@ -32,19 +32,25 @@ ROOT/etc/crontabs/USER (busybox). Syntax: see cronspec.py.
 - Test clocks: --once-at runs the entries due at that minute, waits for them, exits.
   --clock-start/--minute-seconds run the real loop on a clock that starts at the given
   time and makes a minute last S real seconds.
+
+Lean, as PID 1 is (one of these runs in every container): `_signal`, `_socket`,
+`select.epoll` and richinit.spawn (fork + exec, then waitpid on the jobs' pids) rather than
+signal/socket/selectors/subprocess; options, times and the saved environment are parsed by
+hand rather than with argparse, time.strptime (re, locale, datetime) or shlex.
+tests/test_cron_builtin_lean.py checks that none of those creep back.
 """
 
+import _signal as signal  # not the enum-heavy package: see richinit/signals.py
+import _socket as socket  # not socket.py (enum, selectors): see richinit/control.py
 import os
-import selectors
-import signal
-import socket
+import select
 import stat
-import subprocess
 import sys
 import time
 
-from richinit import environ
 from richinit.builtin import cronspec
+from richinit.signals import NAMES as SIGNAL_NAMES
+from richinit.spawn import ExecError, spawn
 
 LOG_FACILITY = 9  # cron
 INFO, ERR = 6, 3
@@ -54,6 +60,8 @@ MAX_LINE_BYTES = 2048
 MAX_TABLE_BYTES = 1 << 20
 CATCH_UP_MINUTES = 60
 DEFAULT_PATH = "/usr/bin:/bin"
+# richinit.environ.RUN_FILE: that module (json, re, shlex) is what PID 1's boot child runs, not us.
+ENV_RUN_FILE = "run/richinit/environment"
 _IGNORED_SUFFIXES = ("~", ".swp", ".rpmsave", ".rpmnew", ".rpmorig", ".bak")
 _IGNORED_INFIXES = (".dpkg-", ".ucf-")
 
@@ -67,7 +75,7 @@ class Paths:
         self.user_dirs = [j("var/spool/cron/crontabs"), j("var/spool/cron"), j("etc/crontabs")]
         self.passwd = j("etc/passwd")
         self.group = j("etc/group")
-        self.env_file = env_file or j(environ.RUN_FILE)
+        self.env_file = env_file or j(ENV_RUN_FILE)
         self.reboot_marker = j("run/richinit/cron-reboot-done")
         self.syslog = syslog or j("dev/log")
 
@@ -107,7 +115,7 @@ class Logger:
             return False
         for _ in range(2):  # a syslogd restarted since the last message: reconnect once
             if self.sock is None:
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, 0)
                 try:
                     s.connect(self.path)
                 except OSError:
@@ -131,6 +139,111 @@ class Logger:
 
     def error(self, msg, pid=None):
         self.log(ERR, msg, pid)
+
+
+# ---------------------------------------------------------------- saved environment
+
+
+def _shell_words(text):
+    """shlex.split(text, comments=True, posix=True), by hand (shlex costs re, io, collections).
+
+    Raises ValueError as shlex does: "No closing quotation", "No escaped character".
+    """
+    words, word, in_word, i, n = [], [], False, 0, len(text)  # in_word: a word started, maybe ''
+    while i < n:
+        c = text[i]
+        i += 1
+        if c in " \t\r\n":
+            if in_word:
+                words.append("".join(word))
+                word, in_word = [], False
+        elif c == "#":  # a comment, even in the middle of a word (shlex's rule)
+            end = text.find("\n", i)
+            i = n if end < 0 else end + 1
+            if in_word:
+                words.append("".join(word))
+                word, in_word = [], False
+        elif c == "\\":
+            if i >= n:
+                raise ValueError("No escaped character")
+            word.append(text[i])
+            i += 1
+            in_word = True
+        elif c == "'":
+            end = text.find("'", i)
+            if end < 0:
+                raise ValueError("No closing quotation")
+            word.append(text[i:end])
+            i, in_word = end + 1, True
+        elif c == '"':
+            while True:
+                if i >= n:
+                    raise ValueError("No closing quotation")
+                c = text[i]
+                i += 1
+                if c == '"':
+                    break
+                if c == "\\":
+                    if i >= n:
+                        raise ValueError("No escaped character")
+                    if text[i] not in '"\\':
+                        word.append("\\")
+                    c = text[i]
+                    i += 1
+                word.append(c)
+            in_word = True
+        else:
+            word.append(c)
+            in_word = True
+    if in_word:
+        words.append("".join(word))
+    return words
+
+
+_NAME_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+_NAME_CHARS = _NAME_START | frozenset("0123456789")
+
+
+def _shell_name(name):
+    if name.endswith("\n"):  # environ's `^...$` pattern lets one trailing newline through
+        name = name[:-1]
+    return bool(name) and name[0] in _NAME_START and all(c in _NAME_CHARS for c in name)
+
+
+def load_env(path):
+    """richinit.environ.load(path) without its imports: `export NAME=value` words -> dict.
+
+    {} if the file does not exist; ValueError on anything that is not NAME=value.
+    """
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            text = f.read()
+    except FileNotFoundError:
+        return {}
+    env = {}
+    for w in _shell_words(text):
+        if w == "export":
+            continue
+        name, eq, value = w.partition("=")
+        if not eq or not _shell_name(name):
+            raise ValueError("not NAME=value: %r" % w[:60])
+        env[name] = value
+    return env
+
+
+def readable_by(path, uid, gids):
+    """richinit.environ.readable_by: would `uid` (groups `gids`) be allowed to read `path`? Root is."""
+    if uid == 0:
+        return True
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    if st.st_uid == uid:
+        return bool(st.st_mode & 0o400)
+    if st.st_gid in gids:
+        return bool(st.st_mode & 0o040)
+    return bool(st.st_mode & 0o004)
 
 
 # ---------------------------------------------------------------- users
@@ -262,11 +375,10 @@ def signature(paths):
 
 
 class Job:
-    __slots__ = ("entry", "proc", "pid", "out_fd", "buf", "lines", "bytes", "dropped")
+    __slots__ = ("entry", "pid", "out_fd", "buf", "lines", "bytes", "dropped")
 
-    def __init__(self, entry, proc):
-        self.entry, self.proc, self.pid = entry, proc, proc.pid
-        self.out_fd = proc.stdout.fileno()
+    def __init__(self, entry, pid, out_fd):
+        self.entry, self.pid, self.out_fd = entry, pid, out_fd
         self.buf = b""
         self.lines = self.bytes = self.dropped = 0
 
@@ -287,7 +399,9 @@ class Cron:
         self.entries, self.users, self.saved_env = [], {}, {}
         self.sig = None
         self.jobs = {}  # pid -> Job
-        self.sel = selectors.DefaultSelector()
+        self.ep = select.epoll()
+        self.readers = {}  # fd -> Job or _Signals
+        self.failed_spawns = 0  # children whose exec failed: reaped by the next sweep
 
     # tables
     def reload(self, force=False):
@@ -297,7 +411,7 @@ class Cron:
         self.sig = sig
         self.users = read_users(self.paths.passwd, self.paths.group)
         try:
-            self.saved_env = environ.load(self.paths.env_file)
+            self.saved_env = load_env(self.paths.env_file)
         except (OSError, ValueError) as e:
             self.saved_env = {}
             self.log.error("%s: cannot load the saved environment: %s" % (self.paths.env_file, e))
@@ -326,35 +440,46 @@ class Cron:
         if me != 0 and user.uid != me:
             self.log.error("%s: cannot run as %s without root: not run" % (entry.where(), user.name))
             return None
-        allowed = environ.readable_by(self.paths.env_file, user.uid, user.groups)
+        allowed = readable_by(self.paths.env_file, user.uid, user.groups)
         env = job_environment(entry, user, self.saved_env, allowed)
         shell = entry.env.get("SHELL") or "/bin/sh"
         cwd = user.home if os.path.isdir(user.home) else "/"
-        creds = {}
-        if me == 0:
-            creds = {"user": user.uid, "group": user.gid, "extra_groups": user.groups}
+        creds = (user.uid, user.gid, user.groups) if me == 0 else None
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        if entry.stdin is not None:
+            in_r, in_w = os.pipe2(os.O_CLOEXEC)
+        else:
+            in_r, in_w = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), None
+        umask = os.umask(0o022)  # inherited by the fork; we are single-threaded
         try:
-            proc = subprocess.Popen(
-                [shell, "-c", entry.command], env=env, cwd=cwd, close_fds=True, start_new_session=True,
-                stdin=subprocess.PIPE if entry.stdin is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, umask=0o022, **creds)
-        except (OSError, subprocess.SubprocessError) as e:
+            pid = spawn([shell, "-c", entry.command], env=env, cwd=cwd, new_session=True, user=creds,
+                        stdio=(in_r, out_w, out_w))
+        except (OSError, ExecError) as e:
+            if isinstance(e, ExecError):
+                self.failed_spawns += 1
+            for fd in (out_r, in_w):
+                if fd is not None:
+                    os.close(fd)
             self.log.error("(%s) CANNOT RUN (%s): %s" % (user.name, entry.command, e))
             return None
-        if entry.stdin is not None:
+        finally:
+            os.umask(umask)
+            os.close(out_w)
+            os.close(in_r)
+        if in_w is not None:
             try:
-                proc.stdin.write(entry.stdin.encode("utf-8", "replace"))
+                data = memoryview(entry.stdin.encode("utf-8", "replace"))
+                while data:
+                    data = data[os.write(in_w, data):]
             except OSError:
                 pass  # the job did not read its input: its business
             finally:
-                try:
-                    proc.stdin.close()
-                except OSError:
-                    pass
-        os.set_blocking(proc.stdout.fileno(), False)
-        job = Job(entry, proc)
-        self.jobs[job.pid] = job
-        self.sel.register(job.out_fd, selectors.EVENT_READ, job)
+                os.close(in_w)
+        os.set_blocking(out_r, False)
+        job = Job(entry, pid, out_r)
+        self.jobs[pid] = job
+        self.ep.register(out_r, select.EPOLLIN)
+        self.readers[out_r] = job
         self.log.info("(%s) CMD (%s)" % (user.name, entry.command), pid=job.pid)
         return job
 
@@ -380,8 +505,9 @@ class Cron:
             if job.buf:
                 self._out_line(job, job.buf)
                 job.buf = b""
-            self.sel.unregister(job.out_fd)
-            job.proc.stdout.close()
+            self.ep.unregister(job.out_fd)
+            del self.readers[job.out_fd]
+            os.close(job.out_fd)
             job.out_fd = None
 
     def _out_line(self, job, line):
@@ -395,20 +521,32 @@ class Cron:
         self.log.info("(%s) OUT (%s)" % (job.entry.user, line.decode("utf-8", "replace")), pid=job.pid)
 
     def reap(self):
-        while self.jobs:
+        """waitpid on our jobs' pids (we are not PID 1: nobody else reaps them)."""
+        for pid in list(self.jobs):
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                got, status = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
+                got, status = pid, 0x7f00  # gone without a trace: as exit 127
+            if got:
+                self._ended(got, status)
+        while self.failed_spawns:  # their pids are not known: any child will do, jobs included
+            try:
+                got, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.failed_spawns = 0
                 return
-            if pid == 0:
+            if not got:
                 return
-            job = self.jobs.pop(pid, None)
-            if job is None:
-                continue
-            if job.out_fd is not None:
-                self.read_output(job, final=True)  # what it wrote before exiting is in the pipe
-            job.proc.returncode = os.waitstatus_to_exitcode(status)
-            self.finished(job, status)
+            if got in self.jobs:
+                self._ended(got, status)
+            else:
+                self.failed_spawns -= 1
+
+    def _ended(self, pid, status):
+        job = self.jobs.pop(pid)
+        if job.out_fd is not None:
+            self.read_output(job, final=True)  # what it wrote before exiting is in the pipe
+        self.finished(job, status)
 
     def finished(self, job, status):
         if job.dropped:
@@ -416,10 +554,8 @@ class Cron:
                           pid=job.pid)
         if os.WIFSIGNALED(status):
             sig = os.WTERMSIG(status)
-            try:
-                how = "killed by %s" % signal.Signals(sig).name
-            except ValueError:  # a real-time signal has no name
-                how = "killed by signal %d" % sig
+            name = SIGNAL_NAMES.get(sig)  # a real-time signal has no name
+            how = "killed by %s" % name if name else "killed by signal %d" % sig
         else:
             how = "exit %d" % os.WEXITSTATUS(status)
         sev = INFO if how == "exit 0" else ERR
@@ -465,12 +601,13 @@ def _noop(signum, frame):
 
 
 class _Signals:
-    def __init__(self, sel):
+    def __init__(self, cron):
         self.rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wfd, warn_on_full_buffer=False)
         for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(s, _noop)
-        sel.register(self.rfd, selectors.EVENT_READ, self)
+        cron.ep.register(self.rfd, select.EPOLLIN)
+        cron.readers[self.rfd] = self
 
     def read(self):
         out = []
@@ -487,11 +624,12 @@ class _Signals:
 def _dispatch(cron, signals, timeout):
     """One select round; returns the set of signals seen."""
     seen = set()
-    for key, _ in cron.sel.select(timeout):
-        if key.data is signals:
+    for fd, _ in cron.ep.poll(-1 if timeout is None else timeout):
+        what = cron.readers.get(fd)
+        if what is signals:
             seen.update(signals.read())
-        elif key.fd == key.data.out_fd:
-            cron.read_output(key.data)
+        elif what is not None and fd == what.out_fd:
+            cron.read_output(what)
     cron.reap()
     return seen
 
@@ -548,7 +686,7 @@ def run_reboot_jobs(cron, proc="/proc"):
 
 
 def serve(cron, clock, notify_fd=None):
-    signals = _Signals(cron.sel)
+    signals = _Signals(cron)
     cron.reload(force=True)
     cron.log.info("started: %d entr%s" % (len(cron.entries), "y" if len(cron.entries) == 1 else "ies"))
     if notify_fd is not None:
@@ -584,7 +722,7 @@ def serve(cron, clock, notify_fd=None):
 
 def run_once(cron, at):
     """--once-at: run what is due at minute `at`, wait for it all, exit 0."""
-    signals = _Signals(cron.sel)
+    signals = _Signals(cron)
     cron.reload(force=True)
     for e in cron.due([at]):
         cron.start(e)
@@ -596,41 +734,153 @@ def run_once(cron, at):
 
 
 def _parse_minute(text):
+    """'YYYY-mm-dd HH:MM' (local time) -> epoch; what time.strptime took, without its imports."""
+    date, sp, clock = text.partition(" ")
+    parts = date.split("-") + clock.lstrip().split(":")
+    if not sp or len(parts) != 5 or len(parts[0]) != 4 or not all(
+            p.isdigit() and p.isascii() and 0 < len(p) <= 2 for p in parts[1:]) or not parts[0].isdigit():
+        raise ValueError("%r is not 'YYYY-mm-dd HH:MM'" % text)
+    y, mo, d, h, mi = (int(p) for p in parts)
+    leap = y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+    days = (31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+    if not (1 <= mo <= 12 and 1 <= d <= days[mo - 1] and h <= 23 and mi <= 59):
+        raise ValueError("%r is not 'YYYY-mm-dd HH:MM'" % text)
+    return time.mktime((y, mo, d, h, mi, 0, 0, 0, -1))
+
+
+USAGE = ("usage: richinit-cron [-h] [--root ROOT] [--syslog SYSLOG] [--env-file ENV_FILE]\n"
+         "                     [--stop-timeout STOP_TIMEOUT] [--notify-fd NOTIFY_FD]\n"
+         "                     [--once-at 'YYYY-mm-dd HH:MM'] [--clock-start 'YYYY-mm-dd HH:MM']\n"
+         "                     [--minute-seconds MINUTE_SECONDS]\n")
+
+HELP = USAGE + """
+richinit's built-in cron
+
+options:
+  -h, --help            show this help message and exit
+  --root ROOT           prefix of /etc, /var/spool, /run (tests use fixture trees)
+  --syslog SYSLOG       syslog socket (default ROOT/dev/log; stderr if nobody listens)
+  --env-file ENV_FILE   saved environment (default ROOT/run/richinit/environment)
+  --stop-timeout STOP_TIMEOUT
+                        seconds jobs get after SIGTERM
+  --notify-fd NOTIFY_FD
+                        write a newline to this fd once the tables are read
+  --once-at 'YYYY-mm-dd HH:MM'
+                        test: run the jobs due then, wait, exit
+  --clock-start 'YYYY-mm-dd HH:MM'
+                        test: start the clock at this time
+  --minute-seconds MINUTE_SECONDS
+                        test: real seconds per minute
+"""
+
+
+class UsageError(Exception):
+    pass
+
+
+class Options:
+    root = "/"
+    syslog = None
+    env_file = None
+    stop_timeout = "5.0"
+    notify_fd = None
+    once_at = None
+    clock_start = None
+    minute_seconds = "60.0"
+
+
+def parse_args(argv):
+    """argv -> Options (values as strings), `--opt V` or `--opt=V`; None for -h/--help.
+
+    Raises UsageError for what argparse refused (unknown option, missing value).
+    """
+    a = Options()
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg in ("-h", "--help"):
+            return None
+        name, eq, val = arg.partition("=")
+        attr = name[2:].replace("-", "_")
+        if not name.startswith("--") or not hasattr(Options, attr) or attr.startswith("_"):
+            raise UsageError("unrecognized arguments: %s" % arg)
+        if not eq:
+            if i >= len(argv) or (argv[i].startswith("-") and not _is_number(argv[i])):
+                raise UsageError("argument %s: expected one argument" % name)
+            val = argv[i]
+            i += 1
+        setattr(a, attr, val)
+    return a
+
+
+def _is_number(text):
     try:
-        return time.mktime(time.strptime(text, "%Y-%m-%d %H:%M"))
+        float(text)
+        return True
     except ValueError:
-        raise ValueError("%r is not 'YYYY-mm-dd HH:MM'" % text) from None
+        return False
+
+
+def _number(text, what, kind=float):
+    try:
+        return kind(text)
+    except ValueError:
+        raise UsageError("argument %s: invalid %s value: %r" % (what, kind.__name__, text)) from None
+
+
+def _sane_fds():
+    """0-2 open (else a pipe we make could land there and be dup2'd over), nothing else inherited.
+
+    subprocess's close_fds did the latter; spawn() relies on close-on-exec instead.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open(os.devnull, os.O_RDWR)  # the lowest free fd: this one
+    try:
+        fds = [int(n) for n in os.listdir("/proc/self/fd")]
+    except OSError:
+        return
+    for fd in fds:
+        if fd > 2:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass  # the listdir fd itself, closed by now
 
 
 def main(argv=None):
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="richinit-cron", description="richinit's built-in cron")
-    ap.add_argument("--root", default="/", help="prefix of /etc, /var/spool, /run (tests use fixture trees)")
-    ap.add_argument("--syslog", help="syslog socket (default ROOT/dev/log; stderr if nobody listens)")
-    ap.add_argument("--env-file", help="saved environment (default ROOT/run/richinit/environment)")
-    ap.add_argument("--stop-timeout", type=float, default=5.0, help="seconds jobs get after SIGTERM")
-    ap.add_argument("--notify-fd", type=int, help="write a newline to this fd once the tables are read")
-    ap.add_argument("--once-at", metavar="'YYYY-mm-dd HH:MM'", help="test: run the jobs due then, wait, exit")
-    ap.add_argument("--clock-start", metavar="'YYYY-mm-dd HH:MM'", help="test: start the clock at this time")
-    ap.add_argument("--minute-seconds", type=float, default=60.0, help="test: real seconds per minute")
-    a = ap.parse_args(argv)
-    if a.minute_seconds <= 0:
-        ap.error("--minute-seconds must be > 0")
+    argv = sys.argv[1:] if argv is None else argv
     try:
-        once = _parse_minute(a.once_at) if a.once_at else None
-        start = _parse_minute(a.clock_start) if a.clock_start else None
-    except ValueError as e:
-        ap.error(str(e))
+        a = parse_args(list(argv))
+        if a is None:
+            sys.stdout.write(HELP)
+            return 0
+        stop_timeout = _number(a.stop_timeout, "--stop-timeout")
+        minute_seconds = _number(a.minute_seconds, "--minute-seconds")
+        notify_fd = None if a.notify_fd is None else _number(a.notify_fd, "--notify-fd", int)
+        if minute_seconds <= 0:
+            raise UsageError("--minute-seconds must be > 0")
+        try:
+            once = _parse_minute(a.once_at) if a.once_at else None
+            start = _parse_minute(a.clock_start) if a.clock_start else None
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    except UsageError as e:
+        sys.stderr.write("%srichinit-cron: error: %s\n" % (USAGE, e))
+        return 2
+    _sane_fds()
     paths = Paths(a.root, a.syslog, a.env_file)
-    cron = Cron(paths, Logger(paths.syslog), a.stop_timeout)
+    cron = Cron(paths, Logger(paths.syslog), stop_timeout)
     if once is not None:
         return run_once(cron, once)
-    if start is not None or a.minute_seconds != 60.0:
-        clock = FastClock(start if start is not None else time.time(), a.minute_seconds)
+    if start is not None or minute_seconds != 60.0:
+        clock = FastClock(start if start is not None else time.time(), minute_seconds)
     else:
         clock = RealClock()
-    return serve(cron, clock, a.notify_fd)
+    return serve(cron, clock, notify_fd)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,10 @@ Syntax is Vixie cron's (Debian, cronie, busybox agree on it):
 - in the command an unescaped `%` ends the command: the rest, with each further
   `%` turned into a newline, is the job's stdin; `\\%` is a literal `%`.
 System crontabs (/etc/crontab, /etc/cron.d/*) have a user field after the schedule.
+
+Parsed by hand (no re): the built-in cron runs in every container and stays lean.
 """
 
-import re
 import time
 
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
@@ -40,13 +41,32 @@ NICKNAMES = {
     "@hourly": "0 * * * *",
 }
 
-_ENV_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
-_USER_RE = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*\$?$")
+_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_NAME_FIRST = _LETTERS | frozenset("_")
+_NAME_REST = _NAME_FIRST | frozenset("0123456789")
+_USER_FIRST = _NAME_REST | frozenset(".")
+_USER_REST = _USER_FIRST | frozenset("-")
 _MAX_YEARS = 10  # Feb 29 recurs within 8 years (2096 -> 2104); nothing valid needs more
 
 
 class SpecError(ValueError):
     pass
+
+
+def _assignment(line):
+    """`NAME = value` -> (NAME, value), blanks around both stripped; None if the line is not one."""
+    name, eq, value = line.partition("=")
+    name = name.strip()
+    if not eq or not name or name[0] not in _NAME_FIRST or not all(c in _NAME_REST for c in name):
+        return None
+    return name, value.strip()
+
+
+def _user_name(text):
+    """Letters, digits, `_`, `.`, `-` (not first), and a trailing `$` (Samba machine accounts)."""
+    if text.endswith("$"):
+        text = text[:-1]
+    return bool(text) and text[0] in _USER_FIRST and all(c in _USER_REST for c in text)
 
 
 def _value(text, low, high, names, offset, what):
@@ -204,11 +224,11 @@ def parse_crontab(text, file, user=None):
             continue
         try:
             if line[0] not in "@*0123456789":
-                m = _ENV_RE.match(line)
-                if not m:
+                assignment = _assignment(line)
+                if assignment is None:
                     raise SpecError("neither a job nor NAME=value: %r" % _short(line))
                 env = dict(env)  # entries keep the environment as it was when they were read
-                env[m.group(1)] = _env_value(m.group(2))
+                env[assignment[0]] = _env_value(assignment[1])
                 continue
             entries.append(_parse_job(line, file, lineno, user, env))
         except SpecError as e:
@@ -225,7 +245,7 @@ def _parse_job(line, file, lineno, user, env):
         raise SpecError("missing %s: %r" % ("user or command" if user is None else "command", _short(line)))
     sched_text = " ".join(parts[:5] if nfields >= 5 else parts[:1])
     job_user = parts[nfields - 1] if user is None else user
-    if user is None and not _USER_RE.match(job_user):
+    if user is None and not _user_name(job_user):
         raise SpecError("bad user name %r" % job_user)
     schedule, reboot = None, False
     if line.startswith("@"):

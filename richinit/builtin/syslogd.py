@@ -15,15 +15,17 @@
   written, the file fsynced, exit 0: nothing accepted by the kernel is lost.
 - Readiness: with --notify-fd N, "\\n" is written to fd N once the sockets are bound
   (s6's notification-fd protocol), then N is closed.
-- Signals do no work: set_wakeup_fd + a selector; the loop does the rest.
+- Signals do no work: set_wakeup_fd + epoll; the loop does the rest.
+
+Lean, as PID 1 is (one of these runs in every container): `_signal`, `_socket` and
+`select.epoll` rather than signal/socket/selectors, parsing by hand rather than re, datetime
+or argparse. tests/test_cron_builtin_lean.py checks that none of those creep back.
 """
 
-import datetime
+import _signal as signal  # not the enum-heavy package: see richinit/signals.py
+import _socket as socket  # not socket.py (enum, selectors): see richinit/control.py
 import os
-import re
-import selectors
-import signal
-import socket
+import select
 import sys
 import time
 
@@ -34,12 +36,9 @@ SEVERITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "deb
 MAX_DATAGRAM = 65536
 MAX_STREAM_CLIENTS = 64
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_PRI = re.compile(rb"^<(\d{1,3})>")
-_3164_TS = re.compile(r"^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) ([ \d]\d) (\d\d):(\d\d):(\d\d) ")
-_5424_HEAD = re.compile(r"^1 (\S+) (\S+) (\S+) (\S+) (\S+) ")
-_TAG = re.compile(r"^([^\s\[\]:<>]{1,48})(?:\[([^\]\s]{1,32})\])?: ?")
-_TIME_QUALITY = re.compile(r'\[timeQuality(?: [^\]"]*="(?:[^"\\]|\\.)*")*\]')
-_CTRL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# Control characters (all but TAB) -> rsyslog's #ooo, one str.translate.
+_CTRL = {c: "#%03o" % c for c in [*range(0x00, 0x09), *range(0x0a, 0x20), 0x7f]}
+_NOT_IN_TAG = frozenset("[]:<>")
 
 
 class Record:
@@ -61,11 +60,9 @@ def parse(data, now=None):
     """A datagram (bytes) -> Record. Never raises on hostile input."""
     now = time.time() if now is None else now
     data = data.rstrip(b"\0\n")
-    m = _PRI.match(data)
-    pri = None
-    if m and int(m.group(1)) <= 191:
-        pri = int(m.group(1))
-        data = data[m.end():]
+    pri, end = _pri(data)
+    if pri is not None:
+        data = data[end:]
     text = data.decode("utf-8", "replace")
     rec = Record() if pri is None else Record(facility=pri >> 3, severity=pri & 7)
     if pri is not None and text.startswith("1 "):
@@ -75,21 +72,50 @@ def parse(data, now=None):
     return rec
 
 
+def _pri(data):
+    """`<N>` (1-3 ASCII digits, N <= 191) at the start -> (N, its length); (None, 0) otherwise."""
+    if data[:1] != b"<":
+        return None, 0
+    end = data.find(b">", 1, 5)
+    digits = data[1:end]
+    if end < 0 or not digits or not digits.isdigit():  # bytes.isdigit: ASCII digits only
+        return None, 0
+    n = int(digits)
+    return (n, end + 1) if n <= 191 else (None, 0)
+
+
 def _nil(v):
     return None if v == "-" else v
 
 
+def _words(text, start, count):
+    """`count` runs of non-space characters at `start`, each followed by exactly one " ".
+
+    -> (words, end) or (None, start): RFC 5424's header fields.
+    """
+    words, i, n = [], start, len(text)
+    for _ in range(count):
+        j = i
+        while j < n and not text[j].isspace():
+            j += 1
+        if j == i or j >= n or text[j] != " ":
+            return None, start
+        words.append(text[i:j])
+        i = j + 1
+    return words, i
+
+
 def _parse_5424(rec, text):
-    m = _5424_HEAD.match(text)
-    if not m:
+    head, end = _words(text, 2, 5)  # after "1 "
+    if head is None:
         return False
-    ts, host, app, procid, msgid = m.groups()
+    ts, host, app, procid, msgid = head
     when = None
     if ts != "-":
         when = _parse_rfc3339(ts)
         if when is None:
             return False
-    rest = text[m.end():]
+    rest = text[end:]
     sd, rest = _split_sd(rest)
     if sd is None:
         return False
@@ -98,7 +124,7 @@ def _parse_5424(rec, text):
     if rest.startswith("\ufeff"):  # the BOM RFC 5424 puts before a UTF-8 MSG
         rest = rest[1:]
     rec.time, rec.host, rec.tag, rec.pid, rec.msgid = when, _nil(host), _nil(app), _nil(procid), _nil(msgid)
-    sd = _TIME_QUALITY.sub("", sd)  # logger's clock metadata: noise in a text log
+    sd = _drop_time_quality(sd)  # logger's clock metadata: noise in a text log
     rec.sd, rec.msg, rec.format = (sd if sd not in ("-", "") else None), rest, "5424"
     return True
 
@@ -129,23 +155,189 @@ def _split_sd(text):
     return text[:i], text[i:]
 
 
+_TQ = "[timeQuality"
+
+
+def _time_quality_end(sd, i):
+    """End of a `[timeQuality( NAME="VALUE")*]` element starting at sd[i], or -1."""
+    i += len(_TQ)
+    n = len(sd)
+    while i < n and sd[i] == " ":
+        # NAME: anything up to `="`, with no `]` or `"` in it.
+        j = i + 1
+        while j < n and sd[j] not in ']"':
+            j += 1
+        if j >= n or sd[j] != '"' or sd[j - 1] != "=" or j - 1 < i + 1:
+            break
+        j += 1
+        while j < n and sd[j] != '"':  # VALUE: backslash escapes any character but a newline
+            if sd[j] == "\\":
+                if j + 1 >= n or sd[j + 1] == "\n":
+                    return -1
+                j += 1
+            j += 1
+        if j >= n:
+            return -1
+        i = j + 1
+    return i + 1 if i < n and sd[i] == "]" else -1
+
+
+def _drop_time_quality(sd):
+    out, pos = [], 0
+    i = sd.find(_TQ)
+    while i >= 0:
+        end = _time_quality_end(sd, i)
+        if end < 0:
+            i = sd.find(_TQ, i + 1)
+            continue
+        out.append(sd[pos:i])
+        pos = end
+        i = sd.find(_TQ, end)
+    if not out:
+        return sd
+    out.append(sd[pos:])
+    return "".join(out)
+
+
+def _digits(text, i, n):
+    """int of text[i:i+n] if all n characters are digits (what re's \\d takes), else None."""
+    part = text[i:i + n]
+    return int(part) if len(part) == n and part.isdecimal() else None
+
+
+_DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _days_in(year, month):
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    return 29 if month == 2 and leap else _DAYS_IN_MONTH[month - 1]
+
+
+def _days_from_civil(y, m, d):
+    """Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm)."""
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
 def _parse_rfc3339(ts):
-    t = ts.replace("Z", "+00:00").replace("z", "+00:00")
-    try:
-        dt = datetime.datetime.fromisoformat(t)
-    except ValueError:
+    """RFC 3339 / ISO 8601 extended date-time -> epoch seconds; None if it is not one.
+
+    YYYY-MM-DD[(T|t| )HH:MM[:SS[(.|,)FRACTION]]][Z|z|+HH[:]MM|-HH[:]MM|+HH], what
+    datetime.fromisoformat accepted here before (fractions cut to microseconds, no
+    leap second); without an offset the time is local.
+    """
+    if len(ts) < 10 or ts[4] != "-" or ts[7] != "-" or not ts.isascii():
         return None
-    if dt.tzinfo is None:
-        return time.mktime(dt.timetuple()) + dt.microsecond / 1e6
-    return dt.timestamp()
+    year, month, day = _digits(ts, 0, 4), _digits(ts, 5, 2), _digits(ts, 8, 2)
+    if year is None or month is None or day is None or year < 1 or not 1 <= month <= 12 \
+            or not 1 <= day <= _days_in(year, month):
+        return None
+    hour = minute = second = micro = 0
+    offset = None
+    i, n = 10, len(ts)
+    if i < n:
+        if ts[i] not in "Tt ":
+            return None
+        hour, minute = _digits(ts, i + 1, 2), _digits(ts, i + 4, 2)
+        if hour is None or minute is None or ts[i + 3:i + 4] != ":":
+            return None
+        i += 6
+        if ts[i:i + 1] == ":":
+            second = _digits(ts, i + 1, 2)
+            if second is None:
+                return None
+            i += 3
+            if ts[i:i + 1] in (".", ","):
+                j = i + 1
+                while j < n and ts[j].isdecimal():
+                    j += 1
+                if j == i + 1:
+                    return None
+                micro = int(ts[i + 1:j][:6].ljust(6, "0"))
+                i = j
+        if hour > 23 or minute > 59 or second > 59:
+            return None
+        if i < n:
+            offset = _offset(ts[i:])
+            if offset is None:
+                return None
+    if offset is None:
+        try:
+            return time.mktime((year, month, day, hour, minute, second, 0, 0, -1)) + micro / 1e6
+        except (OverflowError, ValueError):
+            return None
+    seconds = _days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset
+    return (seconds * 10 ** 6 + micro) / 10 ** 6  # as timedelta.total_seconds() rounds
+
+
+def _offset(text):
+    """Z, +HH:MM, +HHMM, +HH (or -) -> seconds east of UTC; None if malformed or a day or more."""
+    if text in ("Z", "z"):
+        return 0
+    if text[:1] not in "+-" or len(text) not in (3, 5, 6):
+        return None
+    hh = _digits(text, 1, 2)
+    mm = 0
+    if len(text) == 6:
+        mm = _digits(text, 4, 2) if text[3] == ":" else None
+    elif len(text) == 5:
+        mm = _digits(text, 3, 2)
+    if hh is None or mm is None or mm > 59 or hh > 23:
+        return None
+    return (hh * 3600 + mm * 60) * (-1 if text[0] == "-" else 1)
+
+
+def _3164_stamp(text):
+    """`Mmm dd HH:MM:SS ` at the start -> (month, day, hh, mm, ss); None if there is none."""
+    if len(text) < 16 or text[3] != " " or text[6] != " " or text[9] != ":" or text[12] != ":" \
+            or text[15] != " " or text[:3] not in _MONTHS:
+        return None
+    day = _digits(text, 5, 1)
+    if day is None or not (text[4] == " " or text[4].isdecimal()):
+        return None
+    day = int(text[4:6])
+    hh, mm, ss = _digits(text, 7, 2), _digits(text, 10, 2), _digits(text, 13, 2)
+    if hh is None or mm is None or ss is None:
+        return None
+    return _MONTHS.index(text[:3]) + 1, day, hh, mm, ss
+
+
+def _tag(text):
+    """`TAG[PID]: ` or `TAG: ` at the start -> (tag, pid or None, end); None if there is none.
+
+    TAG: 1-48 characters, none a space or one of `[]:<>`; PID: 1-32, none a space or `]`.
+    """
+    i, n = 0, len(text)
+    while i < n and i <= 48 and not text[i].isspace() and text[i] not in _NOT_IN_TAG:
+        i += 1
+    if i == 0 or i > 48 or i >= n:
+        return None
+    tag, pid = text[:i], None
+    if text[i] == "[":
+        j = i + 1
+        while j < n and j - i <= 33 and text[j] != "]" and not text[j].isspace():
+            j += 1
+        if j == i + 1 or j - i > 33 or j >= n or text[j] != "]":
+            return None
+        pid, i = text[i + 1:j], j + 1
+    if text[i:i + 1] != ":":
+        return None
+    i += 1
+    if text[i:i + 1] == " ":
+        i += 1
+    return tag, pid, i
 
 
 def _parse_3164(rec, text, now):
     rec.format = "3164"
-    m = _3164_TS.match(text)
-    if m:
-        rec.time = _3164_time(m, now)
-        text = text[m.end():]
+    stamp = _3164_stamp(text)
+    if stamp:
+        rec.time = _3164_time(stamp, now)
+        text = text[16:]
     else:
         # Some senders (rsyslog's legacy format with high-precision dates) use RFC 3339 here.
         word, sp, rest = text.partition(" ")
@@ -154,20 +346,19 @@ def _parse_3164(rec, text, now):
             rec.time, text = when, rest
     # HOSTNAME is optional on /dev/log (glibc leaves it out, `logger --rfc3164` puts it in):
     # a first word that is not a tag but is followed by one is a host.
-    if not _TAG.match(text):
+    if not _tag(text):
         word, sp, rest = text.partition(" ")
-        if sp and word and _TAG.match(rest) and not word.endswith(":"):
+        if sp and word and _tag(rest) and not word.endswith(":"):
             rec.host, text = word, rest
-    m = _TAG.match(text)
+    m = _tag(text)
     if m:
-        rec.tag, rec.pid = m.group(1), m.group(2)
-        text = text[m.end():]
+        rec.tag, rec.pid, end = m
+        text = text[end:]
     rec.msg = text
 
 
-def _3164_time(m, now):
-    mon = _MONTHS.index(m.group(1)) + 1
-    day, hh, mm, ss = int(m.group(2)), int(m.group(3)), int(m.group(4)), int(m.group(5))
+def _3164_time(stamp, now):
+    mon, day, hh, mm, ss = stamp
     cur = time.localtime(now)
     year = cur.tm_year
     # No year in RFC 3164: a December stamp received in January is last year's.
@@ -182,7 +373,7 @@ def _3164_time(m, now):
 
 
 def _escape(text):
-    return _CTRL.sub(lambda m: "#%03o" % ord(m.group(0)), text)
+    return text.translate(_CTRL)
 
 
 def format_line(rec, hostname, received):
@@ -289,7 +480,7 @@ class Syslogd:
 
 def _bind_dgram(path):
     _unlink_stale(path)
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK, 0)
     try:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
     except OSError:
@@ -301,21 +492,31 @@ def _bind_dgram(path):
 
 def _bind_stream(path):
     _unlink_stale(path)
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK, 0)
     s.bind(path)
     os.chmod(path, 0o666)
     s.listen(64)
     return s
 
 
-def _unlink_stale(path):
-    import stat
+def _accept(listener):
+    """A connected client as a non-blocking, close-on-exec socket; None if there is none (or no fd)."""
+    try:
+        fd, _ = listener._accept()  # _socket has no accept() wrapper
+    except OSError:
+        return None
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fd)
+    os.set_inheritable(fd, False)
+    conn.setblocking(False)
+    return conn
 
+
+def _unlink_stale(path):
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         return
-    if not stat.S_ISSOCK(st.st_mode):
+    if (st.st_mode & 0o170000) != 0o140000:  # S_ISSOCK
         raise OSError(17, "%s exists and is not a socket" % path)
     os.unlink(path)
 
@@ -335,6 +536,16 @@ def _drain(sock, handler, limit=1000):
         handler.handle(data)
         n += 1
     return n
+
+
+def _octet_count(buf):
+    """RFC 6587 octet counting: `LEN <...` (LEN: 1-5 ASCII digits) -> (LEN, offset of "<"); None if not."""
+    i = 0
+    while i < 6 and i < len(buf) and 0x30 <= buf[i] <= 0x39:
+        i += 1
+    if not 1 <= i <= 5 or buf[i:i + 2] != b" <":
+        return None
+    return int(buf[:i]), i + 1
 
 
 class _StreamConn:
@@ -365,12 +576,11 @@ class _StreamConn:
 
     def _split(self, handler):
         while self.buf:
-            m = re.match(rb"^(\d{1,5}) <", self.buf)
-            if m:
-                n = int(m.group(1))
-                if len(self.buf) < m.end() - 1 + n:
+            counted = _octet_count(self.buf)
+            if counted:
+                n, start = counted
+                if len(self.buf) < start + n:
                     return
-                start = m.end() - 1
                 handler.handle(self.buf[start:start + n])
                 self.buf = self.buf[start + n:]
                 continue
@@ -382,8 +592,8 @@ class _StreamConn:
                 handler.handle(msg)
 
 
-def serve(sock_path, out, hostname, *, stream_path=None, echo_fd=None, notify_fd=None):
-    """Run until SIGTERM/SIGINT; returns the exit code."""
+def setup(sock_path, out, hostname, *, stream_path=None, echo_fd=None):
+    """Signals, handler, sockets, epoll: everything serve() needs before its first wait."""
     rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wfd, warn_on_full_buffer=False)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -391,28 +601,36 @@ def serve(sock_path, out, hostname, *, stream_path=None, echo_fd=None, notify_fd
     handler = Syslogd(out, hostname, echo_fd)
     dgram = _bind_dgram(sock_path)
     stream = _bind_stream(stream_path) if stream_path else None
-    sel = selectors.DefaultSelector()
-    sel.register(rfd, selectors.EVENT_READ, "signal")
-    sel.register(dgram, selectors.EVENT_READ, "dgram")
+    ep = select.epoll()
+    ep.register(rfd, select.EPOLLIN)
+    ep.register(dgram.fileno(), select.EPOLLIN)
     if stream is not None:
-        sel.register(stream, selectors.EVENT_READ, "accept")
+        ep.register(stream.fileno(), select.EPOLLIN)
+    return rfd, handler, dgram, stream, ep
+
+
+def serve(sock_path, out, hostname, *, stream_path=None, echo_fd=None, notify_fd=None):
+    """Run until SIGTERM/SIGINT; returns the exit code."""
+    rfd, handler, dgram, stream, ep = setup(sock_path, out, hostname, stream_path=stream_path, echo_fd=echo_fd)
+    dgram_fd = dgram.fileno()
+    stream_fd = stream.fileno() if stream is not None else -1
     if notify_fd is not None:
         try:
             os.write(notify_fd, b"\n")
             os.close(notify_fd)
         except OSError as e:
             sys.stderr.write("syslogd: notification fd %d: %s\n" % (notify_fd, e.strerror))
-    conns = {}
+    conns = {}  # fd -> _StreamConn
     accepting = True
     stopping = False
     while not stopping:
         other_activity = False
-        for key, _ in sel.select():
-            what = key.data
-            if what == "dgram":
+        # Signals first: after a SIGHUP, what is read next goes to the reopened file.
+        for fd, _ in sorted(ep.poll(), key=lambda ev: ev[0] != rfd):
+            if fd == dgram_fd:
                 _drain(dgram, handler)
                 other_activity = True
-            elif what == "signal":
+            elif fd == rfd:
                 for sig in _read_signals(rfd):
                     if sig == signal.SIGHUP:
                         try:
@@ -421,29 +639,25 @@ def serve(sock_path, out, hostname, *, stream_path=None, echo_fd=None, notify_fd
                             sys.stderr.write("richinit-syslogd: reopen: %s\n" % e)
                     else:
                         stopping = True
-            elif what == "accept":
-                try:
-                    conn, _ = stream.accept()
-                except OSError:
-                    conn = None
+            elif fd == stream_fd:
+                conn = _accept(stream) if accepting else None
                 if conn is not None:
-                    conn.setblocking(False)
                     conns[conn.fileno()] = _StreamConn(conn)
-                    sel.register(conn, selectors.EVENT_READ, "conn")
-                if conn is None or len(conns) >= MAX_STREAM_CLIENTS:
-                    sel.unregister(stream)  # out of fds or clients: pause accepting, do not spin
+                    ep.register(conn.fileno(), select.EPOLLIN)
+                if accepting and (conn is None or len(conns) >= MAX_STREAM_CLIENTS):
+                    ep.unregister(stream_fd)  # out of fds or clients: pause accepting, do not spin
                     accepting = False
-            else:
-                c = conns[key.fd]
+            elif fd in conns:
+                c = conns[fd]
                 if not c.feed(handler):
-                    sel.unregister(c.conn)
+                    ep.unregister(fd)
                     c.conn.close()
-                    del conns[key.fd]
+                    del conns[fd]
                     other_activity = True
         # Accepting resumes once a client left or other work came in, so a persistent
         # EMFILE costs one retry per event, not a spin.
         if not accepting and other_activity and len(conns) < MAX_STREAM_CLIENTS:
-            sel.register(stream, selectors.EVENT_READ, "accept")
+            ep.register(stream_fd, select.EPOLLIN)
             accepting = True
     # Clean stop: what the kernel already queued for us is ours to write. The queue holds
     # net.unix.max_dgram_qlen datagrams plus what blocked senders push as it empties; the
@@ -451,11 +665,9 @@ def serve(sock_path, out, hostname, *, stream_path=None, echo_fd=None, notify_fd
     _drain(dgram, handler, limit=100000)
     if stream is not None:  # clients still in the listen backlog have sent their lines too
         for _ in range(1024):
-            try:
-                conn, _ = stream.accept()
-            except OSError:
+            conn = _accept(stream)
+            if conn is None:
                 break
-            conn.setblocking(False)
             conns[conn.fileno()] = _StreamConn(conn)
     for c in conns.values():
         c.feed(handler)
@@ -496,39 +708,121 @@ def parse_size(text):
     return int(t) * mult
 
 
-def main(argv=None):
-    import argparse
+USAGE = ("usage: richinit-syslogd [-h] [--socket SOCKET] [--stream-socket STREAM_SOCKET] [--file FILE]\n"
+         "                        [--max-size MAX_SIZE] [--keep KEEP] [-o {file,stdout,both}]\n"
+         "                        [--hostname HOSTNAME] [--notify-fd NOTIFY_FD]\n")
 
-    ap = argparse.ArgumentParser(prog="richinit-syslogd", description="richinit's built-in /dev/log listener")
-    ap.add_argument("--socket", default="/dev/log", help="datagram socket to bind (default /dev/log)")
-    ap.add_argument("--stream-socket", help="also accept a unix stream socket (newline/NUL/octet framed)")
-    ap.add_argument("--file", default="/var/log/messages", help="log file (default /var/log/messages)")
-    ap.add_argument("--max-size", default="10M", help="rotate when the file would exceed this (0: never)")
-    ap.add_argument("--keep", type=int, default=5, help="rotated files to keep (default 5)")
-    ap.add_argument("-o", "--output", choices=("file", "stdout", "both"), default="file",
-                    help="write lines to the file, stdout, or both")
-    ap.add_argument("--hostname", help="host name for messages without one (default: uname)")
-    ap.add_argument("--notify-fd", type=int, help="write a newline to this fd once ready (s6 protocol)")
-    a = ap.parse_args(argv)
+HELP = USAGE + """
+richinit's built-in /dev/log listener
+
+options:
+  -h, --help            show this help message and exit
+  --socket SOCKET       datagram socket to bind (default /dev/log)
+  --stream-socket STREAM_SOCKET
+                        also accept a unix stream socket (newline/NUL/octet framed)
+  --file FILE           log file (default /var/log/messages)
+  --max-size MAX_SIZE   rotate when the file would exceed this (0: never)
+  --keep KEEP           rotated files to keep (default 5)
+  -o {file,stdout,both}, --output {file,stdout,both}
+                        write lines to the file, stdout, or both
+  --hostname HOSTNAME   host name for messages without one (default: uname)
+  --notify-fd NOTIFY_FD
+                        write a newline to this fd once ready (s6 protocol)
+"""
+
+_OPTIONS = {"--socket": "socket", "--stream-socket": "stream_socket", "--file": "file", "--max-size": "max_size",
+            "--keep": "keep", "-o": "output", "--output": "output", "--hostname": "hostname",
+            "--notify-fd": "notify_fd"}
+
+
+class UsageError(Exception):
+    pass
+
+
+class Options:
+    socket = "/dev/log"
+    stream_socket = None
+    file = "/var/log/messages"
+    max_size = "10M"
+    keep = "5"
+    output = "file"
+    hostname = None
+    notify_fd = None
+
+
+def parse_args(argv, options=_OPTIONS, defaults=Options):
+    """argv -> an Options instance (values as strings); `--opt V`, `--opt=V`, `-oV`; -h/--help prints HELP.
+
+    Raises UsageError for what argparse would have refused.
+    """
+    a = defaults()
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg in ("-h", "--help"):
+            return None
+        name, eq, val = arg.partition("=") if arg.startswith("--") else (arg[:2], bool(arg[2:]), arg[2:])
+        if name not in options or arg in ("-", "--"):
+            raise UsageError("unrecognized arguments: %s" % arg)
+        if not eq:
+            if i >= len(argv) or (argv[i].startswith("-") and argv[i] != "-" and not _number(argv[i])):
+                raise UsageError("argument %s: expected one argument" % name)
+            val = argv[i]
+            i += 1
+        setattr(a, options[name], val)
+    return a
+
+
+def _number(text):
     try:
-        max_bytes = parse_size(a.max_size)
-    except ValueError as e:
-        ap.error(str(e))
-    if a.keep < 0:
-        ap.error("--keep must be >= 0")
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _int(text, what):
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError("argument %s: invalid int value: %r" % (what, text)) from None
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        a = parse_args(list(argv))
+        if a is None:
+            sys.stdout.write(HELP)
+            return 0
+        keep = _int(a.keep, "--keep")
+        notify_fd = None if a.notify_fd is None else _int(a.notify_fd, "--notify-fd")
+        if a.output not in ("file", "stdout", "both"):
+            raise UsageError("argument -o/--output: invalid choice: %r (choose from 'file', 'stdout', 'both')"
+                             % a.output)
+        try:
+            max_bytes = parse_size(a.max_size)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        if keep < 0:
+            raise UsageError("--keep must be >= 0")
+    except UsageError as e:
+        sys.stderr.write("%srichinit-syslogd: error: %s\n" % (USAGE, e))
+        return 2
     hostname = a.hostname or socket.gethostname().split(".")[0] or "localhost"
     echo = 1 if a.output in ("stdout", "both") else None
     out = _NullFile()
     if a.output != "stdout":
         try:
-            out = RotatingFile(a.file, max_bytes, a.keep)
+            out = RotatingFile(a.file, max_bytes, keep)
         except OSError as e:
             # A read-only /var/log must not leave the container without syslog (and every
             # logger blocked on a full /dev/log): keep listening, write to stdout instead.
             sys.stderr.write("richinit-syslogd: %s: %s; writing to stdout instead\n" % (a.file, e.strerror))
             echo = 1
     try:
-        return serve(a.socket, out, hostname, stream_path=a.stream_socket, echo_fd=echo, notify_fd=a.notify_fd)
+        return serve(a.socket, out, hostname, stream_path=a.stream_socket, echo_fd=echo, notify_fd=notify_fd)
     except OSError as e:
         sys.stderr.write("richinit-syslogd: %s\n" % (e if not e.filename else "%s: %s" % (e.filename, e.strerror)))
         return 1

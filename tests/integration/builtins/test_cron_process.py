@@ -226,3 +226,22 @@ def test_odd_jobs_endless_line_realtime_signal_missing_shell(root):
 def test_bad_arguments_are_one_clear_line(root):
     r = subprocess.run(cron_argv(root, "--once-at", "tomorrow"), cwd=REPO, capture_output=True, text=True)
     assert r.returncode == 2 and "'tomorrow' is not 'YYYY-mm-dd HH:MM'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_job_stdin_umask_and_no_inherited_fds(root, tmp_path):
+    """What subprocess gave jobs and spawn() must too: % stdin, umask 022, only fds 0-2 (not cron's own)."""
+    write(root / "etc/cron.d/io", "* * * * * alice cat%first line%second line\n"
+          "* * * * * root umask; ls /proc/self/fd | tr '\\n' ' '\n")
+    r_fd, w_fd = os.pipe()  # an fd cron inherits from whoever started it: not the jobs' business
+    try:  # cron started with umask 077: the jobs' 022 is cron's doing
+        r = subprocess.run(cron_argv(root, "--once-at", "2026-11-27 10:05"), cwd=REPO, capture_output=True, text=True,
+                           timeout=30, pass_fds=(w_fd,), preexec_fn=lambda: os.umask(0o077))
+    finally:
+        os.close(r_fd)
+        os.close(w_fd)
+    assert r.returncode == 0, r.stderr
+    outs = [rest for _, user, kind, rest in outputs(r.stderr) if kind == "OUT"]
+    assert "(first line)" in outs and "(second line)" in outs, r.stderr
+    assert "(0022)" in outs, r.stderr
+    fds = [o for o in outs if o[1:2].isdigit() and " " in o]
+    assert fds and sorted(int(n) for n in fds[0].strip("()").split()) in ([0, 1, 2], [0, 1, 2, 3]), fds

@@ -76,7 +76,8 @@ def test_restart_after_sigkill_clears_the_dead_mount(view_server, v1_cgroups):
     view_server.kill(signal.SIGKILL)
     with pytest.raises(OSError) as e:
         read(os.path.join(v, "proc/meminfo"))
-    assert e.value.errno == errno.ENOTCONN
+    # ENOTCONN once the kernel saw the server gone; ECONNABORTED while it is still aborting the connection
+    assert e.value.errno in (errno.ENOTCONN, errno.ECONNABORTED)
     view_server.start()
     assert view_server.pid != old
     assert meminfo(v)["MemTotal"] == 64 * 1024
