@@ -31,4 +31,8 @@ if ! .venv/bin/python -c 'import richinit, yaml, setproctitle, pytest' 2>/dev/nu
   .venv/bin/pip install -q --disable-pip-version-check --config-settings editable_mode=compat -e '.[test]' 2>&1 | grep -v "is ignored: it is neither" || true
   touch .venv/.installed
 fi
-.venv/bin/python -c 'import richinit, yaml, setproctitle' 
+# pip's generated entry scripts `import re` (and with it enum, collections, functools: ~1 MB and
+# ~10 ms) before calling us; PID 1 lives with whatever it imports, so richinit gets its own launcher.
+printf '#!%s -I\nfrom richinit.main import entry\nentry()\n' "$PWD/.venv/bin/python3" > .venv/bin/richinit
+chmod 755 .venv/bin/richinit
+.venv/bin/python -c 'import richinit, yaml, setproctitle'
