@@ -8,6 +8,7 @@ test below asserts one of them.
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -25,8 +26,17 @@ def vm_results(tmp_path_factory):
     kernel = qemu_vm.Kernel.ensure()
     work = tmp_path_factory.mktemp("quota-vm")
     job, out = work / "job.sh", work / "results.json"
-    job.write_text("cd %s && PYTHONDONTWRITEBYTECODE=1 exec /usr/bin/python3 %s/vm_checks.py %s\n"
-                   % (os.path.dirname(os.path.dirname(os.path.dirname(HERE))), HERE, out))
+    # The guest sees the host root read-only but with fresh tmpfs on /tmp and /run, where a CI clone
+    # may live: run a copy of the code from the work share (mounted at the same path in the guest).
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+    src = work / "src"
+    for pkg in ("osbase", "runtime_hooks"):
+        shutil.copytree(os.path.join(repo, pkg), src / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(os.path.join(repo, "tests"), src / "tests",
+                    ignore=shutil.ignore_patterns("__pycache__", "fixtures", "integration"))
+    shutil.copytree(HERE, src / "tests" / "integration" / "quota", ignore=shutil.ignore_patterns("__pycache__"))
+    job.write_text("cd %s && PYTHONDONTWRITEBYTECODE=1 exec /usr/bin/python3 %s %s\n"
+                   % (src, src / "tests" / "integration" / "quota" / "vm_checks.py", out))
     res = kernel.run_job(str(job), str(work), modules=["loop", "xfs", "ext4", "quota_v2"], timeout=240)
     assert out.exists(), "the VM job wrote no results (exit %s):\n%s" % (res.exit_code, res.console[-3000:])
     results = json.loads(out.read_text())

@@ -73,6 +73,10 @@ class ViewServer:
     def kill(self, sig=signal.SIGKILL):
         os.kill(self.pid, sig)
         assert wait_pid_gone(self.pid), "view server %d did not exit" % self.pid
+        # The leader turns Z before its sampler thread is gone; the pid-file lock (what "running"
+        # means to ensure_server_running) goes with the last thread.
+        from lxcfs import watch
+        assert wait_for(lambda: not watch.running(self.pidfile), 10), "view server %d kept its lock" % self.pid
 
     def logs(self):
         try:
