@@ -24,11 +24,34 @@ LEFTOVERS = ("/var/lib/containers/cache", "/run/containers", "/run/containerd/fi
              "/run/containerd/runc")
 
 
+def _engine_cgroups():
+    """Parent cgroups the engines create and leave (podman's libpod_parent, containerd's default)."""
+    out = []
+    for ctrl in os.listdir("/sys/fs/cgroup"):
+        for name in ("libpod_parent", "default"):
+            d = os.path.join("/sys/fs/cgroup", ctrl, name)
+            if os.path.isdir(d):
+                out.append(d)
+    return out
+
+
+def _rmdir_cgroup_tree(d):
+    """Remove an (empty) cgroup directory tree, children first; cgroupfs only allows rmdir."""
+    for sub, dirs, _ in os.walk(d, topdown=False):
+        try:
+            os.rmdir(sub)
+        except OSError:
+            pass
+
+
 @pytest.fixture
 def leftovers():
     """Engine paths that are hard-coded outside our temp dirs: removed afterwards if we created them."""
     existed = {p for p in LEFTOVERS + ("/run/containerd", "/var/lib/containers") if os.path.lexists(p)}
+    cgroups_before = set(_engine_cgroups())
     yield
+    for d in set(_engine_cgroups()) - cgroups_before:
+        _rmdir_cgroup_tree(d)
     for p in LEFTOVERS + ("/run/containerd", "/var/lib/containers"):
         if p not in existed and os.path.lexists(p):
             if p in ("/run/containerd", "/var/lib/containers"):
