@@ -37,7 +37,7 @@ def _engine_cgroups():
 
 def _rmdir_cgroup_tree(d):
     """Remove an (empty) cgroup directory tree, children first; cgroupfs only allows rmdir."""
-    for sub, dirs, _ in os.walk(d, topdown=False):
+    for sub, _dirs, _files in os.walk(d, topdown=False):
         try:
             os.rmdir(sub)
         except OSError:
