@@ -28,7 +28,8 @@ import os
 import re
 import shlex
 
-RUN_FILE = "run/richinit/environment"
+from richinit.envfile import RUN_FILE, readable_by  # noqa: F401 (one reader, shared with cron)
+
 ENV_DIR = "etc/container_environment"
 ENV_SH = "etc/container_environment.sh"
 ENV_JSON = "etc/container_environment.json"
@@ -262,27 +263,9 @@ def boot(root="/", proc="/proc", pid="self"):
 
 
 def load(path):
-    """The saved environment as a dict; {} if the file does not exist."""
-    try:
-        with open(path, encoding="utf-8", errors="surrogateescape") as f:
-            return parse_shell(f.read())
-    except FileNotFoundError:
-        return {}
-
-
-def readable_by(path, uid, gids):
-    """Would `uid` (with groups `gids`) be allowed to read `path`? Root always is."""
-    if uid == 0:
-        return True
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    if st.st_uid == uid:
-        return bool(st.st_mode & 0o400)
-    if st.st_gid in gids:
-        return bool(st.st_mode & 0o040)
-    return bool(st.st_mode & 0o004)
+    """The saved environment as a dict; {} if the file does not exist (see richinit.envfile)."""
+    from richinit import envfile
+    return envfile.load(path)
 
 
 def main(argv=None):

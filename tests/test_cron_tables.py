@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from richinit import envfile
 from richinit.builtin import cron, cronspec
 
 
@@ -173,12 +174,18 @@ ODD_TEXTS = [
 ]
 
 
-def _both(tmp_path, text):
+def _shlex_load(path):
+    """The reference reader: shlex, as the shell-quoting writer (environ.to_shell) assumes."""
     from richinit import environ
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        return environ.parse_shell(f.read())
+
+
+def _both(tmp_path, text):
     p = tmp_path / "environment"
     p.write_text(text, errors="surrogateescape")
     got = []
-    for load in (environ.load, cron.load_env):
+    for load in (_shlex_load, envfile.load):
         try:
             got.append(("ok", load(str(p))))
         except ValueError as e:
@@ -199,21 +206,24 @@ def test_saved_environment_parser_agrees_with_environ_on_odd_text(tmp_path, text
     assert ours == theirs
 
 
-def test_saved_environment_missing_is_empty_and_constant_agrees(tmp_path):
-    from richinit import environ
-    assert cron.load_env(str(tmp_path / "none")) == {}
-    assert cron.ENV_RUN_FILE == environ.RUN_FILE
+def test_saved_environment_missing_is_empty(tmp_path):
+    assert envfile.load(str(tmp_path / "none")) == {}
 
 
-def test_readable_by_agrees_with_environ(tmp_path):
-    from richinit import environ
+def test_readable_by_follows_the_mode_bits(tmp_path):
     p = tmp_path / "f"
     p.write_text("")
-    for mode in (0o600, 0o640, 0o644, 0o604, 0o000):
+    os.chown(p, 4242, 4343)  # owner 4242, group 4343 (needs root, as the suite runs)
+    expect = {  # mode -> (the owner, a group member, anyone else) may read
+        0o600: (True, False, False), 0o640: (True, True, False), 0o644: (True, True, True),
+        0o604: (True, False, True), 0o060: (False, True, False), 0o000: (False, False, False)}
+    for mode, (owner, group, other) in expect.items():
         os.chmod(p, mode)
-        for uid, gids in ((0, [0]), (os.getuid(), [os.getgid()]), (4242, [os.getgid()]), (4242, [4243])):
-            assert cron.readable_by(str(p), uid, gids) == environ.readable_by(str(p), uid, gids)
-    assert cron.readable_by(str(tmp_path / "none"), 4242, []) is False
+        assert envfile.readable_by(str(p), 0, [0])  # root reads everything
+        assert envfile.readable_by(str(p), 4242, [4242]) == owner
+        assert envfile.readable_by(str(p), 5000, [4343]) == group
+        assert envfile.readable_by(str(p), 5000, [5000]) == other
+    assert envfile.readable_by(str(tmp_path / "none"), 4242, []) is False
 
 
 # ---------------------------------------------------------------- options and test clocks, without argparse

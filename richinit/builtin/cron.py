@@ -48,6 +48,7 @@ import stat
 import sys
 import time
 
+from richinit import envfile
 from richinit.builtin import cronspec
 from richinit.signals import NAMES as SIGNAL_NAMES
 from richinit.spawn import ExecError, spawn
@@ -61,7 +62,6 @@ MAX_TABLE_BYTES = 1 << 20
 CATCH_UP_MINUTES = 60
 DEFAULT_PATH = "/usr/bin:/bin"
 # richinit.environ.RUN_FILE: that module (json, re, shlex) is what PID 1's boot child runs, not us.
-ENV_RUN_FILE = "run/richinit/environment"
 _IGNORED_SUFFIXES = ("~", ".swp", ".rpmsave", ".rpmnew", ".rpmorig", ".bak")
 _IGNORED_INFIXES = (".dpkg-", ".ucf-")
 
@@ -75,7 +75,7 @@ class Paths:
         self.user_dirs = [j("var/spool/cron/crontabs"), j("var/spool/cron"), j("etc/crontabs")]
         self.passwd = j("etc/passwd")
         self.group = j("etc/group")
-        self.env_file = env_file or j(ENV_RUN_FILE)
+        self.env_file = env_file or j(envfile.RUN_FILE)
         self.reboot_marker = j("run/richinit/cron-reboot-done")
         self.syslog = syslog or j("dev/log")
 
@@ -139,111 +139,6 @@ class Logger:
 
     def error(self, msg, pid=None):
         self.log(ERR, msg, pid)
-
-
-# ---------------------------------------------------------------- saved environment
-
-
-def _shell_words(text):
-    """shlex.split(text, comments=True, posix=True), by hand (shlex costs re, io, collections).
-
-    Raises ValueError as shlex does: "No closing quotation", "No escaped character".
-    """
-    words, word, in_word, i, n = [], [], False, 0, len(text)  # in_word: a word started, maybe ''
-    while i < n:
-        c = text[i]
-        i += 1
-        if c in " \t\r\n":
-            if in_word:
-                words.append("".join(word))
-                word, in_word = [], False
-        elif c == "#":  # a comment, even in the middle of a word (shlex's rule)
-            end = text.find("\n", i)
-            i = n if end < 0 else end + 1
-            if in_word:
-                words.append("".join(word))
-                word, in_word = [], False
-        elif c == "\\":
-            if i >= n:
-                raise ValueError("No escaped character")
-            word.append(text[i])
-            i += 1
-            in_word = True
-        elif c == "'":
-            end = text.find("'", i)
-            if end < 0:
-                raise ValueError("No closing quotation")
-            word.append(text[i:end])
-            i, in_word = end + 1, True
-        elif c == '"':
-            while True:
-                if i >= n:
-                    raise ValueError("No closing quotation")
-                c = text[i]
-                i += 1
-                if c == '"':
-                    break
-                if c == "\\":
-                    if i >= n:
-                        raise ValueError("No escaped character")
-                    if text[i] not in '"\\':
-                        word.append("\\")
-                    c = text[i]
-                    i += 1
-                word.append(c)
-            in_word = True
-        else:
-            word.append(c)
-            in_word = True
-    if in_word:
-        words.append("".join(word))
-    return words
-
-
-_NAME_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
-_NAME_CHARS = _NAME_START | frozenset("0123456789")
-
-
-def _shell_name(name):
-    if name.endswith("\n"):  # environ's `^...$` pattern lets one trailing newline through
-        name = name[:-1]
-    return bool(name) and name[0] in _NAME_START and all(c in _NAME_CHARS for c in name)
-
-
-def load_env(path):
-    """richinit.environ.load(path) without its imports: `export NAME=value` words -> dict.
-
-    {} if the file does not exist; ValueError on anything that is not NAME=value.
-    """
-    try:
-        with open(path, encoding="utf-8", errors="surrogateescape") as f:
-            text = f.read()
-    except FileNotFoundError:
-        return {}
-    env = {}
-    for w in _shell_words(text):
-        if w == "export":
-            continue
-        name, eq, value = w.partition("=")
-        if not eq or not _shell_name(name):
-            raise ValueError("not NAME=value: %r" % w[:60])
-        env[name] = value
-    return env
-
-
-def readable_by(path, uid, gids):
-    """richinit.environ.readable_by: would `uid` (groups `gids`) be allowed to read `path`? Root is."""
-    if uid == 0:
-        return True
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    if st.st_uid == uid:
-        return bool(st.st_mode & 0o400)
-    if st.st_gid in gids:
-        return bool(st.st_mode & 0o040)
-    return bool(st.st_mode & 0o004)
 
 
 # ---------------------------------------------------------------- users
@@ -411,7 +306,7 @@ class Cron:
         self.sig = sig
         self.users = read_users(self.paths.passwd, self.paths.group)
         try:
-            self.saved_env = load_env(self.paths.env_file)
+            self.saved_env = envfile.load(self.paths.env_file)
         except (OSError, ValueError) as e:
             self.saved_env = {}
             self.log.error("%s: cannot load the saved environment: %s" % (self.paths.env_file, e))
@@ -440,7 +335,7 @@ class Cron:
         if me != 0 and user.uid != me:
             self.log.error("%s: cannot run as %s without root: not run" % (entry.where(), user.name))
             return None
-        allowed = readable_by(self.paths.env_file, user.uid, user.groups)
+        allowed = envfile.readable_by(self.paths.env_file, user.uid, user.groups)
         env = job_environment(entry, user, self.saved_env, allowed)
         shell = entry.env.get("SHELL") or "/bin/sh"
         cwd = user.home if os.path.isdir(user.home) else "/"
