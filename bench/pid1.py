@@ -956,14 +956,17 @@ def _options(argv):
     return p, p.parse_args(argv)
 
 
-def select_inits(only):
-    specs = INITS
+def select_inits(only, table=None, what="bench.pid1: unknown init(s)"):
+    """The entries of `table` (default INITS) named in `only` (comma-separated, all when empty)
+    whose binary is installed; bench.services uses it for its supervisors."""
+    table = INITS if table is None else table
+    specs = table
     if only:
         wanted = only.split(",")
-        unknown = [w for w in wanted if w not in {s.name for s in INITS}]
+        unknown = [w for w in wanted if w not in {s.name for s in table}]
         if unknown:
-            raise SystemExit("bench.pid1: unknown init(s): %s" % ", ".join(unknown))
-        specs = [s for s in INITS if s.name in wanted]
+            raise SystemExit("%s: %s" % (what, ", ".join(unknown)))
+        specs = [s for s in table if s.name in wanted]
     ready = []
     for s in specs:
         if s.available():

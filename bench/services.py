@@ -470,20 +470,7 @@ def _options(argv):
 
 
 def select_supervisors(only):
-    specs = SUPERVISORS
-    if only:
-        wanted = only.split(",")
-        unknown = [w for w in wanted if w not in {s.name for s in SUPERVISORS}]
-        if unknown:
-            raise SystemExit("bench.services: unknown supervisor(s): %s" % ", ".join(unknown))
-        specs = [s for s in SUPERVISORS if s.name in wanted]
-    ready = []
-    for s in specs:
-        if s.available():
-            ready.append(s)
-        else:
-            log("skipping %s: %s not found" % (s.name, s.binary))
-    return ready
+    return pid1.select_inits(only, SUPERVISORS, "bench.services: unknown supervisor(s)")
 
 
 def run(specs, metrics, opt, bench=None):
