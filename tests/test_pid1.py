@@ -177,3 +177,29 @@ def test_injected_fault_raises_once_and_leaves_state_consistent():
     assert init.phase == pid1.RUNNING and ops.sent == []
     init.on_signal(signal.SIGUSR1)
     assert ops.sent == [(42, signal.SIGUSR1)]
+
+
+def test_heal_moves_a_stop_on_when_the_exit_handler_failed_half_way():
+    ops, init = started(faults=["exit"])
+    init.on_signal(signal.SIGTERM)
+    with pytest.raises(RuntimeError):
+        init.on_exit(42, 143)  # bookkeeping done, then the injected fault: no transition
+    assert init.phase == pid1.STOPPING_MAIN and init.main_pid is None and init.exit_code == 143
+    init.heal()
+    assert init.phase == pid1.STOPPING_ALL and ("all", signal.SIGTERM) in ops.sent
+    init.on_no_children()
+    assert init.phase == pid1.DONE and init.exit_code == 143
+
+
+def test_heal_rearms_a_lost_timer():
+    ops, init = started(kill_grace=5)
+    init.on_exit(42, 0)
+    init._deadline = None  # as if a handler died before arming it
+    init.heal()
+    assert init.deadline == ops.t + 5
+
+
+def test_heal_leaves_a_healthy_state_alone():
+    ops, init = started()
+    init.heal()
+    assert init.phase == pid1.RUNNING and ops.sent == []
