@@ -1023,19 +1023,23 @@ def main(argv=None):
     names = [s.name for s in specs]
     text = render_text(res, names, machine, config)
     print(text)
+    write_results(opt, res, machine, config, evaluate_targets(res, specs), render_markdown(res, names, machine, config))
+    return 0
+
+
+def write_results(opt, res, machine, config, targets, markdown):
+    """--json and --markdown outputs (bench.services writes its results the same way)."""
     if opt.json:
         data = {"machine": machine, "config": config, "results": res.to_json(),
-                "targets": [{"target": t, "richinit": v, "ok": ok}
-                            for t, v, ok in evaluate_targets(res, specs)]}
+                "targets": [{"target": t, "richinit": v, "ok": ok} for t, v, ok in targets]}
         with open(opt.json, "w") as f:
             json.dump(data, f, indent=1)
             f.write("\n")
         log("wrote %s" % opt.json)
     if opt.markdown:
         with open(opt.markdown, "w") as f:
-            f.write(render_markdown(res, names, machine, config))
+            f.write(markdown)
         log("wrote %s" % opt.markdown)
-    return 0
 
 
 if __name__ == "__main__":

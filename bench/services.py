@@ -551,17 +551,7 @@ def main(argv=None):
     if "richinit" not in names:
         names.insert(0, "richinit")
     print(render_text(res, names, machine, config))
-    if opt.json:
-        data = {"machine": machine, "config": config, "results": res.to_json(),
-                "targets": [{"target": t, "richinit": v, "ok": ok} for t, v, ok in evaluate_targets(res)]}
-        with open(opt.json, "w") as f:
-            json.dump(data, f, indent=1)
-            f.write("\n")
-        log("wrote %s" % opt.json)
-    if opt.markdown:
-        with open(opt.markdown, "w") as f:
-            f.write(render_markdown(res, names, machine, config))
-        log("wrote %s" % opt.markdown)
+    pid1.write_results(opt, res, machine, config, evaluate_targets(res), render_markdown(res, names, machine, config))
     return 0
 
 

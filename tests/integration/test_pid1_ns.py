@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.support.pid1run import RICHINIT, Pid1, child_argv
+from tests.support.pid1run import REPO, RICHINIT, Pid1, child_argv
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for PID namespaces")
 
@@ -22,7 +22,7 @@ def run_init(args, timeout=30, env=None, pidns=True, cwd=None):
     if pidns:
         argv = ["unshare", "--fork", "--pid", "--mount-proc", "--kill-child"] + argv
     e = dict(os.environ if env is None else env)
-    e.setdefault("PYTHONPATH", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    e.setdefault("PYTHONPATH", REPO)
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=e, cwd=cwd,
                           stdin=subprocess.DEVNULL)
 
@@ -39,7 +39,7 @@ def test_every_exit_code_passes_through():
                 ["unshare", "--fork", "--pid", "--mount-proc", "--kill-child"] + RICHINIT
                 + ["--", "sh", "-c", "exit %d" % c], stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                env=dict(os.environ, PYTHONPATH=os.getcwd()))
+                env=dict(os.environ, PYTHONPATH=REPO))
         for c, p in list(procs.items()):
             if p.poll() is not None:
                 results[c] = p.returncode
@@ -207,7 +207,7 @@ def test_child_gets_a_clean_signal_state_cwd_env_and_no_leaked_fds(tmp_path):
                            + ["--", "sh", "-c", script], capture_output=True, text=True, timeout=30,
                            cwd=str(tmp_path), pass_fds=(leak,), stdin=subprocess.DEVNULL,
                            env=dict(os.environ, MYVAR="kept", RICHINIT_GRACE="3",
-                                    PYTHONPATH=os.getcwd()))
+                                    PYTHONPATH=REPO))
     finally:
         os.close(leak)
     assert r.returncode == 0, r.stderr
@@ -234,7 +234,7 @@ def test_socket_activation_fds_pass_with_listen_pid_rewritten(tmp_path):
               'if [ -e /proc/$$/fd/4 ]; then echo "fd4 leaked"; else echo "fd4 closed"; fi')
     r = subprocess.run([sys.executable, "-c", launcher, "-m", "richinit", "--", "sh", "-c", script],
                        capture_output=True, text=True, timeout=30, pass_fds=(srv.fileno(), other),
-                       env=dict(os.environ, PYTHONPATH=os.getcwd()), stdin=subprocess.DEVNULL)
+                       env=dict(os.environ, PYTHONPATH=REPO), stdin=subprocess.DEVNULL)
     srv.close()
     os.close(other)
     assert r.returncode == 0, r.stderr
@@ -286,7 +286,7 @@ def test_process_title_says_what_it_supervises(tmp_path):
 
 
 def test_injected_fault_does_not_kill_pid1(tmp_path):
-    env = dict(os.environ, RICHINIT_INJECT_FAULT="forward,exit", PYTHONPATH=os.getcwd())
+    env = dict(os.environ, RICHINIT_INJECT_FAULT="forward,exit", PYTHONPATH=REPO)
     with Pid1(tmp_path, child_argv(str(tmp_path / "report"), "daemon"), env=env) as p:
         p.wait_line("ready")
         p.wait_line("daemon ")

@@ -15,6 +15,7 @@ import time
 import pytest
 
 from tests.support import containers as ct
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.skipif(not ct.have("runc") or os.geteuid() != 0, reason="needs root and runc")
 
@@ -63,14 +64,6 @@ def by_name(st):
     return {s["name"]: s for s in st["services"]}
 
 
-def wait_until(pred, timeout=15, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 @pytest.fixture

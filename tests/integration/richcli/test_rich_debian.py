@@ -24,6 +24,7 @@ from runtime_hooks.portable_manifest import load_manifest, richinit_argv
 from tests.integration.services_debian.conftest import debian_base, netns, ssh_key  # noqa: F401 (fixtures)
 from tests.support import containers as ct
 from tests.support import debian_image
+from tests.support.wait import wait_until as _wait_until
 
 from .conftest import need_root_and
 
@@ -31,14 +32,6 @@ from .conftest import need_root_and
 APP = ["/bin/bash", "-c", "trap 'exit 0' TERM; touch /tmp/app-up; sleep infinity & wait"]
 
 
-def wait_until(pred, timeout=20, step=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 def _pids_in_pidns(ns_link):
@@ -166,3 +159,7 @@ def test_unmodified_debian_image_comes_up_rich_and_ssh_reaches_it(debian_rich, r
     assert "Traceback" not in err, err
     subprocess.run(["runc", "delete", cid], capture_output=True)
     assert wait_until(lambda: richenv.registered() == [], 10), "poststop released the view registration"
+
+
+def wait_until(pred, timeout=20, step=0.1):
+    return _wait_until(pred, timeout, step)

@@ -20,6 +20,7 @@ import pytest
 
 from tests.support import containers as ct
 from tests.support import debian_image
+from tests.support.wait import wait_until
 
 GREETING = "hello-from-config"
 APP = "trap 'exit 7' TERM; touch /run/app-up; sleep 100000 & wait"
@@ -69,14 +70,6 @@ CRON = """\
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 
-def wait_until(pred, timeout=15, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 class Vm:

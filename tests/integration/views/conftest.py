@@ -13,6 +13,7 @@ import pytest
 
 from lxcfs import api, detect, server
 from osbase import libc, procfs
+from tests.support.wait import wait_until
 
 
 def need_root_fuse():
@@ -22,13 +23,9 @@ def need_root_fuse():
         pytest.skip("no /dev/fuse")
 
 
+
 def wait_for(cond, timeout=10.0, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return False
+    return wait_until(cond, timeout, step)
 
 
 def mounted(mp, fstype):
