@@ -11,7 +11,9 @@ _NAMES = ("error", "warning", "info", "debug")
 def _emit(lvl, msg):
     if lvl > level:
         return
-    line = "richinit[%s]: %s: %s\n" % (time.strftime("%H:%M:%S"), _NAMES[lvl], msg)
+    now = time.time()
+    line = "richinit[%s.%03d]: %s: %s\n" % (time.strftime("%H:%M:%S", time.localtime(now)), now % 1 * 1000,
+                                            _NAMES[lvl], msg)
     try:
         os.write(2, line.encode("utf-8", "replace"))
     except OSError:

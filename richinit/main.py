@@ -59,24 +59,30 @@ def _set_title(text):
     set_title(text)
 
 
+def _save_env(pid):
+    from richinit.environ import save_for  # in the child: PID 1 never imports it
+    return save_for(pid)
+
+
 def _setup_services(opts, loop, ops, is_pid1):
     """Load services.d through the loader child; returns the Supervisor (or None when off)."""
     if opts.services is None:
         return None
     from richinit.supervisor import Supervisor
-    sup = Supervisor(loop, ops, python=sys.executable, control_dir=opts.control_dir)
+    sup = Supervisor(loop, ops, control_dir=opts.control_dir)
     env_pid = None
     if opts.save_env:
-        # Saved by a child (json, shlex and re stay out of PID 1), while the loader runs.
-        from richinit.spawn import spawn
+        # Saved by a child forked from us, while the loader (another one) runs.
+        from richinit.spawn import spawn_call
         try:
-            env_pid = spawn(sup.python_argv + ["-I", "-m", "richinit.environ", "--from-pid", str(os.getpid())],
-                            env=sup.env)
+            env_pid = spawn_call(_save_env, (os.getpid(),), env=sup.env, brief=True)
         except Exception as e:
             log.warning("cannot save the environment for logins and cron: %s", e)
+    log.debug("loading services")
     doc = sup.load(None if opts.services == "all" else opts.services)
     if doc is not None:
         sup.apply(doc)
+        log.debug("services loaded: %d", len(sup.services))
     if env_pid is not None:
         sup._wait_for(env_pid)  # saved before any service (cron, sshd) starts
     return sup

@@ -5,8 +5,8 @@ then services as their dependencies become ready (independent ones in parallel),
 the app (pid1.Init starts it when `boot` calls back). Shutdown: services stop in
 reverse dependency order, each with its own signal and timeout.
 
-Definitions come from `python -m richinit.services.load --json`, run as a short-lived
-child so PID 1 never imports yaml. Everything that touches the OS for a service (fds,
+Definitions come from richinit.services.load, run in a short-lived child forked from PID 1
+(spawn_call) so PID 1 never imports yaml or the schema. Everything that touches the OS for a service (fds,
 users, spawning) lives here; the per-service decisions live in svc.Service.
 """
 
@@ -16,7 +16,7 @@ import os
 
 from richinit import log
 from richinit import svc as S
-from richinit.spawn import spawn
+from richinit.spawn import spawn, spawn_call
 
 RUN_DIR = "/run/richinit"
 SCRIPT_STOP_TIMEOUT = 5.0  # an init script cut short by a stop, or a finish script: SIGKILL after this
@@ -53,27 +53,16 @@ def _passwd_lookup(user, group):
     return uid, gid, extra
 
 
-def python_argv(executable, proc="/proc"):
-    """How to start our own interpreter again (the loader child, the built-in daemons).
+def _load_document(fd, root, only):
+    """In the loader child: import the loader (yaml, the schema) there, never in PID 1."""
+    from richinit.services.load import write_document
+    return write_document(fd, root, only)
 
-    Usually just [executable]. The portable runtime is started through an explicit dynamic
-    loader (`/.richinit/lib/ld-linux-x86-64.so.2 --library-path /.richinit/lib /.richinit/bin/python3`)
-    because the image may have no loader or libraries of its own: exec'ing bin/python3 directly
-    would use the image's (or fail). Then /proc/self/exe is the loader, and the prefix up to the
-    interpreter in our original command line is how to start it. Read before any process title
-    is set (setproctitle overwrites the command line).
-    """
-    try:
-        exe = os.path.realpath(os.path.join(proc, "self/exe"))
-        if not executable or os.path.realpath(executable) == exe or not os.path.basename(exe).startswith("ld-"):
-            return [executable]
-        with open(os.path.join(proc, "self/cmdline"), "rb") as f:
-            args = [a.decode("utf-8", "surrogateescape") for a in f.read().split(b"\0")]
-    except OSError:
-        return [executable]
-    if args and os.path.realpath(args[0]) == exe and executable in args[1:]:
-        return args[:args.index(executable, 1) + 1]
-    return [exe, "--library-path", os.path.dirname(exe), executable]
+
+def _run_builtin(name, args):
+    """In a built-in's child: its module's main(args)."""
+    from richinit import builtin
+    return builtin.main(name, args)
 
 
 class OutputSink:
@@ -165,9 +154,8 @@ class OutputSink:
 class Supervisor:
     """Owns the services; implements the `host` interface svc.Service acts through."""
 
-    def __init__(self, loop, ops, python, control_dir=RUN_DIR, root="/"):
-        self.loop, self.ops, self.python = loop, ops, python
-        self.python_argv = python_argv(python)
+    def __init__(self, loop, ops, control_dir=RUN_DIR, root="/"):
+        self.loop, self.ops = loop, ops
         self.control_dir, self.root = control_dir, root
         self.services = {}
         self.deps = {}
@@ -195,16 +183,14 @@ class Supervisor:
     def load(self, only=None):
         """Run the loader child and return its document (dict), or None when it failed.
 
-        The document comes as marshal data, not JSON: the child is our own interpreter (same
-        version), and marshal is built in, where the json package would cost PID 1 memory.
+        The document comes as marshal data, not JSON: the child is our own interpreter, and
+        marshal is built in, where the json package would cost PID 1 memory.
         """
         self.only = only
-        argv = self.python_argv + ["-I", "-m", "richinit.services.load", "--marshal", "--root", self.root]
-        if only:
-            argv = argv + ["--only", ",".join(only)]
         rfd, wfd = os.pipe2(os.O_CLOEXEC)
         try:
-            pid = spawn(argv, env=self.env, stdio=(None, wfd, None))
+            pid = spawn_call(_load_document, (3, self.root, list(only) if only else None), env=self.env,
+                             extra_fds={3: wfd}, brief=True)
         except Exception as e:
             os.close(rfd)
             os.close(wfd)
@@ -532,9 +518,6 @@ class Supervisor:
     def launch(self, s, argv, main):
         """Spawn a pre command or the service process with its user, env, output and readiness fds."""
         spec = s.spec
-        if spec.builtin:
-            from richinit import builtin
-            argv = self.python_argv + builtin.argv(spec.builtin, self.python, *argv[2:])[1:]
         env = dict(self.env)
         env.update({k: str(v) for k, v in spec.environment.items()})
         if spec.env_files:
@@ -566,6 +549,11 @@ class Supervisor:
         # Services never read the container's stdin (the app may own a terminal).
         null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
         try:
+            if spec.builtin and argv[:2] == ["@builtin", spec.builtin]:
+                # Forked, not exec'd: the interpreter is up already (see spawn_call).
+                return spawn_call(_run_builtin, (spec.builtin, list(argv[2:])), env=env, cwd=spec.workdir or "/",
+                                  user=user, stdio=(null, out, out), extra_fds=extra_fds,
+                                  title="richinit-%s %s" % (spec.builtin, " ".join(argv[2:])))
             return spawn(argv, env=env, cwd=spec.workdir or "/", user=user, stdio=(null, out, out),
                          extra_fds=extra_fds)
         finally:

@@ -208,6 +208,8 @@ class Service:
     # ---- actions ----------------------------------------------------------
 
     def _set(self, state, reason):
+        if state != self.state:
+            log.debug("%s: %s -> %s (%s)", self.name, self.state, state, reason)
         self.state, self.reason = state, reason
         if state not in (STARTING, PRE, STOPPING, BACKOFF, FINISH):
             self.deadline = self.due = None

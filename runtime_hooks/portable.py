@@ -11,6 +11,7 @@ Layout (bind-mounted read-only at /.richinit; every container shares the same fi
     lib/python3.11/          the stdlib modules richinit and its services import, as .pyc only
     lib/python3.11/lib-dynload/  their C extensions
     lib/site-packages/       richinit, osbase, yaml (+ _yaml), setproctitle, as .pyc (+ .so); services.d/
+                             (with .compiled.marshal: the defaults already parsed)
     runtime.json             manifest: argv prefix, versions, sizes
 
 A container runs it with no shell and no environment of ours (the _pth file fixes sys.path and
@@ -238,6 +239,14 @@ def assemble(out, python=DEFAULT_PYTHON, progress=None):
     for fname in sorted(os.listdir(defaults)):
         if fname.endswith((".yaml", ".yml")):
             _copy(os.path.join(defaults, fname), os.path.join(site, "services.d", fname), 0o644)
+    # ... parsed now, so a boot needs no yaml for them (richinit.services.load.COMPILED). By the
+    # loader itself, in a process of its own: the host side does not import the PID 1 side.
+    r = subprocess.run([sys.executable, "-I", "-m", "richinit.services.load", "--compile",
+                        os.path.join(site, "services.d")], capture_output=True, text=True, timeout=120,
+                       stdin=subprocess.DEVNULL, env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"})
+    if r.returncode != 0:
+        raise BuildError("compiling the default services failed: %s"
+                         % (r.stderr.strip().splitlines() or ["no output"])[-1])
 
     say("copying the interpreter and its libraries")
     interp = elf.interpreter(python)

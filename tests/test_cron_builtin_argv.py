@@ -1,4 +1,5 @@
-"""How the supervisor starts our built-ins: `@builtin NAME` -> an isolated `python -I -c` argv."""
+"""How a built-in is started on its own: `@builtin NAME` -> an isolated `python -I -c` argv (the
+supervisor forks them from PID 1 instead: tests/integration/test_services_busybox.py)."""
 
 import os
 import subprocess

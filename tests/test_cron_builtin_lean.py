@@ -63,11 +63,25 @@ def stop(p):
 
 
 def test_the_test_would_notice_a_heavy_module():
-    """The runner reports what it loaded: richinit.environ (json, re, shlex: PID 1's boot child) is caught."""
-    r = subprocess.run([sys.executable, "-I", "-c", RUNNER, "richinit.environ", "--bad"], cwd="/",
-                       capture_output=True, text=True, timeout=30)
+    """The runner reports what it loaded: the services loader's command line (argparse, json, re) is caught."""
+    r = subprocess.run([sys.executable, "-I", "-c", RUNNER, "richinit.services.load", "--root", "/nonexistent/x"],
+                       cwd="/", capture_output=True, text=True, timeout=30)
     modules = set(r.stdout.rstrip("\n").rsplit("\n", 1)[-1].split()[1:])
-    assert r.returncode == 2 and {"json", "re", "shlex"} <= modules & HEAVY, r.stdout + r.stderr
+    assert r.returncode == 1 and {"argparse", "json", "re"} <= modules & HEAVY, r.stdout + r.stderr
+
+
+def test_saving_the_environment_loads_nothing_heavy(tmp_path):
+    """PID 1's boot child saves the environment before any service starts: no json, re or shlex."""
+    code = ("import sys; from richinit import environ; "
+            "environ.save({'A': 'x y', 'B': 'a' + chr(39) + 'b', 'C': 'p/q=1'}, sys.argv[1]); "
+            "sys.stdout.write('MODULES ' + ' '.join(sorted(sys.modules)))")
+    (tmp_path / "etc").mkdir()
+    r = subprocess.run([sys.executable, "-I", "-c", code, str(tmp_path)], cwd="/", capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    saved = (tmp_path / "run/richinit/environment").read_text()
+    assert saved == "export A='x y'\nexport B='a'\"'\"'b'\nexport C=p/q=1\n"
+    assert not set(r.stdout.split()[1:]) & HEAVY, r.stdout
 
 
 def test_syslogd_serving_and_stopping_loads_nothing_heavy(tmp_path):

@@ -219,3 +219,61 @@ def test_read_env_files_in_order_with_optional_ones(tmp_path):
     env, errors = S.read_env_files([str(a), "-%s" % (tmp_path / "none.env"), str(b), str(tmp_path / "gone.env")])
     assert env == {"X": "1", "Y": "b"}
     assert errors == ["%s:2: expected KEY=VALUE, got 'broken'" % b, "%s: env file not found" % (tmp_path / "gone.env")]
+
+
+# ---- the hand-written syntax checks against the regular expressions they replace (no `re` at boot) ----
+
+def _corpus(alphabet, longest, extra=()):
+    import itertools
+    for n in range(longest + 1):
+        for t in itertools.product(alphabet, repeat=n):
+            yield "".join(t)
+    yield from extra
+
+
+def test_name_and_user_checks_match_their_regexes():
+    import re
+
+    from richinit.services import spec as S
+    name_re = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}\Z")
+    user_re = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?\Z")
+    long = ("a" * 63, "a" * 64, "a" * 65, "a" * 31 + "$", "a" * 32 + "$", "a" * 33, "é", "ab\n", "a\u0661")
+    for t in _corpus("aZ0_.@-$ ", 3, long):
+        assert S.valid_name(t) == bool(name_re.match(t)), t
+        assert S._valid_user_name(t) == bool(user_re.match(t)), t
+
+
+def test_duration_size_and_port_parsers_match_their_regexes():
+    import re
+
+    from richinit.services import spec as S
+    dur = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*\Z")
+    size = re.compile(r"\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*\Z", re.IGNORECASE)
+    port = re.compile(r"(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9_.-]+)):(\d{1,5})")
+    units = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    for t in _corpus("1.ms ", 4, ("\u0661\u0662", "1.5h", " 2 m ", "10ss", "1e3", "-1", "1_0")):
+        m = dur.match(t)
+        assert S._parse_duration(t) == (float(m.group(1)) * units[m.group(2)] if m else None), t
+    for t in _corpus("1kMiB ", 4, ("10 MiB", "10 K B", "10Mi", "10iB", "1GB", "1tb", "\u0661K", "+1")):
+        m = size.match(t)
+        want = int(m.group(1)) * 1024 ** " KMGT".index(m.group(2).upper() or " ") if m else None
+        assert S._parse_size(t) == want, t
+    for t in _corpus("a1:[].", 5, ("[::1]:22", "[fe80::1]:2222", "host.example:8080", "a:b:22", ":22", "[]:1",
+                                   "x:123456", "x:\u0661")):
+        m = port.fullmatch(t.strip())
+        want = (m.group(1) or m.group(2), int(m.group(3))) if m else None
+        assert S._parse_host_port(t) == want, t
+
+
+def test_script_name_checks_match_their_regexes():
+    import re
+
+    from richinit.services import compat
+    optional = re.compile(r"\.optional(\.[^.]+)?\Z")
+    skip = re.compile(r"(\A\.|~\Z|\.dpkg-[a-z]+\Z|\.rpm(save|new|orig)\Z|\.swp\Z)")
+    names = ("10-x.optional", "x.optional.sh", "x.optional.", "x.optional.a.b", "optional", ".optional",
+             "a.dpkg-old", "a.dpkg-", "a.dpkg-Old", "a.dpkg-old.dpkg-", "a.rpmnew", "a.rpmsave", "a.rpmorig",
+             "a.rpm", "a.swp", "a~", ".hidden", "run", "a.dpkg-x.dpkg-old", "a.optional\n", "a\n.swp")
+    for t in _corpus("a.~-", 3, names):
+        assert compat.is_optional_name(t) == bool(optional.search(t)), t
+        assert compat._skipped_name(t) == bool(skip.search(t)), t

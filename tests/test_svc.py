@@ -422,37 +422,6 @@ def test_forking_readiness_has_no_limit_after_the_pidfile_when_ready_timeout_is_
 
 # ---- the supervisor's way to start its own interpreter again -------------------
 
-def _fake_proc(tmp_path, exe, cmdline):
-    proc = tmp_path / "proc"
-    (proc / "self").mkdir(parents=True)
-    (proc / "self" / "exe").symlink_to(exe)
-    (proc / "self" / "cmdline").write_bytes(b"\0".join(a.encode() for a in cmdline) + b"\0")
-    return str(proc)
-
-
-def test_python_argv_plain_interpreter(tmp_path):
-    from richinit.supervisor import python_argv
-    py = tmp_path / "python3"
-    py.write_text("")
-    proc = _fake_proc(tmp_path, py, [str(py), "-m", "richinit"])
-    assert python_argv(str(py), proc) == [str(py)]
-
-
-def test_python_argv_through_an_explicit_loader(tmp_path):
-    # The portable runtime: the image may have no loader or libraries, so bin/python3 alone would not run.
-    from richinit.supervisor import python_argv
-    lib = tmp_path / "rt" / "lib"
-    lib.mkdir(parents=True)
-    loader = lib / "ld-linux-x86-64.so.2"
-    loader.write_text("")
-    py = str(tmp_path / "rt" / "bin" / "python3")
-    proc = _fake_proc(tmp_path, loader, [str(loader), "--library-path", str(lib), py, "-m", "richinit", "--", "x"])
-    assert python_argv(py, proc) == [str(loader), "--library-path", str(lib), py]
-    # the command line already rewritten (a process title): the layout's convention
-    proc2 = _fake_proc(tmp_path / "b", loader, ["richinit -- x"])
-    assert python_argv(py, proc2) == [str(loader), "--library-path", str(lib), py]
-
-
 # ---- the supervisor's boot order (its OS side faked: launch records, nothing runs) ----
 
 class _Loop:
@@ -471,10 +440,9 @@ class _Ops:
 
 
 def _supervisor(services, deps):
-    import sys
 
     from richinit.supervisor import Supervisor
-    sup = Supervisor(_Loop(), _Ops(), python=sys.executable, control_dir="/nonexistent")
+    sup = Supervisor(_Loop(), _Ops(), control_dir="/nonexistent")
     sup.apply({"services": [spec(name=n, **kw).to_dict() for n, kw in services.items()], "deps": deps,
                "order": []})
     launched = []

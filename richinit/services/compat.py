@@ -30,7 +30,6 @@ a non-executable file gets a warning (my_init skips them silently, which confuse
 `/etc/cont-finish.d/*` are returned as finish scripts, for the supervisor to run at shutdown.
 """
 
-import re
 
 from richinit.services import spec as S
 
@@ -42,12 +41,23 @@ INIT_DIRS = (("/etc/cont-init.d", "s6-overlay"), ("/etc/my_init.d", "my_init"),
 RC_LOCAL = "/etc/rc.local"
 FINISH_DIRS = (("/etc/cont-finish.d", "s6-overlay"),)
 
-_OPTIONAL_RE = re.compile(r"\.optional(\.[^.]+)?\Z")
-_SKIP_RE = re.compile(r"(\A\.|~\Z|\.dpkg-[a-z]+\Z|\.rpm(save|new|orig)\Z|\.swp\Z)")
+_LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
 
 
 def is_optional_name(name):
-    return bool(_OPTIONAL_RE.search(name))
+    """NAME.optional or NAME.optional.EXT (checked by hand: no `re` on the boot path)."""
+    if name.endswith(".optional"):
+        return True
+    head, dot, ext = name.rpartition(".")
+    return bool(dot and ext) and head.endswith(".optional")
+
+
+def _skipped_name(name):
+    """Hidden files and package-manager or editor leftovers: .x, x~, x.dpkg-old, x.rpmnew, x.swp."""
+    if name.startswith(".") or name.endswith(("~", ".rpmsave", ".rpmnew", ".rpmorig", ".swp")):
+        return True
+    i = name.rfind(".dpkg-")
+    return i >= 0 and len(name) > i + 6 and all(c in _LOWER for c in name[i + 6:])
 
 
 def script_command(root, path, warn):
@@ -147,7 +157,7 @@ def service_dirs(root, warn):
 def _scripts(root, directory, origin, optional, warn):
     out = []
     for name in root.listdir(directory) or ():
-        if _SKIP_RE.search(name):
+        if _skipped_name(name):
             continue
         path = "%s/%s" % (directory, name)
         if root.is_dir(path):

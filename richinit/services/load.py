@@ -1,10 +1,12 @@
 """Load every service definition of an image, resolve it, and order it.
 
-PID 1 does not import this module (yaml costs ~6 MB): it runs it in a short-lived child,
+PID 1 does not import this module (yaml costs ~6 MB): a short-lived child forked from PID 1
+runs `write_document` and hands the document back as marshal data on a pipe. The same document,
+for people and tests:
 
     python -m richinit.services.load --json [--root DIR] [--defaults DIR] [--only a,b] [--path PATH]
 
-which prints one JSON document on stdout:
+prints one JSON document on stdout:
 
     {"services":       [ServiceSpec.to_dict(), ...]   every definition that parsed, by name,
      "skipped":        {name: reason}                 not started at boot: disabled, masked, condition
@@ -19,12 +21,16 @@ which prints one JSON document on stdout:
 
 Exit status 0 whenever the document was produced (errors are data); 2 for a usage error, 1 when the
 root cannot be opened. Sources and precedence: see `richinit.services.spec` and `.compat`.
+
+yaml is imported only for a file that has to be parsed: importing PyYAML takes ~15 ms here, more
+than the rest of the boot. The defaults shipped in the portable runtime are parsed when it is built
+(`compile_defaults`: each file's bytes with the values and line numbers parse_yaml gives for them);
+a default whose bytes differ from the compiled ones is parsed again. Most images bring no YAML of
+their own, so most boots never load yaml.
 """
 
 import os
 import sys
-
-import yaml
 
 from richinit.services import compat, graph
 from richinit.services import spec as S
@@ -34,6 +40,7 @@ IMAGE_DIR = "/etc/richinit/services.d"
 DEFAULTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                             "services.d")
 SUFFIXES = (".yaml", ".yml")
+COMPILED = ".compiled.marshal"  # in the defaults directory: {file name: (bytes, value, lines)}
 MAX_FILE = 1024 * 1024
 MAX_NODES = 20000  # YAML aliases can make a small file huge (billion laughs): cap what we expand
 
@@ -91,8 +98,7 @@ class Result:
 # YAML -> plain values plus the line of every path
 # ---------------------------------------------------------------------------------------------
 
-# libyaml's parser when PyYAML was built with it (about 10x faster); the constructor is Python's either way.
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Loader = None  # the PyYAML loader class; None: libyaml's when PyYAML was built with it (tests pick one)
 
 
 class YamlError(Exception):
@@ -107,8 +113,11 @@ def parse_yaml(data):
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise YamlError(data[:e.start].count(b"\n") + 1, "not UTF-8 text")
+    import yaml
+    # libyaml's parser when PyYAML was built with it (about 10x faster); the constructor is Python's either way.
+    loader_class = _Loader or getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        loader = _Loader(text)
+        loader = loader_class(text)
     except yaml.YAMLError as e:  # ReaderError: a character YAML does not allow
         raise _reader_error(e, text)
     try:
@@ -118,13 +127,60 @@ def parse_yaml(data):
             raise YamlError(*_marked(e))
         except yaml.YAMLError as e:
             raise _reader_error(e, text)
+        except (RecursionError, ValueError, TypeError) as e:
+            # Whatever a strange file does to the parser, it fails that service alone.
+            raise YamlError(None, "invalid YAML: %s" % e)
         if node is None:
             return None, {}
         lines = {(): node.start_mark.line + 1}
         budget = [MAX_NODES]
-        return _value(loader, node, (), lines, budget), lines
+        try:
+            return _value(yaml, loader, node, (), lines, budget), lines
+        except (yaml.YAMLError, RecursionError, ValueError, TypeError) as e:
+            raise YamlError(None, "invalid YAML: %s" % e)
     finally:
         loader.dispose()
+
+
+def compile_defaults(defaults):
+    """marshal bytes of every default file: {name: (bytes, value, lines)} (see COMPILED). Files whose
+    values marshal cannot carry (dates...) are left out: they are parsed at boot."""
+    import marshal
+    out = {}
+    for n in sorted(os.listdir(defaults)):
+        if os.path.splitext(n)[1] not in SUFFIXES or n.startswith("."):
+            continue
+        data = _read_host(os.path.join(defaults, n))
+        try:
+            value, lines = parse_yaml(data)
+            marshal.dumps((value, lines))
+        except (YamlError, ValueError):
+            continue
+        out[n] = (data, value, lines)
+    return marshal.dumps(out)
+
+
+_compiled = {}  # defaults directory -> its COMPILED table (read once per process)
+
+
+def _from_compiled(path, data):
+    """(value, lines) of a default file from COMPILED when its bytes are the compiled ones, else None."""
+    d, name = os.path.split(path)
+    table = _compiled.get(d)
+    if table is None:
+        import marshal
+        try:
+            with open(os.path.join(d, COMPILED), "rb") as f:
+                table = marshal.loads(f.read())
+            if not isinstance(table, dict):
+                table = {}
+        except (OSError, ValueError, EOFError, TypeError):
+            table = {}
+        _compiled[d] = table
+    hit = table.get(name)
+    if isinstance(hit, tuple) and len(hit) == 3 and hit[0] == data and isinstance(hit[2], dict):
+        return hit[1], hit[2]
+    return None
 
 
 def _marked(e):
@@ -147,7 +203,7 @@ def _reader_error(e, text):
     return YamlError(line, "invalid YAML: %s" % (what if char is not None else e))
 
 
-def _value(loader, node, path, lines, budget):
+def _value(yaml, loader, node, path, lines, budget):
     budget[0] -= 1
     if budget[0] < 0:
         raise YamlError(node.start_mark.line + 1, "document too large (more than %d values)" % MAX_NODES)
@@ -158,7 +214,7 @@ def _value(loader, node, path, lines, budget):
         except yaml.YAMLError as e:
             raise YamlError(node.start_mark.line + 1, "invalid value: %s" % (getattr(e, "problem", None) or e))
     if isinstance(node, yaml.SequenceNode):
-        return [_value(loader, item, path + (i,), lines, budget) for i, item in enumerate(node.value)]
+        return [_value(yaml, loader, item, path + (i,), lines, budget) for i, item in enumerate(node.value)]
     if isinstance(node, yaml.MappingNode):
         try:
             loader.flatten_mapping(node)  # `<<: *anchor` merge keys
@@ -172,7 +228,7 @@ def _value(loader, node, path, lines, budget):
             if key in out:
                 raise YamlError(key_node.start_mark.line + 1, "duplicate key %r" % (key,))
             lines[path + (key,)] = key_node.start_mark.line + 1
-            out[key] = _value(loader, value_node, path + (key,), lines, budget)
+            out[key] = _value(yaml, loader, value_node, path + (key,), lines, budget)
         return out
     raise YamlError(node.start_mark.line + 1, "unsupported YAML node")
 
@@ -225,14 +281,11 @@ def _entry_from_file(stem, origin, path, reader):
         entry.lines = {(): 1}
         entry.fail((), "cannot read: %s" % (e.strerror or e))
         return entry
+    hit = _from_compiled(path, data) if origin == "default" else None
     try:
-        raw, entry.lines = parse_yaml(data)
+        raw, entry.lines = hit if hit is not None else parse_yaml(data)
     except YamlError as e:
         entry.problems.append(S.Problem(service=stem, file=path, line=e.line, message=e.message))
-        return entry
-    except (yaml.YAMLError, RecursionError, ValueError, TypeError) as e:
-        # Whatever a strange file does to the parser, it fails that service alone.
-        entry.problems.append(S.Problem(service=stem, file=path, line=None, message="invalid YAML: %s" % e))
         return entry
     if isinstance(raw, dict) and S.valid_name(raw.get("name")):
         entry.name = raw["name"]
@@ -481,6 +534,21 @@ def _human(result):
     return "\n".join(out) + "\n"
 
 
+def write_document(fd, root="/", only=None):
+    """What PID 1's loader child runs (richinit.spawn.spawn_call): the document as marshal bytes on
+    `fd`. Returns the exit status: 0 once written, 1 when the root cannot be read."""
+    import marshal
+    try:
+        result = load(root, only=only)
+    except OSError as e:
+        os.write(2, ("richinit: services: cannot read root %s: %s\n" % (root, e.strerror or e)).encode())
+        return 1
+    data = memoryview(marshal.dumps(result.to_dict()))
+    while data:
+        data = data[os.write(fd, data):]
+    return 0
+
+
 def main(argv=None):
     import argparse
     import json
@@ -492,7 +560,19 @@ def main(argv=None):
     ap.add_argument("--defaults", default=DEFAULTS_DIR, help="richinit's default services.d ('' for none)")
     ap.add_argument("--only", default=None, help="comma-separated services to start (io.richinit.services)")
     ap.add_argument("--path", default=None, help="PATH for command tests (default: $PATH)")
+    ap.add_argument("--compile", metavar="DIR", help="write DIR/%s (the defaults, parsed) and exit" % COMPILED)
     args = ap.parse_args(argv)
+    if args.compile:
+        try:
+            data = compile_defaults(args.compile)
+            tmp = os.path.join(args.compile, COMPILED + ".tmp")
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, os.path.join(args.compile, COMPILED))
+        except OSError as e:
+            sys.stderr.write("%s: %s: %s\n" % (ap.prog, args.compile, e.strerror or e))
+            return 1
+        return 0
     only = None if args.only is None else [n.strip() for n in args.only.split(",") if n.strip()]
     try:
         result = load(args.root, args.defaults or None, only=only, search_path=args.path)

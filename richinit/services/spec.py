@@ -118,8 +118,7 @@ Every problem is one line "FILE:LINE: message" (Problem); a service with a probl
 others still load. The loader's JSON document is described in `richinit.services.load`.
 """
 
-import re
-import signal
+import _signal as signal  # not the enum-heavy package (see richinit/signals.py)
 
 from richinit.services.model import (  # noqa: F401 (re-exported: the schema's public names)
     BUILTIN_TOKEN,
@@ -147,15 +146,72 @@ from richinit.services.model import (  # noqa: F401 (re-exported: the schema's p
     signal_number,
 )
 
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}\Z")
-_USER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?\Z")
-_DURATION_RE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*\Z")
-_SIZE_RE = re.compile(r"\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*\Z", re.IGNORECASE)
+# The syntax below is checked by hand, not with `re`: the loader runs at every boot, on the way to
+# the first service, and importing re costs it ~6 ms here (tests/test_services_spec.py holds the
+# equivalent regular expressions against these checks).
+_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_ALNUM = _LETTERS | frozenset("0123456789")
+_NAME_REST = _ALNUM | frozenset("_.@-")
+_USER_FIRST = _LETTERS | {"_"}
+_USER_REST = _ALNUM | frozenset("_.-")
+_HOST_CHARS = _ALNUM | frozenset("_.-")
+_ADDR_CHARS = frozenset("0123456789abcdefABCDEF:.")
 _UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
+def _word(s, first, rest, longest):
+    """s is 1..longest characters, the first from `first`, the others from `rest`."""
+    return 0 < len(s) <= longest and s[0] in first and all(c in rest for c in s[1:])
+
+
 def valid_name(name):
-    return isinstance(name, str) and bool(_NAME_RE.match(name))
+    """[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}"""
+    return isinstance(name, str) and _word(name, _ALNUM, _NAME_REST, 64)
+
+
+def _valid_user_name(v):
+    """[A-Za-z_][A-Za-z0-9_.-]{0,31}\\$? (a trailing $: Samba machine accounts)"""
+    return _word(v[:-1] if v.endswith("$") else v, _USER_FIRST, _USER_REST, 32)
+
+
+def _parse_duration(text):
+    """'1.5', '500ms', '10 s', '2m', '1h' -> seconds; None when it is none of those."""
+    t = text.strip()
+    unit = next((u for u in ("ms", "s", "m", "h") if t.endswith(u)), None)
+    if unit:
+        t = t[:-len(unit)].rstrip()
+    whole, dot, frac = t.partition(".")
+    if not (whole or frac) or (whole and not whole.isdecimal()) or (frac and not frac.isdecimal()) \
+            or (not whole and not dot):
+        return None
+    return float(t) * _UNITS[unit]
+
+
+def _parse_size(text):
+    """'512', '512K', '10 MiB', '1GB' (case-insensitive) -> bytes; None when it is none of those."""
+    t = text.strip()
+    if t[-1:] in ("b", "B"):
+        t = t[:-1]
+        if t[-1:] in ("i", "I"):
+            t = t[:-1]
+    power = 0
+    if t[-1:].upper() in ("K", "M", "G", "T"):
+        power = " KMGT".index(t[-1].upper())
+        t = t[:-1]
+    t = t.rstrip()
+    return int(t) * 1024 ** power if t.isdecimal() else None
+
+
+def _parse_host_port(text):
+    """'HOST:PORT' or '[ADDR]:PORT' -> (host, port); None otherwise."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not 0 < len(port) <= 5 or not port.isdecimal():
+        return None
+    if len(host) > 2 and host[0] == "[" and host[-1] == "]" and all(c in _ADDR_CHARS for c in host[1:-1]):
+        return host[1:-1], int(port)
+    if host and all(c in _HOST_CHARS for c in host):
+        return host, int(port)
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,10 +296,10 @@ def _duration(v, path):
     if isinstance(v, bool) or not isinstance(v, (int, float, str)):
         raise Bad(path, "expected a duration (seconds, or e.g. 500ms, 10s, 2m), got %s" % _type_name(v))
     if isinstance(v, str):
-        m = _DURATION_RE.match(v)
-        if not m:
+        seconds = _parse_duration(v)
+        if seconds is None:
             raise Bad(path, "expected a duration (seconds, or e.g. 500ms, 10s, 2m), got %r" % v)
-        v = float(m.group(1)) * _UNITS[m.group(2)]
+        v = seconds
     v = float(v)
     if not 0 <= v <= 10 ** 7:
         raise Bad(path, "duration out of range: %r" % v)
@@ -254,10 +310,10 @@ def _size(v, path):
     if isinstance(v, bool) or not isinstance(v, (int, str)):
         raise Bad(path, "expected a size (bytes, or e.g. 512K, 10M, 1G), got %s" % _type_name(v))
     if isinstance(v, str):
-        m = _SIZE_RE.match(v)
-        if not m:
+        size = _parse_size(v)
+        if size is None:
             raise Bad(path, "expected a size (bytes, or e.g. 512K, 10M, 1G), got %r" % v)
-        v = int(m.group(1)) * 1024 ** " KMGT".index(m.group(2).upper() or " ")
+        v = size
     if v < 1:
         raise Bad(path, "size must be at least 1 byte")
     return v
@@ -365,7 +421,7 @@ def _user(v, path):
         if not 0 <= n < 2 ** 32 - 1:
             raise Bad(path, "id out of range: %s" % v)
         return n
-    if not _USER_RE.match(v):
+    if not _valid_user_name(v):
         raise Bad(path, "not a valid user or group name: %r" % v)
     return v
 
@@ -428,9 +484,9 @@ def _host_port(v, path):
         raise Bad(path, "expected a port or HOST:PORT, got a boolean")
     host = "127.0.0.1"
     if isinstance(v, str):
-        m = re.fullmatch(r"(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9_.-]+)):(\d{1,5})", v.strip())
-        if m:
-            host, port = m.group(1) or m.group(2), int(m.group(3))
+        hp = _parse_host_port(v)
+        if hp:
+            host, port = hp
         elif v.strip().isdigit():
             port = int(v)
         else:
