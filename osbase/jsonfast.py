@@ -42,13 +42,14 @@ def loads(data):
         import json
         return json.loads(data)
     if not isinstance(data, str):
-        try:
-            data = bytes(data).decode("utf-8")
-        except UnicodeDecodeError:  # UTF-16/32 or broken: json knows the rules
+        data = bytes(data)
+        if b"\x00" in data[:4]:  # UTF-16 or UTF-32: json knows the rules
             import json
             return json.loads(data)
-        if data.startswith("\ufeff"):
-            raise ValueError("Unexpected UTF-8 BOM (decode using utf-8-sig): line 1 column 1 (char 0)")
+        # As json.loads does for bytes: one UTF-8 BOM skipped, surrogates passed through.
+        data = data.decode("utf-8-sig", "surrogatepass")
+    elif data.startswith("\ufeff"):
+        raise ValueError("Unexpected UTF-8 BOM (decode using utf-8-sig): line 1 column 1 (char 0)")
     start = len(data) - len(data.lstrip(_WS))
     try:
         obj, end = _scan(data, start)
