@@ -7,8 +7,9 @@
     unregister(cid)                              # poststop
 
 A container may be registered before its init exists (the wrapper adds config.json mounts
-before `runc create`): its files then show the host's values until register() is called again
-with the pid.
+before `runc create`): with its rootfs recorded, the server finds the init from the first
+reader inside the container (lxcfs.locate); without, its files show the host's values until
+register() is called again with the pid (the createRuntime hook).
 """
 
 import errno
@@ -16,7 +17,7 @@ import os
 import sys
 import time
 
-from lxcfs import bind, detect, registry
+from lxcfs import bind, detect, pidlock, registry
 from lxcfs.registry import DEFAULT_MOUNT, DEFAULT_PIDFILE
 
 DEFAULT_WATCH_PIDFILE = "/run/richinit/views-watch.pid"
@@ -29,9 +30,8 @@ class ViewsError(OSError):
 def server_running(mount=DEFAULT_MOUNT, pidfile=DEFAULT_PIDFILE):
     """Our server holds its pid-file lock and its mount is up. (stat() of the mount is no test:
     the kernel answers it from the attribute cache even after the server died.)"""
-    from lxcfs import watch
     mount = os.path.abspath(mount)
-    return watch.running(pidfile) and detect.mount_id(mount, detect.SERVER_FSTYPE) is not None
+    return pidlock.running(pidfile) and detect.mount_id(mount, detect.SERVER_FSTYPE) is not None
 
 
 def _spawn(argv, log_file):
@@ -72,13 +72,12 @@ def ensure_server_running(mount=DEFAULT_MOUNT, registry_dir=registry.DEFAULT_DIR
 def ensure_watcher_running(registry_dir=registry.DEFAULT_DIR, mount=DEFAULT_MOUNT,
                            pidfile=DEFAULT_WATCH_PIDFILE, log_file=None, timeout=10.0):
     """Start the re-binding watcher (daemonized) unless one holds its pid file; returns its pid."""
-    from lxcfs import watch
-    if not watch.running(pidfile):
+    if not pidlock.running(pidfile):
         os.makedirs(os.path.dirname(pidfile), exist_ok=True)
         _spawn([sys.executable, "-m", "lxcfs.watch", "--daemon", "--registry", registry_dir, "--mount", mount,
                 "--pidfile", pidfile] + (["--log", log_file] if log_file else []), log_file)
         deadline = time.monotonic() + timeout
-        while not (watch.running(pidfile) and _read_pid(pidfile)):
+        while not (pidlock.running(pidfile) and _read_pid(pidfile)):
             if time.monotonic() > deadline:
                 raise ViewsError(errno.ETIMEDOUT, "view watcher did not start within %.0f s" % timeout)
             time.sleep(0.02)
@@ -92,11 +91,13 @@ def view_dir(cid, mount=DEFAULT_MOUNT):
 
 
 def register(cid, pid=None, cgroups=None, *, backend="builtin", lxcfs_mount=None,
-             mount=DEFAULT_MOUNT, registry_dir=registry.DEFAULT_DIR, proc="/proc"):
+             mount=DEFAULT_MOUNT, registry_dir=registry.DEFAULT_DIR, proc="/proc", root=None):
     """Record a container (its init pid and cgroups) and return the directory its views live in.
 
     cgroups default to the init's /proc/PID/cgroup (the kernel's word, nothing guessed). For
     backend 'lxcfs' the views are lxcfs's own files (lxcfs_mount, or the detected lxcfs).
+    root: the rootfs directory, recorded by identity so that an entry without a pid can find
+    its init later (lxcfs.locate).
     """
     if backend == "lxcfs":
         source = lxcfs_mount or detect.find_lxcfs(proc)
@@ -107,7 +108,10 @@ def register(cid, pid=None, cgroups=None, *, backend="builtin", lxcfs_mount=None
         source = view_dir(cid, mount)
         fstype, src_mount = detect.SERVER_FSTYPE, os.path.abspath(mount)
     entry = {"id": cid, "pid": pid, "cgroups": {}, "backend": backend, "source": source,
-             "mount": src_mount, "fstype": fstype}
+             "mount": src_mount, "fstype": fstype, "since": time.time()}
+    if root is not None:
+        from lxcfs import locate
+        entry["root"] = list(locate.root_id(root))
     if pid is not None:
         entry["pid_start"] = bind.start_ticks(pid, proc)
         if entry["pid_start"] is None:

@@ -24,10 +24,9 @@ How the running-container bind works, and why this way (tried on this kernel, 6.
 """
 
 import errno
-import json
 import os
 
-from osbase import libc, mountapi, procfs, safepath
+from osbase import jsonfast, libc, mountapi, procfs, safepath
 
 PROC_FILES = ("meminfo", "cpuinfo", "stat", "uptime", "loadavg", "diskstats", "swaps")
 VIEW_FILES = tuple("proc/" + f for f in PROC_FILES) + ("sys/devices/system/cpu/online",)
@@ -49,10 +48,11 @@ def available(source_dir, files=VIEW_FILES):
     return out
 
 
-def oci_mounts(source_dir, files=VIEW_FILES):
-    """config.json "mounts" entries binding each available view file over its /proc or /sys twin."""
+def oci_mounts(source_dir, files=VIEW_FILES, check=True):
+    """config.json "mounts" entries binding each view file over its /proc or /sys twin: the ones
+    available under source_dir, or (check=False) all of them."""
     return [{"destination": "/" + rel, "type": "bind", "source": os.path.join(source_dir, rel),
-             "options": ["rbind", "rprivate", "ro"]} for rel in available(source_dir, files)]
+             "options": ["rbind", "rprivate", "ro"]} for rel in (available(source_dir, files) if check else files)]
 
 
 def start_ticks(pid, proc="/proc"):
@@ -80,7 +80,7 @@ def bind_into(pid, source_dir, *, root="/", pid_start=None, files=VIEW_FILES):
         except BaseException as e:  # noqa: B036 - the child must always report and _exit
             result, code = {"error": str(e), "errno": getattr(e, "errno", None) or errno.EIO}, 1
         try:
-            os.write(wfd, json.dumps(result).encode())
+            os.write(wfd, jsonfast.dumps(result).encode())
         finally:
             os._exit(code)
     os.close(wfd)
@@ -93,7 +93,7 @@ def bind_into(pid, source_dir, *, root="/", pid_start=None, files=VIEW_FILES):
     os.close(rfd)
     os.waitpid(child, 0)
     try:
-        result = json.loads(b"".join(chunks) or b"{}")
+        result = jsonfast.loads(b"".join(chunks) or b"{}")
     except ValueError:
         result = {}
     if "bound" not in result:

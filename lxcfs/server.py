@@ -4,8 +4,12 @@
     MOUNT/<container-id>/sys/devices/system/cpu/online
 
 Which container a read is for is decided by the path alone (the hook registered the id with its
-init pid and cgroup paths in the registry directory), never by the reader's pid. Files are rendered
-once at open() into a per-handle buffer, so a reader that reads in pieces sees one consistent text.
+init pid and cgroup paths in the registry directory), never by the reader's pid. A container
+registered before its init existed (`rich run` runs no hook) is registered with its rootfs'
+identity instead; its init is then found from the first reader inside it (lxcfs.locate checks
+that the reader's namespace init has that root, so the reader only helps find the container the
+path named). Files are rendered once at open() into a per-handle buffer, so a reader that reads
+in pieces sees one consistent text.
 
 It never crashes on a container's behalf: cgroup problems fall back to host values (reader.py),
 and any unexpected error while rendering serves the host's file.
@@ -21,7 +25,6 @@ by containers); the one walk over a container's tasks (loadavg) runs on the samp
 
 import argparse
 import errno
-import fcntl
 import itertools
 import logging
 import os
@@ -30,7 +33,7 @@ import sys
 import threading
 import time
 
-from lxcfs import reader, registry, render
+from lxcfs import locate, pidlock, reader, registry, render
 from osbase import cgroup, libc, procfs
 
 log = logging.getLogger("lxcfs.server")
@@ -144,11 +147,27 @@ class Views:
             self.containers = fresh
             self.loads = {k: v for k, v in self.loads.items() if k in fresh}
 
-    def lookup(self, cid):
+    def lookup(self, cid, reader_pid=None):
         hit = self.containers.get(cid)
         if hit is None:
             self.reload()  # a container registered since we last looked
             hit = self.containers.get(cid)
+        if hit is not None and hit[1] is None and reader_pid and hit[0].get("root"):
+            hit = self._adopt(cid, hit[0], reader_pid) or hit
+        return hit
+
+    def _adopt(self, cid, entry, reader_pid):
+        """An entry without a pid, read from inside a container: find that container's init."""
+        pid = locate.init_for_reader(reader_pid, entry["root"], self.mounts, self.proc)
+        if pid is None:
+            return None
+        c = CachedContainer(cid, pid, reader.cgroups_of(pid, self.proc), self.mounts, proc=self.proc,
+                            warn=self.warn)
+        with self._lock:
+            if self.containers.get(cid, (None,))[0] is not entry:
+                return None  # replaced meanwhile
+            self.containers[cid] = hit = (entry, c)
+        log.info("%s: init pid %d found from reader %d", cid, pid, reader_pid)
         return hit
 
     def host_online(self):
@@ -160,10 +179,10 @@ class Views:
     def _cpus(self, c):
         return render.visible_cpus(c.cpuset(), c.quota_cpus(), self.host_online())
 
-    def render(self, cid, name):
-        """The text of one view file (str). Unknown name -> KeyError."""
+    def render(self, cid, name, reader_pid=None):
+        """The text of one view file (str). Unknown name -> KeyError. reader_pid: who reads (FUSE)."""
         self.reload()  # one stat(): a re-registration (the init's pid arriving) shows at once
-        hit = self.lookup(cid)
+        hit = self.lookup(cid, reader_pid)
         if hit is None:
             raise KeyError(cid)
         c = hit[1]
@@ -227,6 +246,15 @@ class Views:
                     log.exception("%s: load sample failed", c.cid)
 
 
+def _reader_pid():
+    """The pid of the process whose request is being served (libfuse's context), or None."""
+    try:
+        from mfusepy import fuse_get_context
+        return fuse_get_context()[2] or None
+    except Exception:  # outside a request (tests drive ViewFS directly)
+        return None
+
+
 class ViewFS:
     """The mfusepy Operations: a read-only tree over Views (raw_fi=True: we set direct_io per open)."""
 
@@ -248,10 +276,12 @@ class ViewFS:
     def _render(self, cid, rest, fresh=False):
         now = time.monotonic()
         self.views.reload()  # one stat(): a re-registration must not be served a stale render
+        reader_pid = _reader_pid()
         hit = self.recent.pop((cid, rest), None)
-        if hit is not None and not fresh and now - hit[0] < self.RECENT and hit[1] is self.views.lookup(cid):
+        if hit is not None and not fresh and now - hit[0] < self.RECENT and \
+                hit[1] is self.views.lookup(cid, reader_pid):
             return hit[2]
-        data = self.views.render(cid, rest).encode()
+        data = self.views.render(cid, rest, reader_pid).encode()
         if fresh:
             if len(self.recent) > 1024:
                 self.recent.clear()
@@ -321,36 +351,24 @@ class ViewFS:
 
 # ---------- process management ----------
 
-def _lock_pidfile(pidfile):
-    """Hold an exclusive flock on the pid file for our lifetime; None if another server holds it."""
-    os.makedirs(os.path.dirname(pidfile) or ".", exist_ok=True)
-    fd = os.open(pidfile, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
-
-
-def _write_pid(fd):
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, b"%d\n" % os.getpid(), 0)
-
-
 def clear_stale_mount(mountpoint):
-    """A server killed with SIGKILL leaves 'Transport endpoint is not connected' behind: detach it."""
-    os.makedirs(mountpoint, exist_ok=True)
+    """A server killed with SIGKILL leaves 'Transport endpoint is not connected' behind: detach it.
+    (Called with the pid-file lock held: any mount of ours at mountpoint is a dead server's.)"""
     for _ in range(8):  # stacked dead mounts from repeated crashes
         try:
             os.stat(mountpoint)
-            if not any(m["mountpoint"] == mountpoint and m["fstype"] == "fuse." + FSNAME
-                       for m in procfs.mountinfo()):
-                return
+        except FileNotFoundError:
+            break
         except OSError as e:
             if e.errno != errno.ENOTCONN:
                 raise
+        else:
+            if not any(m["mountpoint"] == mountpoint and m["fstype"] == "fuse." + FSNAME
+                       for m in procfs.mountinfo()):
+                break
         libc.umount(mountpoint, libc.MNT_DETACH)
+    # After the checks: os.makedirs on a dead mount point fails (EEXIST, and then stat: ENOTCONN).
+    os.makedirs(mountpoint, exist_ok=True)
 
 
 def _daemonize(log_file):
@@ -380,7 +398,7 @@ def _sampler(views, stop):
 
 
 def serve(mount, registry_dir, pidfile, daemon=False, log_file=None):
-    fd = _lock_pidfile(pidfile)
+    fd = pidlock.lock(pidfile)
     if fd is None:
         print("lxcfs.server: already running (lock held on %s)" % pidfile, file=sys.stderr)
         return 0
@@ -390,7 +408,7 @@ def serve(mount, registry_dir, pidfile, daemon=False, log_file=None):
     if daemon:
         _daemonize(log_file)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s lxcfs.server[%(process)d] %(levelname)s %(message)s")
-    _write_pid(fd)
+    pidlock.write_pid(fd)
     os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")
     import mfusepy
     views = Views(registry_dir)

@@ -5,21 +5,21 @@ for the gap (well under the 2 s target).
 It sleeps in poll(POLLPRI) on /proc/self/mountinfo, which the kernel wakes on every mount-table
 change (a FUSE server mounting again is one), and also re-checks once a second. A container is
 re-bound when the generation of its backend mount (detect.generation: the unique mount id)
-differs from the one its views were bound from (recorded by register(), then by us).
+differs from the one its views were bound from (recorded by register(), then by us). A container
+registered without its init's pid (rich run) is found by its rootfs (lxcfs.locate.init_by_scan).
 Single-threaded on purpose: bind_into forks.
 
     python -m lxcfs.watch [--registry DIR] [--mount DIR] [--pidfile FILE] [--daemon] [--log FILE]
 """
 
 import argparse
-import fcntl
 import logging
 import os
 import select
 import sys
 import time
 
-from lxcfs import bind, detect, registry, server
+from lxcfs import bind, detect, locate, pidlock, registry, server
 
 log = logging.getLogger("lxcfs.watch")
 
@@ -30,13 +30,15 @@ class Watcher:
         self.bind_fn = bind_fn or bind.bind_into
         self.bound = {}  # id -> mount id its views were last bound from
         self.failed = {}  # id -> (mount id, errno) of the last failure, to log once
+        self.found = {}  # id -> init pid found by its rootfs (entries registered without a pid)
+        self.found_start = {}  # id -> that init's start time
 
     def pass_once(self):
         """One reconciliation; returns the ids re-bound."""
         gens = {}  # (mountpoint, fstype) -> detect.generation, computed once per pass
         done = []
         for cid, e in registry.read_all(self.registry_dir).items():
-            if not e.get("pid") or not e.get("mount"):
+            if not (e.get("pid") or e.get("root")) or not e.get("mount"):
                 continue
             key = (e["mount"], e.get("fstype"))
             if key not in gens:
@@ -47,10 +49,20 @@ class Watcher:
             last = self.bound.get(cid, e.get("mnt_id"))
             if last == mid:
                 continue
-            if bind.start_ticks(e["pid"], self.proc) != e.get("pid_start"):
+            pid, pid_start = e.get("pid"), e.get("pid_start")
+            if not pid:
+                # Registered by its rootfs only (rich run): find the init now that it is needed.
+                pid = self.found.get(cid) or locate.init_by_scan(e["root"], self.proc)
+                if pid is None:
+                    continue  # not started yet, or gone
+                self.found[cid] = pid
+                pid_start = self.found_start.setdefault(cid, bind.start_ticks(pid, self.proc))
+            if bind.start_ticks(pid, self.proc) != pid_start:
+                self.found.pop(cid, None)
+                self.found_start.pop(cid, None)
                 continue  # the container's init is gone; its poststop will unregister it
             try:
-                self.bind_fn(e["pid"], e["source"], pid_start=e.get("pid_start"))
+                self.bind_fn(pid, e["source"], pid_start=pid_start)
             except OSError as err:
                 if self.failed.get(cid) != (mid, err.errno):
                     log.warning("%s: re-binding views failed: %s", cid, err)
@@ -61,9 +73,10 @@ class Watcher:
             done.append(cid)
             log.info("%s: views re-bound from %s (mount %s)", cid, e["source"], mid)
         live = set(registry.read_all(self.registry_dir))
-        for cid in list(self.bound):
-            if cid not in live:
-                del self.bound[cid]
+        for table in (self.bound, self.found, self.found_start):
+            for cid in list(table):
+                if cid not in live:
+                    del table[cid]
         return done
 
     def run(self, stop=lambda: False):
@@ -85,19 +98,7 @@ class Watcher:
             os.close(fd)
 
 
-def running(pidfile):
-    """True when some watcher holds the lock on pidfile."""
-    try:
-        fd = os.open(pidfile, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+running = pidlock.running  # (kept here for callers that know it by this name)
 
 
 def main(argv=None):
@@ -108,14 +109,14 @@ def main(argv=None):
     p.add_argument("--daemon", action="store_true")
     p.add_argument("--log", default=None)
     a = p.parse_args(argv)
-    fd = server._lock_pidfile(a.pidfile)
+    fd = pidlock.lock(a.pidfile)
     if fd is None:
         print("lxcfs.watch: already running (lock held on %s)" % a.pidfile, file=sys.stderr)
         return 0
     if a.daemon:
         server._daemonize(a.log)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s lxcfs.watch[%(process)d] %(levelname)s %(message)s")
-    server._write_pid(fd)
+    pidlock.write_pid(fd)
     log.info("watching %s", a.registry)
     try:
         Watcher(a.registry).run()

@@ -55,6 +55,11 @@ def loads(data):
         obj, end = _scan(data, start)
     except StopIteration as e:
         raise ValueError("Expecting value: char %d" % e.value) from None
+    except SystemError:
+        # The C scanner raises its errors through json.decoder, and only when something imported
+        # it: a malformed document is rare, so json itself reads it again and says what is wrong.
+        import json
+        return json.loads(data)
     end += len(data) - end - len(data[end:].lstrip(_WS))
     if end != len(data):
         raise ValueError("Extra data: char %d" % end)

@@ -156,3 +156,52 @@ def is_within(fd, root):
     """True when fd's real location is root or below it (a check after resolving)."""
     real, root = where(fd), os.path.realpath(root)
     return real == root or real.startswith(root.rstrip("/") + "/")
+
+
+MAX_DEPTH = 512  # directories deeper than this are not removed (each level holds an fd)
+
+
+def remove_tree(path):
+    """rm -rf of a directory tree a container may have written into (an overlay upper directory).
+
+    Hostile content is harmless here: nothing is followed (every entry is opened relative to its
+    parent's fd, O_NOFOLLOW, and symlinks are unlinked as links) and nothing on another device is
+    entered (a mount left inside fails with EBUSY instead of being emptied). shutil.rmtree does
+    the same but costs `rich run` ~8 ms to import. Missing path: nothing to do.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(path)
+        return
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    stack = [(os.open(path, flags), None)]  # (fd of a directory being emptied, its name in the parent)
+    try:
+        while stack:
+            fd, name = stack[-1]
+            sub = None
+            with os.scandir(fd) as it:
+                for entry in it:
+                    if entry.is_dir(follow_symlinks=False):
+                        sub = entry.name
+                        break
+                    os.unlink(entry.name, dir_fd=fd)
+            if sub is None:  # empty now
+                stack.pop()
+                os.close(fd)
+                if stack:
+                    os.rmdir(name, dir_fd=stack[-1][0])
+                continue
+            if len(stack) >= MAX_DEPTH:
+                raise UnsafePath(errno.ELOOP, "%s: deeper than %d directories: not removed" % (path, MAX_DEPTH))
+            child = os.open(sub, flags, dir_fd=fd)
+            if os.fstat(child).st_dev != st.st_dev:
+                os.close(child)
+                raise UnsafePath(errno.EBUSY, "%s: %s is another filesystem: not removed" % (path, sub))
+            stack.append((child, sub))
+    finally:
+        for fd, _name in stack:
+            os.close(fd)
+    os.rmdir(path)

@@ -13,9 +13,13 @@ quota records under RICHINIT_STATE_DIR (/var/lib/richinit), the hook log under R
 
 Bad input is one line on stderr and exit status 125 (so it cannot be mistaken for the app's own
 exit status, which `rich run` passes through).
+
+`rich run` is on the start-up path of a container, so its command line is read by a small parser
+of its own (parse_run): argparse costs ~8 ms to import here. What that parser is not sure about
+(help, abbreviations, bundled short flags, anything unknown or wrong) goes to argparse, which has
+the last word on errors; tests/test_cli_run_argv.py holds the two to the same results.
 """
 
-import argparse
 import sys
 
 PROG = "rich"
@@ -26,12 +30,17 @@ class CliError(Exception):
     """One line for stderr."""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, no usage dump
-        raise CliError("%s: %s" % (self.prog, message))
+def _parser_class():
+    import argparse
+
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message):  # one line, no usage dump
+            raise CliError("%s: %s" % (self.prog, message))
+    return _Parser
 
 
 def _add_run(sub):
+    import argparse
     p = sub.add_parser("run", help="run a rootfs directory or tarball as a rich container")
     p.add_argument("--runtime", default=None, help="runc (default), crun, or a path")
     p.add_argument("--memory", "-m", help="memory limit, e.g. 256m or 1g")
@@ -44,7 +53,7 @@ def _add_run(sub):
     p.add_argument("--no-services", action="store_true", help="no services, only CMD under richinit")
     p.add_argument("--vm", action="store_true", help="keep running after CMD exits, until stopped")
     p.add_argument("--name")
-    p.add_argument("--network", choices=("none", "host"), default="none")
+    p.add_argument("--network", choices=NETWORKS, default="none")
     p.add_argument("--workdir", "-w", default="/")
     p.add_argument("-d", "--detach", action="store_true")
     p.add_argument("-t", "--tty", action="store_true", help="give the app a terminal (foreground only)")
@@ -56,9 +65,79 @@ def _add_run(sub):
 COMMANDS = ("run", "ps", "exec", "stop", "logs", "rm", "runtime", "quota", "install", "uninstall")
 
 
+# `rich run`'s options for parse_run: (names, attribute, what) where what is "value" (one
+# argument), "append" (repeatable) or "flag"; defaults as _add_run gives them.
+RUN_OPTIONS = (
+    (("--runtime",), "runtime", "value"), (("--memory", "-m"), "memory", "value"),
+    (("--cpus",), "cpus", "value"), (("-v", "--volume"), "volume", "append"), (("-e", "--env"), "env", "append"),
+    (("--annotation",), "annotation", "append"), (("--quota",), "quota", "append"),
+    (("--service",), "service", "append"), (("--no-services",), "no_services", "flag"),
+    (("--vm",), "vm", "flag"), (("--name",), "name", "value"), (("--network",), "network", "value"),
+    (("--workdir", "-w"), "workdir", "value"), (("-d", "--detach"), "detach", "flag"),
+    (("-t", "--tty"), "tty", "flag"), (("--keep",), "keep", "flag"),
+)
+RUN_DEFAULTS = {"runtime": None, "memory": None, "cpus": None, "volume": [], "env": [], "annotation": [], "quota": [],
+                "service": [], "no_services": False, "vm": False, "name": None, "network": "none", "workdir": "/",
+                "detach": False, "tty": False, "keep": False}
+NETWORKS = ("none", "host")
+_RUN_TABLE = {name: (attr, what) for names, attr, what in RUN_OPTIONS for name in names}
+
+
+class Args:
+    """What a parser found: attributes as argparse's Namespace has them."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+    def __eq__(self, other):
+        return vars(self) == vars(other)
+
+    def __repr__(self):
+        return "Args(%r)" % vars(self)
+
+
+def parse_run(args):
+    """`rich run` options (args after "run", up to any `--`) as Args, or None when argparse must decide."""
+    out = dict(RUN_DEFAULTS, command="run")
+    for k in ("volume", "env", "annotation", "quota", "service"):
+        out[k] = []
+    i = 0
+    while i < len(args):
+        tok = args[i]
+        if not tok.startswith("-") or tok == "-":
+            out["rootfs"], out["cmd"] = tok, list(args[i + 1:])
+            return Args(**out)
+        name, eq, value = tok.partition("=") if tok.startswith("--") else (tok, "", "")
+        spec = _RUN_TABLE.get(name)
+        if spec is None:
+            return None  # help, abbreviations, -dt, -m256m, unknown: argparse's business
+        attr, what = spec
+        if what == "flag":
+            if eq:
+                return None
+            out[attr] = True
+            i += 1
+            continue
+        if not eq:
+            i += 1
+            if i >= len(args) or (args[i].startswith("-") and args[i] != "-"):
+                return None  # a missing value (or one argparse might read as an option)
+            value = args[i]
+        if attr == "network" and value not in NETWORKS:
+            return None
+        if what == "append":
+            out[attr].append(value)
+        else:
+            out[attr] = value
+        i += 1
+    return None  # no ROOTFS: argparse says what is missing
+
+
 def build_parser(only=None):
     """The whole parser, or (`only` = a command name) just that command's: argparse spends ~10 ms
-    building the dozen subparsers, and `rich run` is on the start-up path of a container."""
+    building the dozen subparsers."""
+    import argparse
+    _Parser = _parser_class()
     p = _Parser(prog=PROG, description="rich containers: unmodified images with an init, services and views")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     want = (lambda name: only is None or name == only)
@@ -112,18 +191,25 @@ def _split_cmd(argv):
     return argv, None
 
 
-def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        head, cmd = _split_cmd(argv)
+def parse(argv):
+    """argv (without the program name) -> Args/Namespace; CliError for a bad command line."""
+    head, cmd = _split_cmd(argv)
+    args = parse_run(head[1:]) if head[:1] == ["run"] else None
+    if args is None:
         # A known command first: build only its parser (anything else gets the whole one, for help
         # and for the error naming the choices).
         args = build_parser(head[0] if head and head[0] in COMMANDS else None).parse_args(head)
-        if cmd is not None:
-            if getattr(args, "cmd", None):
-                raise CliError("%s: give CMD either after ROOTFS or after --, not both" % PROG)
-            args.cmd = cmd
-        return dispatch(args)
+    if cmd is not None:
+        if getattr(args, "cmd", None):
+            raise CliError("%s: give CMD either after ROOTFS or after --, not both" % PROG)
+        args.cmd = cmd
+    return args
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return dispatch(parse(argv))
     except CliError as e:
         sys.stderr.write("%s\n" % e)
         return EXIT_RICH

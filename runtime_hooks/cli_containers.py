@@ -4,19 +4,23 @@ Each container is a bundle directory: config.json, rootfs/ (an overlay over the 
 with upper/ and work/ beside it, or an unpacked tarball), rich.json (what `rich` needs to find it
 again) and, for -d, console.log. The runtime's own state is under RICHINIT_RUN_ROOT.
 
-`rich run` goes through rich-runtime's code (runtime_hooks.wrapper.main, in a forked child that
-execs the real runtime), so the config.json rewrite, views, quotas and the hook registration are
-exactly those of the wrapper engines use. A foreground container is removed when it exits (unless
---keep); a detached one stays until `rich rm`.
+`rich run` is an engine of its own, on rich-runtime's code: the config.json rewrite, the views and
+the quotas are exactly those of the wrapper (runtime_hooks.wrapper.rich_config), done in this
+process before the real runtime runs, and undone here when it returns. So no hook program is
+registered: the views find the container's init by its rootfs (lxcfs.locate), and nothing but
+the runtime itself stands between `rich run` and the app. A foreground container is removed when
+it exits (unless --keep); a detached one stays until `rich rm`.
+
+The run path imports no json, re, shutil, subprocess or argparse (each several ms here, and a
+container's start waits for them): osbase.jsonfast, safepath.remove_tree and fork/exec instead.
 """
 
-import json
+import _signal as signal  # not the enum-heavy package
 import os
-import shutil
-import signal
 import sys
 import time
 
+from osbase import jsonfast
 from runtime_hooks import bundle as bundle_mod
 from runtime_hooks.cli import EXIT_RICH, CliError
 
@@ -57,8 +61,8 @@ def _cdir(name):
 def load_record(name):
     path = os.path.join(_cdir(name), RECORD)
     try:
-        with open(path) as f:
-            rec = json.load(f)
+        with open(path, "rb") as f:
+            rec = jsonfast.loads(f.read())
     except FileNotFoundError:
         raise CliError("rich: no container named %s" % name)
     except (OSError, ValueError) as e:
@@ -88,7 +92,7 @@ def state_of(rec):
     if r.returncode != 0:
         return {}
     try:
-        return json.loads(r.stdout)
+        return jsonfast.loads(r.stdout)
     except ValueError:
         return {}
 
@@ -150,27 +154,24 @@ def _validate_run(args):
                 raise qrules.RuleError(problems[0])
         except qrules.RuleError as e:
             raise CliError("rich run: %s" % e)
-    _check_runtime_built()
+    conf = _settings()
     runtime = args.runtime or os.environ.get("RICHINIT_RUNTIME") or "runc"
     if runtime not in ("runc", "crun") and not runtime.startswith("/"):
         raise CliError("rich run: --runtime: runc, crun or an absolute path, not %r" % runtime)
     return {"name": name, "memory": memory, "cpus": cpus, "volumes": volumes, "annotations": ann,
-            "source": src, "runtime": runtime}
+            "source": src, "runtime": runtime, "conf": conf}
 
 
-def _check_runtime_built():
-    """The portable runtime is built and rich-hook is there (views and quotas depend on it)."""
-    from runtime_hooks import hostprep, settings
+def _settings():
+    """runtime.yaml, and the portable runtime it names built (rich mode depends on it)."""
+    from runtime_hooks import settings
     from runtime_hooks.portable_manifest import BuildError, load_manifest
     try:
         conf = settings.load(os.environ.get("RICHINIT_RUNTIME_CONFIG") or settings.DEFAULT_PATH)
         load_manifest(os.path.realpath(conf.runtime_dir))
-        hook = hostprep.find_hook(conf.hook, _bin_beside_me("rich-runtime"))
-    except (settings.SettingsError, BuildError, hostprep.PrepError) as e:
+    except (settings.SettingsError, BuildError) as e:
         raise CliError("rich run: %s" % e)
-    if not hook or not os.access(hook, os.X_OK):
-        raise CliError("rich run: rich-hook not found beside %s (install richinit, or set RICHINIT_HOOK)"
-                       % _bin_beside_me("rich"))
+    return conf
 
 
 def _progress(label):
@@ -204,7 +205,11 @@ def _remove_dir(cdir, overlay):
             raise CliError("rich: %s is still mounted: not removing %s" % (rootfs, cdir))
     except FileNotFoundError:
         pass
-    shutil.rmtree(cdir, ignore_errors=True)
+    from osbase import safepath
+    try:
+        safepath.remove_tree(cdir)
+    except OSError as e:
+        sys.stderr.write("rich: %s: not removed: %s\n" % (cdir, e.strerror or e))
 
 
 def create_bundle(args):
@@ -216,18 +221,22 @@ def create_bundle(args):
     except FileExistsError:
         raise CliError("rich run: a container named %s exists (rich rm %s)" % (v["name"], v["name"]))
     overlay = os.path.isdir(v["source"])
+    undo = None
     try:
         rootfs, overlay = _make_rootfs(v, cdir)
         cfg = bundle_mod.make_config(rootfs, args.cmd, hostname=v["name"][:63], env=args.env, cwd=args.workdir,
                                      memory=v["memory"], cpus=v["cpus"], volumes=v["volumes"],
                                      annotations=v["annotations"], terminal=args.tty, network=args.network)
-        bundle_mod.write_config(cdir, cfg)
         rec = {"name": v["name"], "runtime": v["runtime"], "run_root": run_root(), "overlay": overlay,
                "source": v["source"], "created": time.time(), "args": list(args.cmd), "detached": args.detach,
                "network": args.network}
+        cfg, undo = _rich(cfg, cdir, rec, v["conf"])
+        bundle_mod.write_config(cdir, cfg)
         with open(os.path.join(cdir, RECORD), "w") as f:
-            json.dump(rec, f)
+            f.write(jsonfast.dumps(rec))
     except BaseException as e:
+        if undo is not None:
+            undo()
         _remove_dir(cdir, overlay)
         if isinstance(e, bundle_mod.BundleError):
             raise CliError("rich run: %s" % e)
@@ -237,9 +246,22 @@ def create_bundle(args):
     return rec, cdir
 
 
+def _rich(cfg, cdir, rec, conf):
+    """rich-runtime's rewrite and host side, as the engine (no hooks): (config, undo)."""
+    from runtime_hooks import wrapper
+    real = _real_runtime(rec)
+    try:
+        rich = wrapper.rich_config(cfg, os.path.join(cdir, "config.json"), cdir, conf, rec["name"], real,
+                                   engine=True)
+    except wrapper.WrapperError as e:
+        raise CliError("rich run: %s" % e)
+    return rich if rich is not None else (cfg, lambda: None)
+
+
 def _spawn_runtime(rec, cdir, detach):
-    """fork; the child runs the wrapper's main (which execs the real runtime). Returns the child pid."""
-    argv = [_bin_beside_me("rich-runtime"), "--root", rec["run_root"]]
+    """fork + exec the real runtime's `run` on the bundle (already rewritten); returns its pid."""
+    real = _real_runtime(rec)
+    argv = [real, "--root", rec["run_root"]]
     if os.path.basename(rec["runtime"]) == "runsc" and rec.get("network", "none") == "none":
         argv.append("--network=none")  # gVisor: no network stack rather than the sandbox's own
     argv.append("run")
@@ -248,11 +270,11 @@ def _spawn_runtime(rec, cdir, detach):
     argv += ["--bundle", cdir, rec["name"]]
     os.makedirs(rec["run_root"], mode=0o700, exist_ok=True)
     log = os.path.join(cdir, "console.log")
+    sys.stdout.flush()
+    sys.stderr.flush()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child execs
-        code = EXIT_RICH
         try:
-            os.environ["RICHINIT_RUNTIME"] = rec["runtime"]
             if detach:
                 # The container keeps runc's stdio: a log file, never our terminal or pipes.
                 null = os.open(os.devnull, os.O_RDONLY)
@@ -262,16 +284,14 @@ def _spawn_runtime(rec, cdir, detach):
                 os.dup2(out, 2)
                 os.close(null)
                 os.close(out)
-            from runtime_hooks import wrapper
-            wrapper.main(argv)  # returns only when it could not exec the runtime (it said why)
-            code = EXIT_RICH
+            os.execv(real, argv)
         except BaseException as e:  # noqa: B036 - the forked child must never return into our caller
             try:
-                sys.stderr.write("rich run: %s\n" % e)
-            except Exception:  # noqa: BLE001
+                os.write(2, ("rich run: %s: %s\n" % (real, getattr(e, "strerror", None) or e)).encode())
+            except OSError:
                 pass
         finally:
-            os._exit(code)
+            os._exit(EXIT_RICH)
     return pid
 
 
@@ -316,9 +336,9 @@ def run(args):
 
 def _teardown(rec, cdir):
     """Delete the runtime's container (its poststop hook releases views and quotas), then our files."""
-    import subprocess
     if os.path.exists(os.path.join(rec["run_root"], rec["name"])) or os.path.basename(rec["runtime"]) == "runsc":
         # (`runc run` in the foreground has deleted it already: then its state directory is gone)
+        import subprocess
         subprocess.run(_rt(rec, "delete", "--force", rec["name"]), capture_output=True, stdin=subprocess.DEVNULL)
     # The hook may not have run (no hook installed, or create failed before it): same steps, idempotent.
     from runtime_hooks import hostprep

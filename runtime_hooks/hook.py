@@ -20,11 +20,11 @@ Failures: one line on stderr and in the log; createRuntime exits 1 (the runtime 
 container), poststop always exits 0 (it never blocks removal).
 """
 
-import json
 import os
 import sys
 import time
 
+from osbase import jsonfast
 from runtime_hooks import hostprep
 
 PROG = "rich-hook"
@@ -54,7 +54,7 @@ def parse_state(data):
     """The OCI state (bytes or str) → State; HookError names the bad field."""
     from lxcfs import registry
     try:
-        st = json.loads(data)
+        st = jsonfast.loads(data)
     except ValueError as e:
         raise HookError("state (stdin): not JSON: %s" % e)
     checks = [
@@ -86,7 +86,7 @@ def load_config(bundle):
     if len(data) > MAX_INPUT:
         raise HookError("%s: more than %d bytes" % (path, MAX_INPUT))
     try:
-        cfg = json.loads(data)
+        cfg = jsonfast.loads(data)
     except ValueError as e:
         raise HookError("%s: not JSON: %s" % (path, e))
     if not isinstance(cfg, dict):
@@ -235,7 +235,7 @@ def precreate(data, out):
     from runtime_hooks import ociconfig, settings
     from runtime_hooks.portable_manifest import BuildError, load_manifest, richinit_argv
     try:
-        cfg = json.loads(data)
+        cfg = jsonfast.loads(data)
     except ValueError as e:
         raise HookError("config.json (stdin): not JSON: %s" % e)
     try:
@@ -254,7 +254,7 @@ def precreate(data, out):
         raise HookError("config.json (stdin): %s" % e)
     except (settings.SettingsError, BuildError) as e:
         raise HookError(str(e))
-    out.write(json.dumps(new))
+    out.write(jsonfast.dumps(new))
     return True
 
 

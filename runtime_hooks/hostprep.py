@@ -108,13 +108,14 @@ def _start_backend(backend, paths):
                                paths.views_log, timeout=5.0)
 
 
-def register_views(cid, backend, lxcfs_mount, paths, pid=None):
-    """Start what the backend needs and register the container; returns its view directory."""
+def register_views(cid, backend, lxcfs_mount, paths, pid=None, root=None):
+    """Start what the backend needs and register the container; returns its view directory.
+    root: its rootfs, so that the init can be found without a pid (lxcfs.locate)."""
     from lxcfs import api, registry
     try:
         _start_backend(backend, paths)
         return api.register(cid, pid, backend=backend, lxcfs_mount=lxcfs_mount, mount=paths.views_mount,
-                            registry_dir=paths.views_registry)
+                            registry_dir=paths.views_registry, root=root)
     except (OSError, registry.BadEntry, ValueError) as e:
         raise PrepError("views (%s): %s" % (backend, e))
 
@@ -128,16 +129,22 @@ def unregister_views(cid, paths):
         pass
 
 
-def views_before_create(cid, cfg, runtime, paths):
-    """For the wrapper: register `cid` and return (config.json mounts, undo). Marks cfg's annotations."""
+def views_before_create(cid, cfg, runtime, paths, bundle=None):
+    """For the wrapper: register `cid` and return (config.json mounts, undo). Marks cfg's annotations.
+
+    With `bundle`, the rootfs is recorded too: then the views work without the createRuntime hook
+    telling the init's pid (rich run registers no hook), see lxcfs.locate.
+    """
     from lxcfs import bind
     backend, lx = choose_views(runtime, _annotations(cfg), paths)
     ann = cfg.setdefault("annotations", {})
     if backend is None:
         ann[ANNOT_VIEWS] = "off"
         return [], lambda: None
-    source = register_views(cid, backend, lx, paths)
-    mounts = bind.oci_mounts(source)
+    root = os.path.join(bundle, cfg["root"]["path"]) if bundle else None
+    source = register_views(cid, backend, lx, paths, root=root)
+    # Our server always serves every view file: asking it (a FUSE round trip each) is for lxcfs.
+    mounts = bind.oci_mounts(source, check=backend != "builtin")
     if not mounts:
         unregister_views(cid, paths)
         raise PrepError("views (%s): no view files under %s" % (backend, source))
@@ -186,10 +193,10 @@ def quota_release(cid, paths):
 
 def _holds_ids(cid, paths):
     """Does STATE/quota/ids.json name the container (an apply that died before its record)?"""
-    import json
+    from osbase import jsonfast
     try:
-        with open(os.path.join(paths.state_dir, "quota", "ids.json")) as f:
-            ids = json.load(f)
+        with open(os.path.join(paths.state_dir, "quota", "ids.json"), "rb") as f:
+            ids = jsonfast.loads(f.read())
     except FileNotFoundError:
         return False
     except (OSError, ValueError):

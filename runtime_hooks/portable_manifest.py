@@ -4,8 +4,9 @@ Kept apart from portable.py (the builder) so the wrapper can read a manifest wit
 importing the build machinery on every `create`.
 """
 
-import json
 import os
+
+from osbase import jsonfast
 
 MOUNT = "/.richinit"
 MANIFEST = "runtime.json"
@@ -32,8 +33,8 @@ def load_manifest(runtime_dir):
     """The manifest of a built runtime; BuildError naming the file and field if it is unusable."""
     path = os.path.join(runtime_dir, MANIFEST)
     try:
-        with open(path) as f:
-            m = json.load(f)
+        with open(path, "rb") as f:
+            m = jsonfast.loads(f.read())
     except FileNotFoundError:
         raise BuildError("%s: no portable runtime here (run `rich runtime build`)" % path)
     except (OSError, ValueError) as e:

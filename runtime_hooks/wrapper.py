@@ -145,9 +145,9 @@ def _read_config(bundle):
         raise WrapperError("%s: missing" % path)
     except OSError as e:
         raise WrapperError("%s: cannot read: %s" % (path, e.strerror))
-    import json
+    from osbase import jsonfast
     try:
-        cfg = json.loads(data)
+        cfg = jsonfast.loads(data)
     except ValueError as e:
         raise WrapperError("%s: not JSON: %s" % (path, e))
     return path, cfg, st
@@ -184,22 +184,25 @@ def _write_atomically(path, data, st):
         raise
 
 
-def prepare_bundle(bundle, conf, container_id=None, runtime=None, argv0=None):
-    """Rewrite BUNDLE/config.json for rich mode if it asks for it; returns True if rewritten.
+def rich_config(cfg, path, bundle, conf, container_id=None, runtime=None, argv0=None, engine=False):
+    """The rich version of config `cfg` (read from `path`, which only names it in errors), or None
+    when rich mode is off for it (or it is rewritten already); with it an undo() for the host side.
 
     With a container id, the host side is prepared too (runtime_hooks.hostprep): /proc views
     registered and bound through config.json mounts, quota directories applied (loop images must
-    be mounted before the runtime binds them), rich-hook registered for createRuntime/poststop.
+    be mounted before the runtime binds them), and rich-hook registered for createRuntime (the
+    init's pid for the views) and poststop (undo it all). engine=True is `rich run`, the engine
+    itself: it undoes the host side when the runtime returns, and the views find the init by the
+    rootfs (lxcfs.locate), so no hook is registered and no hook process is on the start-up path.
     """
     from runtime_hooks import ociconfig
     from runtime_hooks.portable_manifest import BuildError, load_manifest, richinit_argv
 
-    path, cfg, st = _read_config(bundle)
     try:
         if not isinstance(cfg, dict):
             raise ociconfig.ConfigError("(top level): must be a JSON object")
         if not ociconfig.wants_rich(cfg, conf.rich) or ociconfig.is_rewritten(cfg):
-            return False
+            return None
         ociconfig.validate(cfg)
     except ociconfig.ConfigError as e:
         raise WrapperError("%s: %s" % (path, e))
@@ -212,13 +215,13 @@ def prepare_bundle(bundle, conf, container_id=None, runtime=None, argv0=None):
     from runtime_hooks import hostprep
     try:
         paths = hostprep.HostPaths.from_env()
-        hook = hostprep.find_hook(conf.hook, argv0)
+        hook = None if engine else hostprep.find_hook(conf.hook, argv0)
     except hostprep.PrepError as e:
         raise WrapperError(str(e))
     hooks = hostprep.hook_entries(hook, conf.hook_timeout, paths, runtime) if hook else None
-    # With the host side installed (the hook), the image's sshd/cron/syslog come up unless the
-    # annotation io.richinit.services narrows them (or says none).
-    host_side = container_id is not None and hook is not None and os.access(hook, os.X_OK)
+    # With the host side installed (the hook, or rich run), the image's sshd/cron/syslog come up
+    # unless the annotation io.richinit.services narrows them (or says none).
+    host_side = container_id is not None and (engine or (hook is not None and os.access(hook, os.X_OK)))
     if not host_side and hostprep.has_quota_rules(cfg):
         # Nothing would release them (poststop) or record the container: refuse rather than ignore.
         raise WrapperError("%s: annotations: io.richinit.quota needs the rich-hook program (runtime.yaml hook:)"
@@ -229,23 +232,39 @@ def prepare_bundle(bundle, conf, container_id=None, runtime=None, argv0=None):
     except ociconfig.ConfigError as e:
         raise WrapperError("%s: %s" % (path, e))
     undo = []
-    try:
-        if host_side:
-            # Views and quotas need the hook (it records the init pid, and poststop undoes them).
-            mounts, u = hostprep.views_before_create(container_id, new, runtime, paths)
+
+    def undo_all():
+        for u in reversed(undo):
+            u()
+    if host_side:
+        try:
+            mounts, u = hostprep.views_before_create(container_id, new, runtime, paths, bundle=bundle)
             undo.append(u)
             hostprep.add_view_mounts(new, mounts)
             undo.append(hostprep.quota_before_create(container_id, new, bundle, paths))
-        import json
-        try:
-            _write_atomically(path, json.dumps(new).encode(), st)
-        except OSError as e:
-            raise WrapperError("%s: cannot write: %s" % (path, e.strerror))
+        except BaseException as e:
+            undo_all()  # nothing half-applied
+            if isinstance(e, hostprep.PrepError):
+                raise WrapperError("%s: %s" % (path, e))
+            raise
+    return new, undo_all
+
+
+def prepare_bundle(bundle, conf, container_id=None, runtime=None, argv0=None):
+    """Rewrite BUNDLE/config.json for rich mode if it asks for it (rich_config); returns True if
+    rewritten. config.json is replaced atomically, or left as it was."""
+    path, cfg, st = _read_config(bundle)
+    rich = rich_config(cfg, path, bundle, conf, container_id, runtime, argv0)
+    if rich is None:
+        return False
+    new, undo = rich
+    from osbase import jsonfast
+    try:
+        _write_atomically(path, jsonfast.dumps(new).encode(), st)
     except BaseException as e:
-        for u in reversed(undo):  # nothing half-applied
-            u()
-        if isinstance(e, hostprep.PrepError):
-            raise WrapperError("%s: %s" % (path, e))
+        undo()
+        if isinstance(e, OSError):
+            raise WrapperError("%s: cannot write: %s" % (path, e.strerror))
         raise
     return True
 

@@ -63,6 +63,15 @@ def test_dumps_refuses_what_json_refuses():
             jsonfast.dumps(bad)
 
 
+def test_malformed_documents_are_value_errors_without_json_imported():
+    """The C scanner reports errors through json.decoder, which a lean process has not imported."""
+    code = ("import sys, osbase.jsonfast as j\n"
+            "for doc in ('{', '{nope', '[1,]', '\"\\\\x\"', b'{\"a\": tru}'):\n"
+            "    try:\n        j.loads(doc)\n    except ValueError:\n        print('refused')\n")
+    r = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=30, cwd="/")
+    assert r.returncode == 0 and r.stdout.split() == ["refused"] * 5, r.stdout + r.stderr
+
+
 def test_importing_it_loads_neither_json_nor_re():
     code = "import sys, osbase.jsonfast as j; j.loads(j.dumps({'a': [1]})); print(sorted(sys.modules))"
     r = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=30, cwd="/")

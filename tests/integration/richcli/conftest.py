@@ -30,15 +30,18 @@ def need_root_and(*tools):
 
 
 def write_shims(bin_dir, bake=None):
-    """Scripts running our entry points with the venv's Python; `bake` sets env vars inside them
-    (engines such as containerd do not pass our environment on)."""
+    """Scripts running our entry points with the venv's Python, as setup.sh's launchers do (-IS, the
+    repository and site-packages spelled out); `bake` sets env vars inside them (engines such as
+    containerd do not pass our environment on)."""
+    import sysconfig
     os.makedirs(bin_dir, exist_ok=True)
+    paths = [REPO, sysconfig.get_paths()["purelib"]]
     for name, (mod, fn) in PROGRAMS.items():
         path = os.path.join(bin_dir, name)
         env = "".join("os.environ.setdefault(%r, %r)\n" % kv for kv in sorted((bake or {}).items()))
         with open(path, "w") as f:
-            f.write("#!%s -I\nimport os, sys\n%ssys.path.insert(0, %r)\nfrom %s import %s\nsys.exit(%s())\n"
-                    % (sys.executable, env, REPO, mod, fn, fn))
+            f.write("#!%s -IS\nimport os, sys\n%ssys.path[1:1] = %r\nfrom %s import %s\nsys.exit(%s())\n"
+                    % (sys.executable, env, paths, mod, fn, fn))
         os.chmod(path, 0o755)
     return bin_dir
 

@@ -84,11 +84,16 @@ def test_containerd_through_rich_runtime(richenv, containerd, tmp_path):  # noqa
 def test_runsc_skips_views_and_runs_under_richinit(clean, nopy_rootfs):
     need_root_and("runsc")
     # rich passes --network=none to runsc; stdio are pipes here (runsc overwrites regular files)
-    r = clean.rich("run", "--runtime", "/usr/bin/runsc", "--memory", "256m", "--name", "gv", nopy_rootfs, "--",
-                   "/bin/sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline; echo; grep -c fuse /proc/self/mountinfo; exit 6",
-                   timeout=120)
-    assert r.returncode == 6, (r.stdout, r.stderr)
-    first, fuse = r.stdout.splitlines()[:2]
-    assert "richinit" in first
-    assert fuse == "0", "no view mounts under gVisor"
-    assert "createRuntime gv: views: off" in clean.hook_log()
+    script = "tr '\\0' ' ' < /proc/1/cmdline; echo; grep -c fuse /proc/self/mountinfo; exit 6"
+    r = clean.rich("run", "--keep", "--runtime", "/usr/bin/runsc", "--memory", "256m", "--name", "gv", nopy_rootfs,
+                   "--", "/bin/sh", "-c", script, timeout=120)
+    try:
+        assert r.returncode == 6, (r.stdout, r.stderr)
+        first, fuse = r.stdout.splitlines()[:2]
+        assert "richinit" in first
+        assert fuse == "0", "no view mounts under gVisor"
+        with open(os.path.join(clean.vars["RICHINIT_CONTAINERS_DIR"], "gv", "config.json")) as f:
+            assert json.load(f)["annotations"]["io.richinit.views"] == "off"
+        assert clean.registered() == []
+    finally:
+        assert clean.rich("rm", "gv").returncode == 0

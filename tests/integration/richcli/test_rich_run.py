@@ -6,6 +6,7 @@ import tarfile
 import time
 
 from runtime_hooks.quota import mountinfo
+from tests.support.wait import wait_until
 
 # PID 1's argv, an orphan reparented to PID 1 and reaped, every process's state, then exit 7.
 SCRIPT = r"""
@@ -32,8 +33,9 @@ def test_run_puts_richinit_as_pid1_and_passes_the_exit_code(clean, nopy_rootfs):
     # a foreground container is gone afterwards: bundle, overlay, registration
     assert clean.containers() == []
     assert _mounted_below(clean.vars["RICHINIT_CONTAINERS_DIR"]) == []
-    log = clean.hook_log()
-    assert "createRuntime pid1: views: builtin registered" in log and "poststop pid1: views: unregistered" in log
+    # rich run is its own engine: no hook program ran, and the view registration is gone all the same
+    assert " pid1: " not in clean.hook_log()
+    assert clean.registered() == []
     # the image itself was never written to (the overlay took the writes)
     assert not os.path.exists(os.path.join(nopy_rootfs, "run", "richinit"))
 
@@ -58,6 +60,30 @@ def test_views_follow_memory_and_cpus(clean, nopy_rootfs):
     assert cpus == "2" and online == "0-1"
     # busybox free takes total/free from sysinfo(2), which no /proc view reaches; "available" is ours
     assert int(free.split()[-1]) <= 256, free
+
+
+def test_views_without_a_hook_follow_the_container_through_a_view_server_restart(clean, nopy_rootfs):
+    """No createRuntime hook tells the server the init's pid: it finds it from the first reader (its
+    root is the registered rootfs), and the watcher finds it by the rootfs to re-bind after a restart."""
+    from lxcfs import api, locate, registry
+    v = clean.vars
+    assert clean.rich("run", "-d", "--memory", "96m", "--name", "vw", nopy_rootfs, "--", "sleep", "60").returncode == 0
+    try:
+        entry = registry.read_one("vw", v["RICHINIT_VIEWS_REGISTRY"])
+        assert entry["pid"] is None and entry["root"], entry  # registered before the init existed
+        meminfo = lambda: clean.rich("exec", "vw", "--", "head", "-1", "/proc/meminfo").stdout  # noqa: E731
+        assert meminfo().split()[1:2] == [str(96 * 1024)]
+        init = int(subprocess.run(["runc", "--root", v["RICHINIT_RUN_ROOT"], "state", "vw"], capture_output=True,
+                                  text=True).stdout.split('"pid": ')[1].split(",")[0])
+        assert locate.init_by_scan(entry["root"]) == init
+        old = api._read_pid(v["RICHINIT_VIEWS_PIDFILE"])
+        os.kill(old, 9)
+        assert wait_until(lambda: not os.path.exists("/proc/%d" % old), 10)
+        api.ensure_server_running(v["RICHINIT_VIEWS_MOUNT"], v["RICHINIT_VIEWS_REGISTRY"], v["RICHINIT_VIEWS_PIDFILE"],
+                                  os.path.join(v["RICHINIT_LOG_DIR"], "views.log"))
+        assert wait_until(lambda: meminfo().split()[1:2] == [str(96 * 1024)], 5), meminfo()
+    finally:
+        assert clean.rich("rm", "-f", "vw").returncode == 0
 
 
 def test_detached_ps_exec_stop_rm(clean, nopy_rootfs):
