@@ -272,7 +272,18 @@ def _quota_ls(args):
 
 
 def entry():
-    sys.exit(main())
+    """The console script: main(), then out at once (interpreter finalization is ~2 ms of nothing)."""
+    _exit_now(main())
+
+
+def _exit_now(code):
+    import os
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code if isinstance(code, int) else 1)
 
 
 if __name__ == "__main__":

@@ -310,5 +310,16 @@ def main(argv=None):
         return EXIT_NO_RUNTIME
 
 
+def entry():
+    """The console script: main() (an exec, or one line and a status), then out at once."""
+    code = main()
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -38,7 +38,7 @@ chmod 755 .venv/bin/richinit
 # rich, rich-runtime and rich-hook are on every container's start-up path: -S as well (site and the
 # venv's .pth files cost ~3 ms), with the paths site would have added spelled out.
 SITE=$(.venv/bin/python3 -I -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-for prog in rich:runtime_hooks.cli:main rich-runtime:runtime_hooks.wrapper:main rich-hook:runtime_hooks.hook:main; do
+for prog in rich:runtime_hooks.cli:entry rich-runtime:runtime_hooks.wrapper:entry rich-hook:runtime_hooks.hook:entry; do
   IFS=: read -r name module fn <<< "$prog"
   printf '#!%s -IS\nimport sys\nsys.path[1:1] = [%s, %s]\nfrom %s import %s\nsys.exit(%s())\n' \
     "$PWD/.venv/bin/python3" "'$PWD'" "'$SITE'" "$module" "$fn" "$fn" > ".venv/bin/$name"

@@ -17,8 +17,8 @@ import pytest
 
 from tests.support.containers import REPO, have
 
-PROGRAMS = {"rich": ("runtime_hooks.cli", "main"), "rich-runtime": ("runtime_hooks.wrapper", "main"),
-            "rich-hook": ("runtime_hooks.hook", "main")}
+PROGRAMS = {"rich": ("runtime_hooks.cli", "entry"), "rich-runtime": ("runtime_hooks.wrapper", "entry"),
+            "rich-hook": ("runtime_hooks.hook", "entry")}
 
 
 def need_root_and(*tools):
