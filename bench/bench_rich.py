@@ -3,15 +3,17 @@
     sudo .venv/bin/python bench/bench_rich.py [--runs N] [--json FILE]
 
 `rich run` here is the whole user-visible path: the CLI builds a bundle (an overlay over the
-busybox rootfs, config.json), forks the wrapper's code which rewrites config.json, registers the
-/proc views and registers rich-hook; runc creates the container (createRuntime hook: the init pid
-into the view registry), richinit starts from the portable runtime as PID 1 and runs /bin/true,
-runc deletes it (poststop hook), rich removes the bundle. Variants take pieces away so the cost of
-each shows: views off (io.richinit.lxcfs=off), services off (--no-services), both.
+busybox rootfs, config.json), rewrites it with rich-runtime's code in its own process
+(wrapper.rich_config, as the engine: no hook programs), registers the /proc views (by the rootfs;
+the view server finds the init from the first reader) and execs `runc run`; richinit starts from
+the portable runtime as PID 1 with the built-in syslog and cron and runs /bin/true; rich then
+unregisters the views and removes the bundle. Variants take pieces away so the cost of each shows:
+views off (io.richinit.lxcfs=off), services off (--no-services), both, and the host side alone
+(`--runtime /bin/true`: everything rich does, with a runtime that returns at once).
 The peer is `runc run` of a prepared bundle (busybox rootfs, /bin/true, deleted afterwards). Two more
 rows split the cost: the same `runc run` with richinit from the runtime as PID 1 (no wrapper, no hooks,
 no views), without services and with `--services all` (the busybox image gets richinit's built-in
-syslog and cron).
+syslog and cron). One more: a single rich-hook call (what an engine's poststop costs).
 Runs are interleaved (each round visits every variant) so drift spreads over all of them.
 Everything lives in a temporary directory; the view server and watcher rich starts are stopped by
 PID at the end.
@@ -126,8 +128,11 @@ def main(argv=None):
             "rich run --no-services": lambda: _ms([rich, "run", "--no-services", rootfs, "--", "/bin/true"], env),
             "rich run, views and services off": lambda: _ms([rich, "run", "--no-services", "--annotation",
                                                              "io.richinit.lxcfs=off", rootfs, "--", "/bin/true"], env),
+            "rich run --runtime /bin/true (host side)": lambda: _ms([rich, "run", "--runtime", "/bin/true", rootfs,
+                                                                     "--", "/bin/true"], env),
             "rich-hook poststop (one hook call)": lambda: _hook_ms(bin_dir, env),
         }
+        load0 = os.getloadavg()
         for fn in variants.values():  # warm-up: starts the view server, fills caches
             fn()
         samples = {k: [] for k in variants}
@@ -138,18 +143,21 @@ def main(argv=None):
                 samples[k].append(variants[k]())
         base = statistics.median(samples["runc run /bin/true"])
         rows = []
-        print("%-38s %10s %10s %8s" % ("", "median ms", "min ms", "ratio"))
+        print("%-42s %10s %10s %8s" % ("", "median ms", "min ms", "ratio"))
         for k, xs in samples.items():
             med = statistics.median(xs)
             rows.append({"what": k, "median_ms": round(med, 1), "min_ms": round(min(xs), 1),
                          "ratio_vs_runc": round(med / base, 2)})
-            print("%-38s %10.1f %10.1f %7.2fx" % (k, med, min(xs), med / base))
+            print("%-42s %10.1f %10.1f %7.2fx" % (k, med, min(xs), med / base))
         ratio = statistics.median(samples["rich run /bin/true"]) / base
         print("target rich run <= 1.5x runc run: %s (%.2fx), %d runs each" % ("met" if ratio <= 1.5 else "NOT met",
                                                                             ratio, a.runs))
         if a.json:
+            commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
+                                    text=True).stdout.strip()
             with open(a.json, "w") as f:
-                json.dump({"runs": a.runs, "rows": rows}, f, indent=1)
+                json.dump({"date": time.strftime("%Y-%m-%d"), "commit": commit, "runs": a.runs,
+                           "loadavg_start": load0, "loadavg_end": os.getloadavg(), "rows": rows}, f, indent=1)
     finally:
         if env:
             _stop(env["RICHINIT_VIEWS_WATCH_PIDFILE"])
