@@ -105,16 +105,28 @@ def init_for_reader(reader, want, mounts=None, proc="/proc"):
         pid = _by_parents(reader, len(n), ns, proc) or _by_cgroup(reader, len(n), ns, mounts, proc)
     if pid is None or _root_of(pid, proc) != tuple(want):
         return None
+    # A reader in a pid namespace nested inside the container: its namespace's init is a process of
+    # the container, whose own namespace's init (same root, one level out) is the one we want.
+    f = procfs.ppid_state(pid, proc)
+    parent = f[0] if f else 0
+    if len(n) > 2 and parent > 0 and _root_of(parent, proc) == tuple(want):
+        outer = _nspid(parent, proc)
+        if outer and len(outer) == len(n) - 1:
+            return init_for_reader(parent, want, mounts, proc) or pid
     return pid
 
 
 def init_by_scan(want, proc="/proc"):
-    """Host pid of a pid-namespace init whose root directory is `want`, or None (reads every pid)."""
+    """Host pid of the pid-namespace init whose root directory is `want`, or None (reads every pid).
+
+    The outermost one: a process inside the container may start a nested pid namespace of its own
+    under the same root, and that one's init is not the container's."""
     want = tuple(want)
+    best = None
     for pid in procfs.pids(proc):
         if _root_of(pid, proc) != want:
             continue
         n = _nspid(pid, proc)
-        if n and len(n) > 1 and n[-1] == 1:
-            return pid
-    return None
+        if n and len(n) > 1 and n[-1] == 1 and (best is None or len(n) < best[0]):
+            best = (len(n), pid)
+    return best[1] if best else None

@@ -72,6 +72,14 @@ def test_from_runc_exec_through_the_cgroup(tmp_path):
     assert locate.init_for_reader(200, want, {}, str(fp.proc)) is None  # no cgroup mounts known: no answer
 
 
+def test_a_reader_in_a_nested_pid_namespace_finds_the_containers_init(tmp_path):
+    fp = FakeProc(tmp_path)
+    want, _ = _container(fp)
+    fp.add(50, [50, 20, 1], 101, "nested", fp.roots / "ct", "/ct")  # `unshare -p` inside the container
+    fp.add(51, [51, 21, 2], 50, "nested", fp.roots / "ct", "/ct")
+    assert locate.init_for_reader(51, want, fp.mounts(), str(fp.proc)) == 100
+
+
 def test_host_readers_and_other_roots_find_nothing(tmp_path):
     fp = FakeProc(tmp_path)
     want, host = _container(fp)
@@ -82,7 +90,7 @@ def test_host_readers_and_other_roots_find_nothing(tmp_path):
     assert locate.init_for_reader(999, want, fp.mounts(), str(fp.proc)) is None  # gone
 
 
-def test_scan_finds_the_init_with_that_root(tmp_path):
+def test_scan_finds_the_init_with_that_root(tmp_path, monkeypatch):
     fp = FakeProc(tmp_path)
     want, host = _container(fp)
     other_root = fp.root("other")
@@ -90,3 +98,7 @@ def test_scan_finds_the_init_with_that_root(tmp_path):
     assert locate.init_by_scan(want, str(fp.proc)) == 100
     assert locate.init_by_scan(locate.root_id(str(other_root)), str(fp.proc)) == 300
     assert locate.init_by_scan(host, str(fp.proc)) is None  # the host's init is no container's
+    # a nested pid namespace started inside the container, same root: the container's init still wins
+    fp.add(50, [50, 20, 1], 101, "nested", fp.roots / "ct", "/ct")
+    monkeypatch.setattr(locate.procfs, "pids", lambda proc: [1, 150, 50, 300, 100, 101, 102, 200])  # nested first
+    assert locate.init_by_scan(want, str(fp.proc)) == 100
