@@ -139,9 +139,5 @@ def entry():
     code = main()
     # Skip interpreter finalization (module teardown, GC): nothing of ours needs it,
     # and it is most of the time between the last child's death and our exit.
-    for f in (sys.stdout, sys.stderr):
-        try:
-            f.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(code)
+    from osbase.quickexit import exit_now
+    exit_now(code)

@@ -47,6 +47,17 @@ def _default_signals():
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
 
 
+def _become(user, cwd):
+    """Switch to user (uid, gid, groups) and into cwd, either being None to keep ours."""
+    if user is not None:
+        uid, gid, groups = user
+        os.setgroups(groups)
+        os.setgid(gid)
+        os.setuid(uid)
+    if cwd is not None:
+        os.chdir(cwd)
+
+
 def _child(argv, env, cwd, new_session, listen_fds, user, stdio, extra_fds, wfd):
     try:
         _default_signals()
@@ -67,13 +78,7 @@ def _child(argv, env, cwd, new_session, listen_fds, user, stdio, extra_fds, wfd)
             for fd in listen_fds:
                 os.set_inheritable(fd, True)
             env = dict(env, LISTEN_PID=str(os.getpid()))
-        if user is not None:
-            uid, gid, groups = user
-            os.setgroups(groups)
-            os.setgid(gid)
-            os.setuid(uid)
-        if cwd is not None:
-            os.chdir(cwd)
+        _become(user, cwd)
         os.execvpe(argv[0], argv, env)
     except OSError as e:
         os.write(wfd, str(e.errno or errno.EINVAL).encode())
@@ -146,14 +151,11 @@ def spawn_call(fn, args=(), env=None, cwd=None, user=None, stdio=(None, None, No
     within milliseconds) runs with the collector off; a daemon freezes what it inherited.
     """
     import gc
-    import sys
+
+    from osbase.quickexit import flush_stdio
     env = os.environ if env is None else env
     extra_fds = extra_fds or {}
-    for f in (sys.stdout, sys.stderr):  # buffered text would be written twice
-        try:
-            f.flush()
-        except (OSError, ValueError, AttributeError):
-            pass
+    flush_stdio()  # buffered text would be written twice
     old = signal.pthread_sigmask(signal.SIG_BLOCK, _ALL)
     try:
         pid = os.fork()
@@ -175,13 +177,7 @@ def spawn_call(fn, args=(), env=None, cwd=None, user=None, stdio=(None, None, No
                 if env is not os.environ:
                     os.environ.clear()
                     os.environ.update(env)
-                if user is not None:
-                    uid, gid, groups = user
-                    os.setgroups(groups)
-                    os.setgid(gid)
-                    os.setuid(uid)
-                if cwd is not None:
-                    os.chdir(cwd)
+                _become(user, cwd)
                 if title:
                     from richinit.title import set_title
                     set_title(title)
@@ -197,12 +193,10 @@ def spawn_call(fn, args=(), env=None, cwd=None, user=None, stdio=(None, None, No
                     pass
                 code = 1
             finally:
-                for f in (sys.stdout, sys.stderr):
-                    try:
-                        f.flush()
-                    except BaseException:  # noqa: B036
-                        pass
-                os._exit(code & 0xff)
+                try:
+                    flush_stdio()
+                finally:  # whatever happens, this child never returns into PID 1's code
+                    os._exit(code & 0xff if isinstance(code, int) else 1)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
     return pid

@@ -311,18 +311,9 @@ def main(argv=None, stdin=None, stdout=None, environ=None):
 
 
 def entry():
-    """The console script: main(), then out at once (interpreter finalization is ~2 ms of nothing)."""
-    _exit_now(main())
-
-
-def _exit_now(code):
-    import os
-    for f in (sys.stdout, sys.stderr):
-        try:
-            f.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(code if isinstance(code, int) else 1)
+    """The console script: main(), then out at once (no interpreter finalization)."""
+    from osbase.quickexit import exit_now
+    exit_now(main())
 
 
 if __name__ == "__main__":

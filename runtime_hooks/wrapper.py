@@ -312,13 +312,8 @@ def main(argv=None):
 
 def entry():
     """The console script: main() (an exec, or one line and a status), then out at once."""
-    code = main()
-    for f in (sys.stdout, sys.stderr):
-        try:
-            f.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(code)
+    from osbase.quickexit import exit_now
+    exit_now(main())
 
 
 if __name__ == "__main__":
