@@ -1,9 +1,13 @@
 """`rich run` and friends on real runc with a busybox image that has no Python."""
 
 import os
+import shlex
+import shutil
 import subprocess
 import tarfile
 import time
+
+import pytest
 
 from runtime_hooks.quota import mountinfo
 from tests.support.wait import wait_until
@@ -84,6 +88,17 @@ def test_views_without_a_hook_follow_the_container_through_a_view_server_restart
         assert wait_until(lambda: meminfo().split()[1:2] == [str(96 * 1024)], 5), meminfo()
     finally:
         assert clean.rich("rm", "-f", "vw").returncode == 0
+
+
+def test_tty_gives_the_app_a_terminal(clean, nopy_rootfs):
+    if not shutil.which("script"):
+        pytest.skip("util-linux script (a pty for the test) is not installed")
+    cmd = " ".join(shlex.quote(a) for a in [os.path.join(clean.bin, "rich"), "run", "-t", "--no-services", nopy_rootfs,
+                                            "--", "/bin/sh", "-c", "tty; exit 4"])
+    r = subprocess.run(["script", "-qec", cmd, "/dev/null"], env=clean.env, capture_output=True, text=True,
+                       timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 4, (r.stdout, r.stderr)
+    assert "/dev/pts/" in r.stdout, r.stdout
 
 
 def test_detached_ps_exec_stop_rm(clean, nopy_rootfs):
