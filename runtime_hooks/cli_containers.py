@@ -246,6 +246,15 @@ def create_bundle(args):
     return rec, cdir
 
 
+def _log(stage, name):
+    """hook.log, where rich-hook writes what it does for the other engines."""
+    from runtime_hooks import hostprep
+    try:
+        return hostprep.Log(hostprep.HostPaths.from_env().log_dir, stage, name, prog="rich")
+    except hostprep.PrepError:
+        return lambda msg: None
+
+
 def _rich(cfg, cdir, rec, conf):
     """rich-runtime's rewrite and host side, as the engine (no hooks): (config, undo)."""
     from runtime_hooks import wrapper
@@ -255,7 +264,13 @@ def _rich(cfg, cdir, rec, conf):
                                    engine=True)
     except wrapper.WrapperError as e:
         raise CliError("rich run: %s" % e)
-    return rich if rich is not None else (cfg, lambda: None)
+    if rich is None:
+        return cfg, lambda: None
+    ann = rich[0].get("annotations") or {}
+    views = ann.get("io.richinit.views", "off")
+    _log("run", rec["name"])("views: %s%s; quotas: %s" % (
+        views, " (registered by rootfs)" if views != "off" else "", ann.get("io.richinit.quota") or "none"))
+    return rich
 
 
 def _spawn_runtime(rec, cdir, detach):
@@ -345,9 +360,13 @@ def _teardown(rec, cdir):
     try:
         paths = hostprep.HostPaths.from_env()
         hostprep.unregister_views(rec["name"], paths)
-        hostprep.quota_release(rec["name"], paths)
+        problems = hostprep.quota_release(rec["name"], paths)
     except hostprep.PrepError:
-        pass
+        problems = []
+    log = _log("rm", rec["name"])
+    for p in problems:
+        log("quota release: %s" % p)
+    log("views unregistered, quotas released%s" % (" (with problems)" if problems else ""))
     _remove_dir(cdir, rec.get("overlay"))
 
 

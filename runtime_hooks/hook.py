@@ -22,7 +22,6 @@ container), poststop always exits 0 (it never blocks removal).
 
 import os
 import sys
-import time
 
 from osbase import jsonfast
 from runtime_hooks import hostprep
@@ -105,23 +104,7 @@ def rootfs_of(bundle, cfg):
 
 # ---------------------------------------------------------------- log
 
-class Log:
-    def __init__(self, log_dir, stage, cid="-"):
-        self.path = os.path.join(log_dir, "hook.log")
-        self.stage, self.cid = stage, cid
-
-    def __call__(self, msg):
-        line = "%s %s[%d] %s %s: %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%S"), PROG, os.getpid(), self.stage,
-                                          self.cid, msg)
-        try:
-            os.makedirs(os.path.dirname(self.path), mode=0o755, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
-            try:
-                os.write(fd, line.encode("utf-8", "replace"))
-            finally:
-                os.close(fd)
-        except OSError:
-            pass  # logging never decides the container's fate
+Log = hostprep.Log  # LOG_DIR/hook.log, one line per action
 
 
 # ---------------------------------------------------------------- stages

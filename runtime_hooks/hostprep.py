@@ -36,6 +36,28 @@ class PrepError(Exception):
     """One line: what could not be prepared and why."""
 
 
+class Log:
+    """LOG_DIR/hook.log: one line per host-side action, from rich-hook and from `rich run` (prog)."""
+
+    def __init__(self, log_dir, stage, cid="-", prog="rich-hook"):
+        self.path = os.path.join(log_dir, "hook.log")
+        self.stage, self.cid, self.prog = stage, cid, prog
+
+    def __call__(self, msg):
+        import time
+        line = "%s %s[%d] %s %s: %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%S"), self.prog, os.getpid(), self.stage,
+                                          self.cid, msg)
+        try:
+            os.makedirs(os.path.dirname(self.path), mode=0o755, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
+            try:
+                os.write(fd, line.encode("utf-8", "replace"))
+            finally:
+                os.close(fd)
+        except OSError:
+            pass  # logging never decides the container's fate
+
+
 class HostPaths:
     def __init__(self, **kw):
         self.explicit = {}
