@@ -4,7 +4,8 @@ tarball) and config.json (runc-spec defaults plus what the command line asks for
 parse (sizes, CPUs, volumes, names) → validate (each problem one line naming the option) →
 act (mount the overlay / unpack, write config.json). Unpacking is done in Python with every
 member checked: no absolute names, no '..', never through a symlink the archive made, no device
-nodes — an archive is hostile input.
+nodes — an archive is hostile input. tarfile parses; the members are written through directory
+fds from osbase.safepath (open_dirs_nofollow), never by path strings.
 """
 
 import os
@@ -198,21 +199,6 @@ def unmount_rootfs(container_dir):
         pass
 
 
-def _safe_parent(root, rel):
-    """The member's parent directories exist as real directories (never symlinks) under root."""
-    cur = root
-    for comp in rel.split("/")[:-1]:
-        cur = os.path.join(cur, comp)
-        try:
-            st = os.lstat(cur)
-        except FileNotFoundError:
-            os.mkdir(cur, 0o755)
-            continue
-        if not stat.S_ISDIR(st.st_mode):
-            return False
-    return True
-
-
 def _member_name(name):
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if not parts or ".." in parts or name.startswith("/") or "\0" in name:
@@ -221,53 +207,149 @@ def _member_name(name):
 
 
 def unpack(tarball, dest, progress=None):
-    """Unpack a rootfs archive (any compression tarfile reads) into dest, member by member, checked."""
+    """Unpack a rootfs archive (any compression tarfile reads) into dest, member by member, checked.
+
+    tarfile only parses; every member is written by us through file descriptors: its parent is
+    opened component by component with O_NOFOLLOW under dest (osbase.safepath.open_dirs_nofollow),
+    so a symlink the archive made earlier is never followed, and the member is created relative to
+    that fd (O_EXCL|O_NOFOLLOW, symlinkat, linkat without following). Owners are the archive's
+    numbers, modes keep set-id bits (chmod after chown), directories get their attributes last.
+    Device nodes and FIFOs are skipped (the runtime provides /dev); returns how many.
+    """
     import tarfile  # only for tarballs: a directory rootfs (the common case) starts faster without it
+
+    from osbase import safepath
     say = progress or (lambda n, name: None)
     try:
         tf = tarfile.open(tarball, "r:*")
     except (OSError, tarfile.TarError) as e:
         raise BundleError("%s: not a readable tar archive: %s" % (tarball, e))
     os.makedirs(dest, exist_ok=True)
-    root = os.path.realpath(dest)
-    skipped = 0
-    with tf:
-        for n, m in enumerate(tf, 1):
-            rel = _member_name(m.name)
-            if rel is None:
-                if m.name.strip("./"):
-                    raise BundleError("%s: member %r: absolute or '..' path refused" % (tarball, m.name))
-                continue
-            if m.ischr() or m.isblk() or m.isfifo():
-                skipped += 1  # the runtime provides /dev
-                continue
-            if not _safe_parent(root, rel):
-                raise BundleError("%s: member %r: goes through a symlink or a file" % (tarball, m.name))
-            target = os.path.join(root, rel)
-            if m.islnk():
-                link = _member_name(m.linkname)
-                # os.link follows a symlink source (linkat AT_SYMLINK_FOLLOW): never link through one.
-                if link is None or not _safe_parent(root, link) or os.path.islink(os.path.join(root, link)):
-                    raise BundleError("%s: member %r: hard link outside the archive" % (tarball, m.name))
-            if os.path.lexists(target) and not (m.isdir() and os.path.isdir(target) and not os.path.islink(target)):
-                if os.path.isdir(target) and not os.path.islink(target):
-                    import shutil
-                    shutil.rmtree(target)
-                else:
-                    os.unlink(target)
-            m = m.replace(name=rel, linkname=_member_name(m.linkname) if m.islnk() else m.linkname) \
-                if hasattr(m, "replace") else _renamed(m, rel)
-            try:
-                tf.extract(m, root, set_attrs=True, numeric_owner=True)
-            except (OSError, tarfile.TarError) as e:
-                raise BundleError("%s: member %r: %s" % (tarball, m.name, e))
-            if n % 500 == 0:
-                say(n, rel)
+    rootfd = safepath.open_root(dest)
+    skipped, dirs = 0, []
+    try:
+        with tf:
+            for n, m in enumerate(tf, 1):
+                rel = _member_name(m.name)
+                if rel is None:
+                    if m.name.strip("./"):
+                        raise BundleError("%s: member %r: absolute or '..' path refused" % (tarball, m.name))
+                    continue
+                if m.ischr() or m.isblk() or m.isfifo():
+                    skipped += 1
+                    continue
+                try:
+                    _write_member(tf, m, rootfd, rel, tarball)
+                except safepath.UnsafePath:
+                    raise BundleError("%s: member %r: goes through a symlink or a file" % (tarball, m.name))
+                except (OSError, tarfile.TarError) as e:
+                    raise BundleError("%s: member %r: %s" % (tarball, m.name, getattr(e, "strerror", None) or e))
+                if m.isdir():
+                    dirs.append((rel, m))
+                if n % 500 == 0:
+                    say(n, rel)
+        for rel, m in reversed(dirs):  # deepest first: setting a parent's mtime must come after its content
+            _dir_attrs(rootfd, rel, m)
+    finally:
+        os.close(rootfd)
     return skipped
 
 
-def _renamed(m, rel):
-    m.name = rel
-    if m.islnk():
-        m.linkname = _member_name(m.linkname)
-    return m
+_NOFOLLOW_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _write_member(tf, m, rootfd, rel, tarball):
+    from osbase import safepath
+    parent, _, base = rel.rpartition("/")
+    pfd = safepath.open_dirs_nofollow(rootfd, parent)
+    try:
+        _clear(pfd, base, keep_dir=m.isdir())
+        if m.isdir():
+            try:
+                os.mkdir(base, 0o700, dir_fd=pfd)
+            except FileExistsError:
+                pass  # a directory already (an earlier member): its attributes come at the end
+        elif m.issym():
+            os.symlink(m.linkname, base, dir_fd=pfd)
+            os.chown(base, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
+            os.utime(base, (m.mtime, m.mtime), dir_fd=pfd, follow_symlinks=False)
+        elif m.islnk():
+            _hard_link(m, rootfd, pfd, base, tarball)
+        elif m.isreg():
+            src = tf.extractfile(m)
+            fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW_FLAGS, 0o600, dir_fd=pfd)
+            try:
+                while True:
+                    chunk = src.read(1 << 20)
+                    if not chunk:
+                        break
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(fd, view):]
+                os.fchown(fd, m.uid, m.gid)
+                os.fchmod(fd, m.mode & 0o7777)  # after chown, which clears set-id bits
+                os.utime(fd, (m.mtime, m.mtime))
+            finally:
+                os.close(fd)
+        # other member types (sparse handled as regular by tarfile, contiguous...) are not in rootfs archives
+    finally:
+        os.close(pfd)
+
+
+def _clear(pfd, base, keep_dir):
+    """What stands at base goes, unless it is a directory and the member is one too."""
+    from osbase import safepath
+    try:
+        st = os.stat(base, dir_fd=pfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        if not keep_dir:
+            safepath.remove_tree(base, dir_fd=pfd)
+    else:
+        os.unlink(base, dir_fd=pfd)
+
+
+def _hard_link(m, rootfd, pfd, base, tarball):
+    from osbase import safepath
+    target = _member_name(m.linkname)
+    if target is None:
+        raise BundleError("%s: member %r: hard link outside the archive" % (tarball, m.name))
+    tparent, _, tbase = target.rpartition("/")
+    try:
+        tfd = safepath.open_dirs_nofollow(rootfd, tparent)
+    except safepath.UnsafePath:
+        raise BundleError("%s: member %r: hard link outside the archive" % (tarball, m.name))
+    try:
+        try:
+            st = os.stat(tbase, dir_fd=tfd, follow_symlinks=False)
+        except FileNotFoundError:
+            raise BundleError("%s: member %r: hard link to a missing %r" % (tarball, m.name, m.linkname))
+        if stat.S_ISLNK(st.st_mode) or stat.S_ISDIR(st.st_mode):
+            # linking a symlink would only copy the link, but an archive that asks for it is up to something
+            raise BundleError("%s: member %r: hard link outside the archive" % (tarball, m.name))
+        os.link(tbase, base, src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
+    finally:
+        os.close(tfd)
+
+
+def _dir_attrs(rootfd, rel, m):
+    """Owner, mode and mtime of a directory member, once everything under it is written."""
+    from osbase import safepath
+    parent, _, base = rel.rpartition("/")
+    try:
+        pfd = safepath.open_dirs_nofollow(rootfd, parent)
+    except OSError:
+        return  # replaced by a later member
+    try:
+        fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW_FLAGS, dir_fd=pfd)
+    except OSError:
+        return
+    finally:
+        os.close(pfd)
+    try:
+        os.fchown(fd, m.uid, m.gid)
+        os.fchmod(fd, m.mode & 0o7777)
+        os.utime(fd, (m.mtime, m.mtime))
+    finally:
+        os.close(fd)

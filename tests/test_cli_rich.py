@@ -159,3 +159,63 @@ def test_unpack_not_a_tarball(tmp_path):
     p.write_bytes(b"not a tar at all" * 100)
     with pytest.raises(bundle.BundleError, match="not a readable tar"):
         bundle.unpack(str(p), str(tmp_path / "r"))
+
+
+def _tar_with(path, build):
+    with tarfile.open(path, "w") as t:
+        build(t)
+    return str(path)
+
+
+def _info(name, kind=tarfile.REGTYPE, mode=0o644, uid=0, gid=0, mtime=1_000_000_000, linkname=""):
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.uid, info.gid, info.mtime, info.linkname = kind, mode, uid, gid, mtime, linkname
+    return info
+
+
+def test_unpack_keeps_owners_modes_and_times(tmp_path):
+    def build(t):
+        t.addfile(_info("bin", tarfile.DIRTYPE, 0o755))
+        data = b"#!/bin/sh\n"
+        info = _info("bin/su", mode=0o4755, uid=0, gid=0)
+        info.size = len(data)
+        t.addfile(info, io.BytesIO(data))
+        info = _info("home/app/f", mode=0o600, uid=1000, gid=1001, mtime=1_234_567_890)
+        info.size = 1
+        t.addfile(info, io.BytesIO(b"x"))
+        t.addfile(_info("home/app", tarfile.DIRTYPE, 0o700, uid=1000, gid=1001))  # after its content
+        t.addfile(_info("ro", tarfile.DIRTYPE, 0o555))
+        t.addfile(_info("ro/inside", mode=0o444))
+        t.addfile(_info("bin/sh", tarfile.SYMTYPE, linkname="busybox", uid=5, gid=6))
+    dest = tmp_path / "r"
+    bundle.unpack(_tar_with(tmp_path / "a.tar", build), str(dest))
+    st = os.stat(dest / "bin/su")
+    assert st.st_mode & 0o7777 == 0o4755 and (st.st_uid, st.st_gid) == (0, 0)
+    st = os.stat(dest / "home/app/f")
+    assert st.st_mode & 0o777 == 0o600 and (st.st_uid, st.st_gid) == (1000, 1001) and st.st_mtime == 1_234_567_890
+    st = os.stat(dest / "home/app")
+    assert st.st_mode & 0o777 == 0o700 and (st.st_uid, st.st_gid) == (1000, 1001)
+    assert os.stat(dest / "ro").st_mode & 0o777 == 0o555 and (dest / "ro/inside").exists()
+    assert os.readlink(dest / "bin/sh") == "busybox" and os.lstat(dest / "bin/sh").st_uid == 5
+
+
+def test_unpack_replaces_without_writing_through(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim").write_text("untouched")
+
+    def build(t):
+        t.addfile(_info("x", tarfile.SYMTYPE, linkname=str(outside / "victim")))
+        info = _info("x")  # a file member over the symlink: the link goes, the victim stays
+        info.size = 3
+        t.addfile(info, io.BytesIO(b"new"))
+        t.addfile(_info("d", tarfile.DIRTYPE))
+        t.addfile(_info("d/inner"))
+        t.addfile(_info("d"))  # a file over a directory
+        t.addfile(_info("h", tarfile.LNKTYPE, linkname="x"))  # a hard link to a regular member is fine
+    dest = tmp_path / "r"
+    bundle.unpack(_tar_with(tmp_path / "b.tar", build), str(dest))
+    assert (outside / "victim").read_text() == "untouched"
+    assert (dest / "x").read_bytes() == b"new" and not os.path.islink(dest / "x")
+    assert (dest / "d").is_file()
+    assert os.stat(dest / "h").st_ino == os.stat(dest / "x").st_ino
