@@ -13,7 +13,7 @@ from tests.integration.richmode.test_engines import containerd, leftovers, podma
 
 from .conftest import need_root_and, write_shims
 
-PROBE = ("tr '\\0' ' ' < /proc/1/cmdline; echo; head -1 /proc/meminfo;"
+PROBE = ("readlink /proc/1/exe | tr '\\n' ' '; tr '\\0' ' ' < /proc/1/cmdline; echo; head -1 /proc/meminfo;"
          " dd if=/sys/devices/system/cpu/online bs=64 count=1 2>/dev/null; exit 7")
 
 

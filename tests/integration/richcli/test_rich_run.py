@@ -14,7 +14,7 @@ from tests.support.wait import wait_until
 
 # PID 1's argv, an orphan reparented to PID 1 and reaped, every process's state, then exit 7.
 SCRIPT = r"""
-tr '\0' ' ' < /proc/1/cmdline; echo
+readlink /proc/1/exe | tr '\n' ' '; tr '\0' ' ' < /proc/1/cmdline; echo
 sh -c 'sleep 0.2 &'
 sleep 0.8
 echo "stats: $(ps -o stat= | tr -d ' ' | tr '\n' ' ')"
@@ -32,6 +32,9 @@ def test_run_puts_richinit_as_pid1_and_passes_the_exit_code(clean, nopy_rootfs):
     assert r.returncode == 7, (r.stdout, r.stderr)
     lines = r.stdout.splitlines()
     assert "/.richinit/" in lines[0] and "richinit" in lines[0] and "-- /bin/sh -c" in lines[0], lines[0]
+    # with services, the title is set before the app starts: the whole command line, no loader words
+    exe, cmdline = lines[0].split(" ", 1)
+    assert exe.startswith("/.richinit/lib/ld-") and cmdline.startswith("richinit -- /bin/sh -c"), lines[0]
     stats = [s for s in lines if s.startswith("stats: ")][0].split()[1:]
     assert stats and not [s for s in stats if s.startswith("Z")], "an orphan was left a zombie"
     # a foreground container is gone afterwards: bundle, overlay, registration

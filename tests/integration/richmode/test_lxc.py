@@ -15,7 +15,7 @@ from tests.support.containers import REPO
 from .conftest import need_root_and
 
 APP = """#!/bin/sh
-tr '\\0' ' ' </proc/1/cmdline > /out.txt; echo >> /out.txt
+{ readlink /proc/1/exe | tr '\\n' ' '; tr '\\0' ' ' </proc/1/cmdline; } > /out.txt; echo >> /out.txt
 sh -c 'sleep 0.2 &'
 sleep 0.6
 ps -o stat,args >> /out.txt

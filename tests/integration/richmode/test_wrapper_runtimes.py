@@ -29,7 +29,7 @@ def test_rich_busybox_through_the_wrapper(tmp_path, tools, nopy_rootfs, runtime)
         wrapped(tools, runtime, ["delete", "--force", cid])
     assert r.returncode == 7, (r.stdout, r.stderr)
     lines = r.stdout.splitlines()
-    # argv as the wrapper wrote it, or (once CMD runs) richinit's process title
+    # PID 1's executable (the runtime's loader), then the argv the wrapper wrote or richinit's title
     assert "/.richinit/" in lines[0] and "richinit" in lines[0] and "-- /bin/sh -c" in lines[0], lines[0]
     stats = [s for s in lines if s.startswith("stats: ")][0].split()[1:]
     assert stats and not [s for s in stats if s.startswith("Z")]
