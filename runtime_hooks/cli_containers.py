@@ -44,10 +44,6 @@ def run_root():
     return _dir_from_env("RICHINIT_RUN_ROOT", DEFAULT_RUN_ROOT)
 
 
-def _bin_beside_me(name):
-    return os.path.join(os.path.dirname(os.path.abspath(sys.argv[0] or "rich")), name)
-
-
 # ---------------------------------------------------------------- records
 
 def _cdir(name):
@@ -350,12 +346,13 @@ def run(args):
 
 
 def _teardown(rec, cdir):
-    """Delete the runtime's container (its poststop hook releases views and quotas), then our files."""
+    """Delete the runtime's container, release its views and quotas (what poststop does for the other
+    engines), then remove our files."""
     if os.path.exists(os.path.join(rec["run_root"], rec["name"])) or os.path.basename(rec["runtime"]) == "runsc":
         # (`runc run` in the foreground has deleted it already: then its state directory is gone)
         import subprocess
         subprocess.run(_rt(rec, "delete", "--force", rec["name"]), capture_output=True, stdin=subprocess.DEVNULL)
-    # The hook may not have run (no hook installed, or create failed before it): same steps, idempotent.
+    # Idempotent: a container made by an older rich (with hooks) had its poststop run at delete already.
     from runtime_hooks import hostprep
     try:
         paths = hostprep.HostPaths.from_env()
