@@ -83,7 +83,7 @@ def _by_cgroup(reader, depth, ns, mounts, proc):
         for word in text.split():
             if word.isdigit() and _is_init_of(int(word), depth, ns, proc):
                 return int(word)
-        return None
+        # not in this hierarchy's group (a runtime may leave the unified one as it was): the next
     return None
 
 

@@ -22,21 +22,25 @@ class FakeProc:
         d.mkdir(exist_ok=True)
         return d
 
-    def add(self, pid, nspid, ppid, ns, root, cgroup="/"):
+    def add(self, pid, nspid, ppid, ns, root, cgroup="/", pids_cgroup=None):
         d = self.proc / str(pid)
         (d / "ns").mkdir(parents=True)
         (d / "status").write_text("Name:\tx\nNSpid:\t%s\n" % "\t".join(map(str, nspid)))
         (d / "stat").write_text("%d (x) S %d %d %d 0 0\n" % (pid, ppid, pid, pid))
         os.symlink("pid:[%s]" % ns, d / "ns" / "pid")
         os.symlink(str(root), d / "root")
-        (d / "cgroup").write_text("0::%s\n" % cgroup)
-        procs = self.cg / cgroup.lstrip("/") / "cgroup.procs"
-        procs.parent.mkdir(parents=True, exist_ok=True)
-        with open(procs, "a") as f:
-            f.write("%d\n" % pid)
+        lines = ["0::%s" % cgroup] + (["3:pids:%s" % pids_cgroup] if pids_cgroup else [])
+        (d / "cgroup").write_text("\n".join(lines) + "\n")
+        for base, path in ((self.cg, cgroup), (self.cg / "v1-pids", pids_cgroup)):
+            if path is None:
+                continue
+            procs = base / path.lstrip("/") / "cgroup.procs"
+            procs.parent.mkdir(parents=True, exist_ok=True)
+            with open(procs, "a") as f:
+                f.write("%d\n" % pid)
 
     def mounts(self):
-        return {"": str(self.cg)}
+        return {"": str(self.cg), "pids": str(self.cg / "v1-pids")}
 
 
 def _container(fp):
@@ -78,6 +82,17 @@ def test_a_reader_in_a_nested_pid_namespace_finds_the_containers_init(tmp_path):
     fp.add(50, [50, 20, 1], 101, "nested", fp.roots / "ct", "/ct")  # `unshare -p` inside the container
     fp.add(51, [51, 21, 2], 50, "nested", fp.roots / "ct", "/ct")
     assert locate.init_for_reader(51, want, fp.mounts(), str(fp.proc)) == 100
+
+
+def test_runc_exec_on_a_hybrid_host_where_the_unified_group_was_left_alone(tmp_path):
+    # cgroup v1 controllers plus a cgroup2 mount the runtime did not use: the init is in pids:/c2
+    fp = FakeProc(tmp_path)
+    rootfs = fp.root("c2")
+    fp.add(1, [1], 0, "host", fp.root("host"), "/", "/")
+    fp.add(400, [400, 1], 1, "c2", rootfs, "/", "/c2")
+    fp.add(450, [450], 1, "host", fp.root("host"), "/", "/")
+    fp.add(401, [401, 5], 450, "c2", rootfs, "/", "/c2")  # runc exec: its parent is a host process
+    assert locate.init_for_reader(401, locate.root_id(str(rootfs)), fp.mounts(), str(fp.proc)) == 400
 
 
 def test_host_readers_and_other_roots_find_nothing(tmp_path):
