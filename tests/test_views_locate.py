@@ -89,9 +89,9 @@ def test_runc_exec_on_a_hybrid_host_where_the_unified_group_was_left_alone(tmp_p
     fp = FakeProc(tmp_path)
     rootfs = fp.root("c2")
     fp.add(1, [1], 0, "host", fp.root("host"), "/", "/")
-    fp.add(400, [400, 1], 1, "c2", rootfs, "/", "/c2")
-    fp.add(450, [450], 1, "host", fp.root("host"), "/", "/")
-    fp.add(401, [401, 5], 450, "c2", rootfs, "/", "/c2")  # runc exec: its parent is a host process
+    fp.add(400, [400, 1], 1, "c2", rootfs, "/engine", "/c2")  # the unified group its engine had
+    fp.add(450, [450], 1, "host", fp.root("host"), "/ops", "/")
+    fp.add(401, [401, 5], 450, "c2", rootfs, "/ops", "/c2")  # runc exec from an ops shell: a host parent
     assert locate.init_for_reader(401, locate.root_id(str(rootfs)), fp.mounts(), str(fp.proc)) == 400
 
 
