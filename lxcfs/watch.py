@@ -98,9 +98,6 @@ class Watcher:
             os.close(fd)
 
 
-running = pidlock.running  # (kept here for callers that know it by this name)
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m lxcfs.watch", description=__doc__.split("\n\n")[0])
     p.add_argument("--registry", default=registry.DEFAULT_DIR)

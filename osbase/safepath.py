@@ -108,25 +108,31 @@ def open_in_root(rootfd, path, flags=O_PATH, mode=0o644, use_openat2=None):
     return _walk(rootfd, path, flags, mode, _MAX_SYMLINKS)
 
 
-def makedirs_in_root(rootfd, path, mode=0o755):
-    """mkdir -p inside the root; returns an O_PATH fd of the final directory."""
+def _mkdirs(rootfd, path, mode, open_next):
+    """mkdir -p under rootfd, one component at a time: open_next(parent_fd, name, path_so_far) opens
+    the next directory; a missing one is made relative to the already-open parent, never by string.
+    Returns an O_PATH fd of the last directory."""
     fd = os.dup(rootfd)
     done = ""
     try:
         for name in _components(path):
             done += "/" + name
             try:
-                nxt = open_in_root(rootfd, done, O_PATH | os.O_DIRECTORY)
+                nxt = open_next(fd, name, done)
             except FileNotFoundError:
-                # Create relative to the already-resolved parent, never by string.
                 os.mkdir(name, mode, dir_fd=fd)
-                nxt = open_in_root(rootfd, done, O_PATH | os.O_DIRECTORY)
+                nxt = open_next(fd, name, done)
             os.close(fd)
             fd = nxt
         return fd
     except BaseException:
         os.close(fd)
         raise
+
+
+def makedirs_in_root(rootfd, path, mode=0o755):
+    """mkdir -p inside the root (symlinks followed as the container would); an O_PATH fd of the end."""
+    return _mkdirs(rootfd, path, mode, lambda fd, name, done: open_in_root(rootfd, done, O_PATH | os.O_DIRECTORY))
 
 
 def ensure_file_in_root(rootfd, path, mode=0o644):
@@ -158,9 +164,6 @@ def is_within(fd, root):
     return real == root or real.startswith(root.rstrip("/") + "/")
 
 
-MAX_DEPTH = 512  # directories deeper than this are not removed (each level holds an fd)
-
-
 def open_dirs_nofollow(rootfd, path, mode=0o755):
     """O_PATH fd of ROOT/path where every component is a real directory, made (mode) when missing.
 
@@ -168,27 +171,21 @@ def open_dirs_nofollow(rootfd, path, mode=0o755):
     made a moment ago) or not a directory is refused with UnsafePath, never followed; '..' is
     refused too. The fd serves as dir_fd for the *at calls that create the member.
     """
-    fd = os.dup(rootfd)
-    try:
-        for name in _components(path):
-            if name == "..":
-                raise UnsafePath(errno.EINVAL, "%s: '..' is not allowed" % path)
-            flags = O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC
-            try:
-                nxt = os.open(name, flags, dir_fd=fd)
-            except FileNotFoundError:
-                os.mkdir(name, mode, dir_fd=fd)
-                nxt = os.open(name, flags, dir_fd=fd)
-            except OSError as e:
-                if e.errno in (errno.ENOTDIR, errno.ELOOP):
-                    raise UnsafePath(e.errno, "%s: %s is a symlink or not a directory" % (path, name)) from None
-                raise
-            os.close(fd)
-            fd = nxt
-        return fd
-    except BaseException:
-        os.close(fd)
-        raise
+    if ".." in _components(path):
+        raise UnsafePath(errno.EINVAL, "%s: '..' is not allowed" % path)
+
+    def open_next(fd, name, _done):
+        try:
+            return os.open(name, O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+        except OSError as e:
+            if e.errno in (errno.ENOTDIR, errno.ELOOP):
+                raise UnsafePath(e.errno, "%s: %s is a symlink or not a directory" % (path, name)) from None
+            raise
+    return _mkdirs(rootfd, path, mode, open_next)
+
+
+MAX_DEPTH = 512  # directories deeper than this are not removed (each level holds an fd)
+
 
 
 def remove_tree(path, dir_fd=None):

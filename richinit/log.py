@@ -20,20 +20,25 @@ def _emit(lvl, msg):
         pass  # nowhere to log is not a reason to die
 
 
+def _log(lvl, msg, args):
+    if lvl <= level:  # format only what is shown: debug lines sit on every service state change
+        _emit(lvl, msg % args if args else msg)
+
+
 def error(msg, *args):
-    _emit(ERROR, msg % args if args else msg)
+    _log(ERROR, msg, args)
 
 
 def warning(msg, *args):
-    _emit(WARNING, msg % args if args else msg)
+    _log(WARNING, msg, args)
 
 
 def info(msg, *args):
-    _emit(INFO, msg % args if args else msg)
+    _log(INFO, msg, args)
 
 
 def debug(msg, *args):
-    _emit(DEBUG, msg % args if args else msg)
+    _log(DEBUG, msg, args)
 
 
 def exception(msg, *args):

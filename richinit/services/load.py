@@ -555,7 +555,6 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m richinit.services.load",
                                  description="Load richinit service definitions and print them.")
     ap.add_argument("--json", action="store_true", help="print one JSON document")
-    ap.add_argument("--marshal", action="store_true", help="write the document as marshal data (for PID 1)")
     ap.add_argument("--root", default="/", help="the image's root directory (default /)")
     ap.add_argument("--defaults", default=DEFAULTS_DIR, help="richinit's default services.d ('' for none)")
     ap.add_argument("--only", default=None, help="comma-separated services to start (io.richinit.services)")
@@ -579,11 +578,7 @@ def main(argv=None):
     except OSError as e:
         sys.stderr.write("%s: cannot read root %s: %s\n" % (ap.prog, args.root, e.strerror or e))
         return 1
-    if args.marshal:
-        import marshal
-        sys.stdout.flush()
-        sys.stdout.buffer.write(marshal.dumps(result.to_dict()))
-    elif args.json:
+    if args.json:
         sys.stdout.write(json.dumps(result.to_dict(), separators=(",", ":")) + "\n")
     else:
         sys.stdout.write(_human(result))

@@ -72,8 +72,8 @@ class ViewServer:
         assert wait_pid_gone(self.pid), "view server %d did not exit" % self.pid
         # The leader turns Z before its sampler thread is gone; the pid-file lock (what "running"
         # means to ensure_server_running) goes with the last thread.
-        from lxcfs import watch
-        assert wait_for(lambda: not watch.running(self.pidfile), 10), "view server %d kept its lock" % self.pid
+        from lxcfs import pidlock
+        assert wait_for(lambda: not pidlock.running(self.pidfile), 10), "view server %d kept its lock" % self.pid
 
     def logs(self):
         try:
