@@ -258,10 +258,11 @@ class Namespace:
                                      cwd=self.scratch, start_new_session=True)
 
     # -- messages from the child ----------------------------------------------------------
-    def _read(self, timeout):
+    def _read(self, timeout, arrived=None):
+        """Read pending messages; `arrived` (default: now) is the time they are stamped with."""
         if not select.select([self.ctl_fd], [], [], max(timeout, 0))[0]:
             return
-        arrived = clock()
+        arrived = clock() if arrived is None else arrived
         try:
             self.pending += os.read(self.ctl_fd, 65536)
         except BlockingIOError:
@@ -591,12 +592,14 @@ def measure_term(bench, specs, res, opt):
                     ready = _poll([ns.ctl_fd, ns.pidfd], left)
                     now = clock()
                     stalled = max(stalled, now - t0 - opt.term_timeout)
+                    # Both stamped with the poll's return: read later, a report seen in the same
+                    # round as the exit would otherwise look later than the exit.
                     if ns.ctl_fd in ready:
-                        ns._read(0)
+                        ns._read(0, now)
                     if ns.pidfd in ready:
                         exited = now
                         ns.proc.wait(timeout=10)
-                        ns._read(0)
+                        ns._read(0, now)
                     if reported is None:
                         reported = ns.take("term")[0]
                 if stalled > 1.0:
