@@ -174,8 +174,11 @@ def write_config(bundle, cfg):
 
 # ---------------------------------------------------------------- rootfs
 
-def overlay_rootfs(lower, container_dir):
-    """Mount an overlay of `lower` at CONTAINER/rootfs (writes go to CONTAINER/upper); returns it."""
+def overlay_rootfs(lower, container_dir, volatile=False):
+    """Mount an overlay of `lower` at CONTAINER/rootfs (writes go to CONTAINER/upper); returns it.
+
+    volatile: the upper layer is thrown away with the container (a foreground `rich run`), so
+    overlayfs may skip syncing it; its unmount then takes ~0.1 ms instead of 1-9 ms here."""
     for c in ",:\n":
         if c in lower:
             raise BundleError("%s: a rootfs path with %r cannot be an overlay lower directory" % (lower, c))
@@ -184,8 +187,8 @@ def overlay_rootfs(lower, container_dir):
     for d in (merged, upper, work):
         os.makedirs(d, exist_ok=True)
     try:
-        libc.mount("overlay", merged, "overlay", 0,
-                   "lowerdir=%s,upperdir=%s,workdir=%s" % (lower, upper, work))
+        libc.mount("overlay", merged, "overlay", 0, "lowerdir=%s,upperdir=%s,workdir=%s%s"
+                   % (lower, upper, work, ",volatile" if volatile else ""))
     except OSError as e:
         raise BundleError("%s: cannot mount an overlay over it: %s" % (lower, e.strerror or e))
     return merged

@@ -216,7 +216,8 @@ def create_bundle(args):
            "source": v["source"], "created": time.time(), "args": list(args.cmd), "detached": args.detach,
            "network": args.network}
     plan = pipeline.new_plan(name, "run", cdir, _real_runtime(rec), paths, runtime_root=rec["run_root"],
-                             run={"source": v["source"], "overlay": rec["overlay"], "detached": args.detach})
+                             run={"source": v["source"], "overlay": rec["overlay"], "detached": args.detach,
+                                  "volatile": not (args.detach or args.keep)})
     try:
         pipeline.claim(plan, paths)
     except pipeline.Busy:

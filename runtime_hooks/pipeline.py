@@ -368,7 +368,7 @@ def _do_rootfs(plan, paths, env):
     from runtime_hooks import bundle as bundle_mod
     run = plan["run"]
     if run["overlay"]:
-        bundle_mod.overlay_rootfs(os.path.realpath(run["source"]), plan["bundle"])
+        bundle_mod.overlay_rootfs(os.path.realpath(run["source"]), plan["bundle"], volatile=run.get("volatile", False))
     else:
         bundle_mod.unpack(run["source"], os.path.join(plan["bundle"], "rootfs"), env.get("progress"))
 
