@@ -14,7 +14,7 @@ signal 2.8 (enum), ctypes 1.2. An interpreter starts in ~6.5 ms.
 - rich-runtime pass-through runs on every call an engine makes (target: <= 10 ms added): os and
   the settings reader only.
 - rich-runtime create, the hook stages and `rich run` are on a container's start-up path (target
-  for `rich run`'s host side: <= 10 ms): the pipeline, osbase.jsonfast (json would be 4.7 ms),
+  for `rich run`'s host side: <= 10 ms): the pipeline, osbase.standin (json would be 4.7 ms),
   ctypes for mount; no re, json, argparse, subprocess or signal.
 """
 
@@ -22,12 +22,12 @@ signal 2.8 (enum), ctypes 1.2. An interpreter starts in ~6.5 ms.
 CORE = {"os", "posixpath", "genericpath", "stat", "_stat", "errno", "types", "_collections_abc", "time",
         "encodings.utf_8_sig", "marshal", "zipimport", "_frozen_importlib_external"}
 CTYPES = {"ctypes", "_ctypes", "ctypes._endian", "struct", "_struct"}
-JSONFAST = {"osbase.jsonfast", "_json"}
+STANDIN = {"osbase.standin", "_json"}
 YAML = {"yaml", "yaml.*", "re", "re.*", "_sre", "enum", "functools", "_functools", "collections", "collections.abc",
         "_collections", "itertools", "keyword", "operator", "_operator", "reprlib", "copyreg", "datetime",
         "_datetime", "math", "base64", "binascii"}
 HOST = {"runtime_hooks", "osbase", "osbase.quickexit", "fcntl"}
-PIPELINE = HOST | JSONFAST | CTYPES | {
+PIPELINE = HOST | STANDIN | CTYPES | {
     "runtime_hooks.pipeline", "runtime_hooks.ociconfig", "runtime_hooks.hostprep", "runtime_hooks.settings",
     "runtime_hooks.portable_manifest", "osbase.procfs", "osbase.safepath", "osbase.libc", "osbase.mountapi",
     "lxcfs", "lxcfs.registry", "lxcfs.detect", "lxcfs.bind", "lxcfs.api", "lxcfs.pidlock", "lxcfs.locate"}
@@ -49,7 +49,7 @@ BUDGETS = {
     "cron": CORE | {"richinit", "richinit.builtin", "richinit.builtin.cron", "richinit.builtin.cronspec",
                     "richinit.spawn", "richinit.signals", "richinit.envfile", "_socket", "select"},
     "rich-runtime pass-through": CORE | {"runtime_hooks", "runtime_hooks.settings", "runtime_hooks.wrapper",
-                                         "osbase", "osbase.quickexit"},
+                                         "osbase", "osbase.quickexit", "osbase.standin", "_json"},
     "rich-runtime create": CORE | PIPELINE | {"runtime_hooks.wrapper"},
     "rich-hook": CORE | PIPELINE | {"runtime_hooks.hook"},
     "rich run": CORE | PIPELINE | {"runtime_hooks.cli", "runtime_hooks.cli_containers", "runtime_hooks.bundle",
