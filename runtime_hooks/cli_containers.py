@@ -136,26 +136,11 @@ def _validate_run(args):
     if args.quota:
         rules = [r for r in (ann.get("io.richinit.quota") or "").split(",") if r] + list(args.quota)
         ann["io.richinit.quota"] = ",".join(rules)
-    # Catch bad rules and annotations now, with the option's name, instead of from the wrapper.
-    from runtime_hooks import ociconfig
-    try:
-        ociconfig.rich_options({"annotations": ann})
-    except ociconfig.ConfigError as e:
-        raise CliError("rich run: %s" % e)
-    if ann.get("io.richinit.quota"):  # the quota package is only loaded when there are rules
-        from runtime_hooks.quota import rules as qrules
-        try:
-            problems = qrules.validate(qrules.parse_rules(ann["io.richinit.quota"]))
-            if problems:
-                raise qrules.RuleError(problems[0])
-        except qrules.RuleError as e:
-            raise CliError("rich run: %s" % e)
-    conf = _settings()
     runtime = args.runtime or os.environ.get("RICHINIT_RUNTIME") or "runc"
     if runtime not in ("runc", "crun") and not runtime.startswith("/"):
         raise CliError("rich run: --runtime: runc, crun or an absolute path, not %r" % runtime)
     return {"name": name, "memory": memory, "cpus": cpus, "volumes": volumes, "annotations": ann,
-            "source": src, "runtime": runtime, "conf": conf}
+            "source": src, "runtime": runtime}
 
 
 def _settings():
@@ -215,6 +200,17 @@ def create_bundle(args):
     rec = {"name": name, "runtime": v["runtime"], "run_root": run_root(), "overlay": os.path.isdir(v["source"]),
            "source": v["source"], "created": time.time(), "args": list(args.cmd), "detached": args.detach,
            "network": args.network}
+    # The whole config is built and checked before anything is created.
+    cfg_path = os.path.join(cdir, "config.json")
+    cfg = bundle_mod.make_config(os.path.join(cdir, "rootfs"), args.cmd, hostname=name[:63], env=args.env,
+                                 cwd=args.workdir, memory=v["memory"], cpus=v["cpus"], volumes=v["volumes"],
+                                 annotations=v["annotations"], terminal=args.tty, network=args.network)
+    try:
+        opts = pipeline.validate(cfg, cfg_path)  # rich run's configs ask for rich mode
+    except pipeline.PipelineError as e:
+        raise CliError("rich run: %s" % e)
+    v["conf"] = _settings()
+    rich = pipeline.wants(cfg, v["conf"].rich, cfg_path)
     plan = pipeline.new_plan(name, "run", cdir, _real_runtime(rec), paths, runtime_root=rec["run_root"],
                              run={"source": v["source"], "overlay": rec["overlay"], "detached": args.detach,
                                   "volatile": not (args.detach or args.keep)})
@@ -230,17 +226,12 @@ def create_bundle(args):
     log = _log("run", name, paths)
     progress = None if rec["overlay"] else _progress("unpacking %s" % os.path.basename(v["source"]))
     env = {"log": log, "progress": progress}
-    cfg_path = os.path.join(cdir, "config.json")
     try:
         pipeline.apply(plan, paths, ("bundle", "rootfs"), env)
         if env["progress"]:
             sys.stderr.write("\n")
-        cfg = bundle_mod.make_config(os.path.join(cdir, "rootfs"), args.cmd, hostname=name[:63], env=args.env,
-                                     cwd=args.workdir, memory=v["memory"], cpus=v["cpus"], volumes=v["volumes"],
-                                     annotations=v["annotations"], terminal=args.tty, network=args.network)
-        if pipeline.wants(cfg, v["conf"].rich, cfg_path):
-            pipeline.validate(cfg, cfg_path)
-            cfg = pipeline.rewrite(cfg, v["conf"], cfg_path, None, host_side=True)
+        if rich:
+            cfg = pipeline.rewrite(cfg, v["conf"], cfg_path, None, host_side=True, opts=opts)
             pipeline.plan_host(plan, cfg, paths)
         env["write_config"] = lambda: bundle_mod.write_config(cdir, cfg)
         env["write_record"] = lambda: _write_record(cdir, rec)

@@ -64,11 +64,11 @@ def wants(cfg, mode, where):
 
 def validate(cfg, where, bundle=None):
     """Every check of a rich config in one place: the OCI fields rich mode uses, the io.richinit.*
-    annotations (views and quota rules included), and the rootfs (with a bundle). PipelineError
-    names the file and field."""
+    annotations (views and quota rules included), and the rootfs (with a bundle). Returns the
+    RichOptions for rewrite(); PipelineError names the file and field."""
     from runtime_hooks import ociconfig
     try:
-        ociconfig.validate(cfg, rewritten=ociconfig.is_rewritten(cfg))
+        opts = ociconfig.validate(cfg, rewritten=ociconfig.is_rewritten(cfg))
         ann = ociconfig.annotations_of(cfg)
         if ann.get("io.richinit.lxcfs") is not None:
             from lxcfs import detect
@@ -94,6 +94,7 @@ def validate(cfg, where, bundle=None):
             os.close(os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
         except OSError as e:
             raise PipelineError("%s: root.path: %s: %s" % (where, root, e.strerror))
+    return opts
 
 
 def has_quota_rules(cfg):
@@ -102,15 +103,16 @@ def has_quota_rules(cfg):
     return isinstance(ann, dict) and any(k.startswith("io.richinit.quota") for k in ann)
 
 
-def rewrite(cfg, conf, where, hooks=None, host_side=False):
-    """The config richinit runs under (ociconfig.rewrite with the built runtime); cfg is validated."""
+def rewrite(cfg, conf, where, hooks=None, host_side=False, opts=None):
+    """The config richinit runs under (ociconfig.rewrite with the built runtime); cfg is validated
+    and opts is what validate() returned (no second pass over the config)."""
     from runtime_hooks import ociconfig
     from runtime_hooks.portable_manifest import BuildError, load_manifest, richinit_argv
     runtime_dir = os.path.realpath(conf.runtime_dir)
     try:
         manifest = load_manifest(runtime_dir)
         return ociconfig.rewrite(cfg, runtime_dir, richinit_argv(loader=manifest["loader"]), hooks,
-                                 default_services="all" if host_side else None)
+                                 default_services="all" if host_side else None, opts=opts)
     except BuildError as e:
         raise PipelineError(str(e))
     except ociconfig.ConfigError as e:

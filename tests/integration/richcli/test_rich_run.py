@@ -3,6 +3,7 @@
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import tarfile
 import time
@@ -88,7 +89,7 @@ def test_views_without_a_hook_follow_the_container_through_a_view_server_restart
                                   text=True).stdout.split('"pid": ')[1].split(",")[0])
         assert locate.init_by_scan(entry["root"]) == init
         old = api._read_pid(v["RICHINIT_VIEWS_PIDFILE"])
-        os.kill(old, 9)
+        os.kill(old, signal.SIGKILL)
         assert wait_until(lambda: not os.path.exists("/proc/%d" % old), 10)
         api.ensure_server_running(v["RICHINIT_VIEWS_MOUNT"], v["RICHINIT_VIEWS_REGISTRY"], v["RICHINIT_VIEWS_PIDFILE"],
                                   os.path.join(v["RICHINIT_LOG_DIR"], "views.log"))
