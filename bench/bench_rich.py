@@ -2,12 +2,11 @@
 
     sudo .venv/bin/python bench/bench_rich.py [--runs N] [--json FILE]
 
-`rich run` here is the whole user-visible path: the CLI builds a bundle (an overlay over the
-busybox rootfs, config.json), rewrites it with rich-runtime's code in its own process
-(wrapper.rich_config, as the engine: no hook programs), registers the /proc views (by the rootfs;
-the view server finds the init from the first reader) and execs `runc run`; richinit starts from
-the portable runtime as PID 1 with the built-in syslog and cron and runs /bin/true; rich then
-unregisters the views and removes the bundle. Variants take pieces away so the cost of each shows:
+`rich run` here is the whole user-visible path: the CLI builds and checks config.json, saves its
+plan and applies it (runtime_hooks.pipeline, engine "run": an overlay over the busybox rootfs, the
+rewrite, the /proc views registered by the rootfs, config.json), and runs `runc run`; richinit
+starts from the portable runtime as PID 1 with the built-in syslog and cron and runs /bin/true;
+rich then undoes the plan (views, overlay, bundle). Variants take pieces away so the cost of each shows:
 views off (io.richinit.lxcfs=off), services off (--no-services), both, and the host side alone
 (`--runtime /bin/true`: everything rich does, with a runtime that returns at once).
 The peer is `runc run` of a prepared bundle (busybox rootfs, /bin/true, deleted afterwards). Two more
