@@ -330,8 +330,37 @@ def run(args):
         from runtime_hooks import pipeline
         pipeline.mark(plan, paths, "kept")
     else:
-        _teardown(rec, cdir, plan, paths)
+        _teardown_after_exit(rec, cdir, plan, paths)
     return rc
+
+
+def _teardown_after_exit(rec, cdir, plan, paths):
+    """Undo the plan in a child of our own, so that the app's exit code is ours at once and does not
+    wait for unmounts and removals. The saved plan names the child as its owner while it works:
+    `rich ps` says `removing`, a `rich run` reusing the name waits for it (pipeline.claim), and
+    if the child is killed, the next command undoes the rest."""
+    from osbase.quickexit import flush_stdio
+    from runtime_hooks import pipeline
+    flush_stdio()
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - exits
+        try:
+            os.close(go_w)
+            os.setsid()  # the terminal's ^C is not for it
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)  # a reader of our stdout sees EOF when we exit, not when it does
+            os.read(go_r, 1)  # the plan names it first (EOF if we were killed: go on all the same)
+            _teardown(rec, cdir, plan, paths)
+        finally:
+            os._exit(0)
+    os.close(go_r)
+    try:
+        plan["phase"], plan["owner"] = "removing", pipeline._proc_id(pid)
+        pipeline.save(plan, paths)
+    finally:
+        os.close(go_w)
 
 
 def _teardown(rec, cdir, plan=None, paths=None):
@@ -352,7 +381,7 @@ def _teardown(rec, cdir, plan=None, paths=None):
     problems = pipeline.undo(plan, paths)
     for p in problems:
         log("undo: %s" % p)
-        sys.stderr.write("rich: %s: %s\n" % (rec["name"], p))
+        sys.stderr.write("rich: %s: %s\n" % (rec["name"], p))  # /dev/null after `rich run`: hook.log has it
     log("plan undone (%s)%s" % (", ".join(reversed(plan["steps"])), " with problems" if problems else ""))
 
 
@@ -380,7 +409,7 @@ def ps(args):
                 rows.append((name, pipeline.status(plan), "-", os.path.basename(plan.get("runtime") or "-"), "-", ""))
             continue
         st = state_of(rec)
-        status = st.get("status") or ("exited" if name in plans and plans[name].get("phase") == "kept" else "gone")
+        status = st.get("status") or (pipeline.status(plans[name]) if name in plans else "gone")
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rec.get("created", 0)))
         rows.append((name, status, str(st.get("pid") or "-"), os.path.basename(rec["runtime"]),
                      created, " ".join(rec.get("args", []))[:60]))
