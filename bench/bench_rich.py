@@ -31,6 +31,8 @@ import time
 import uuid
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Our view server, always: with `auto` a running lxcfs (another program's, here) would be chosen.
+VIEWS = ["--annotation", "io.richinit.lxcfs=builtin"]
 sys.path.insert(0, REPO)
 
 from runtime_hooks import portable  # noqa: E402
@@ -121,14 +123,15 @@ def main(argv=None):
             "runc run /bin/true": plain,
             "runc run richinit -- /bin/true": runc_of(init_only),
             "runc run richinit --services all": runc_of(init_services),
-            "rich run /bin/true": lambda: _ms([rich, "run", rootfs, "--", "/bin/true"], env),
+            "rich run /bin/true": lambda: _ms([rich, "run"] + VIEWS + [rootfs, "--", "/bin/true"], env),
             "rich run, views off": lambda: _ms([rich, "run", "--annotation", "io.richinit.lxcfs=off", rootfs,
                                                 "--", "/bin/true"], env),
-            "rich run --no-services": lambda: _ms([rich, "run", "--no-services", rootfs, "--", "/bin/true"], env),
+            "rich run --no-services": lambda: _ms([rich, "run", "--no-services"] + VIEWS + [rootfs, "--", "/bin/true"],
+                                                  env),
             "rich run, views and services off": lambda: _ms([rich, "run", "--no-services", "--annotation",
                                                              "io.richinit.lxcfs=off", rootfs, "--", "/bin/true"], env),
-            "rich run --runtime /bin/true (host side)": lambda: _ms([rich, "run", "--runtime", "/bin/true", rootfs,
-                                                                     "--", "/bin/true"], env),
+            "rich run --runtime /bin/true (host side)": lambda: _ms([rich, "run", "--runtime", "/bin/true"] + VIEWS
+                                                                    + [rootfs, "--", "/bin/true"], env),
             "rich-hook poststop (one hook call)": lambda: _hook_ms(bin_dir, env),
         }
         load0 = os.getloadavg()
