@@ -19,10 +19,15 @@ rich-runtime pass-through (every engine call) <= 10 ms added, PID 1 lean for the
 - `rich run`'s options (parse_options): argparse is 5.2 ms to import and ~1.5 ms to build the
   parser; read from a table, as argparse would read it (without abbreviations):
   tests/test_cli_run_argv.py holds them together on thousands of command-line shapes.
+- Signals (`signal` below): the signal package is 2.8 ms (enum, for its IntEnums); `_signal` is the
+  same C module without them. `rich run` forwards TERM/HUP to its runtime through it. (PID 1's side
+  has its own note on the same choice: richinit/signals.py.)
 - Names and ids (name_ok): `re` is 3.8 ms; the host side checks container ids, names and service
   names with a character-class test instead of [A-Za-z0-9][A-Za-z0-9_.-]{0,N}-style patterns
   (tests/test_standin.py holds it to re.fullmatch on generated strings).
 """
+
+import _signal as signal  # noqa: F401 - the stand-in for `signal`: see above
 
 try:
     import _json

@@ -15,12 +15,12 @@ The run path imports no json, re, shutil, subprocess or argparse (each several m
 container's start waits for them): osbase.standin, safepath.remove_tree and fork/exec instead.
 """
 
-import _signal as signal  # not the enum-heavy package
 import os
 import sys
 import time
 
 from osbase import standin
+from osbase.standin import signal
 from runtime_hooks import bundle as bundle_mod
 from runtime_hooks.cli import EXIT_RICH, CliError
 
