@@ -2,6 +2,7 @@
 
     rich run [OPTIONS] ROOTFS_DIR|ROOTFS_TARBALL [--] CMD...   build a bundle, run it through rich-runtime
     rich ps | exec NAME -- CMD | stop NAME [--time S] | logs NAME | rm [-f] NAME
+    rich gc                                                    undo what killed rich processes left behind
     rich runtime build [--output DIR]                          the portable richinit runtime
     rich quota ls [--json]                                     every container's quota directories
     rich install [--podman] [--containerd] [--docker] [--root DIR] / rich uninstall [--root DIR]
@@ -14,10 +15,10 @@ quota records under RICHINIT_STATE_DIR (/var/lib/richinit), the hook log under R
 Bad input is one line on stderr and exit status 125 (so it cannot be mistaken for the app's own
 exit status, which `rich run` passes through).
 
-`rich run` is on the start-up path of a container, so its command line is read by a small parser
-of its own (parse_run): argparse costs ~8 ms to import here. What that parser is not sure about
-(help, abbreviations, bundled short flags, anything unknown or wrong) goes to argparse, which has
-the last word on errors; tests/test_cli_run_argv.py holds the two to the same results.
+`rich run` is on the start-up path of a container, so its command line is read from the table
+RUN_OPTIONS by osbase.standin.parse_options (argparse would cost ~6.5 ms here), the one parser of
+`rich run` (tests/test_cli_run_argv.py holds it to argparse on thousands of command-line shapes);
+every other subcommand is argparse's.
 """
 
 import sys
@@ -30,57 +31,48 @@ class CliError(Exception):
     """One line for stderr."""
 
 
+_PARSER = []
+
+
 def _parser_class():
-    import argparse
+    """argparse.ArgumentParser whose errors are one CliError line (made once, on first use)."""
+    if not _PARSER:
+        import argparse
 
-    class _Parser(argparse.ArgumentParser):
-        def error(self, message):  # one line, no usage dump
-            raise CliError("%s: %s" % (self.prog, message))
-    return _Parser
-
-
-def _add_run(sub):
-    import argparse
-    p = sub.add_parser("run", help="run a rootfs directory or tarball as a rich container")
-    p.add_argument("--runtime", default=None, help="runc (default), crun, or a path")
-    p.add_argument("--memory", "-m", help="memory limit, e.g. 256m or 1g")
-    p.add_argument("--cpus", help="CPU limit, fractional (a CFS quota), e.g. 1.5")
-    p.add_argument("-v", "--volume", action="append", default=[], metavar="HOST_DIR:DIR[:ro]")
-    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--annotation", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--quota", action="append", default=[], metavar="RULE", help="e.g. /data=10M (repeatable)")
-    p.add_argument("--service", action="append", default=[], metavar="NAME", help="only these services")
-    p.add_argument("--no-services", action="store_true", help="no services, only CMD under richinit")
-    p.add_argument("--vm", action="store_true", help="keep running after CMD exits, until stopped")
-    p.add_argument("--name")
-    p.add_argument("--network", choices=NETWORKS, default="none")
-    p.add_argument("--workdir", "-w", default="/")
-    p.add_argument("-d", "--detach", action="store_true")
-    p.add_argument("-t", "--tty", action="store_true", help="give the app a terminal (foreground only)")
-    p.add_argument("--keep", action="store_true", help="keep a foreground container after it exits")
-    p.add_argument("rootfs", metavar="ROOTFS_DIR|ROOTFS_TARBALL")
-    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD")
+        class _Parser(argparse.ArgumentParser):
+            def error(self, message):  # one line, no usage dump
+                raise CliError("%s: %s" % (self.prog, message))
+        _PARSER.append(_Parser)
+    return _PARSER[0]
 
 
-COMMANDS = ("run", "ps", "exec", "stop", "logs", "rm", "runtime", "quota", "install", "uninstall")
-
-
-# `rich run`'s options for parse_run: (names, attribute, what) where what is "value" (one
-# argument), "append" (repeatable) or "flag"; defaults as _add_run gives them.
+# `rich run`'s options: (names, attribute, kind, metavar, help); kind is "value" (one argument),
+# "append" (repeatable) or "flag". parse_run reads them (osbase.standin.parse_options: argparse
+# would cost ~6.5 ms of a container's start), and prints --help from them.
 RUN_OPTIONS = (
-    (("--runtime",), "runtime", "value"), (("--memory", "-m"), "memory", "value"),
-    (("--cpus",), "cpus", "value"), (("-v", "--volume"), "volume", "append"), (("-e", "--env"), "env", "append"),
-    (("--annotation",), "annotation", "append"), (("--quota",), "quota", "append"),
-    (("--service",), "service", "append"), (("--no-services",), "no_services", "flag"),
-    (("--vm",), "vm", "flag"), (("--name",), "name", "value"), (("--network",), "network", "value"),
-    (("--workdir", "-w"), "workdir", "value"), (("-d", "--detach"), "detach", "flag"),
-    (("-t", "--tty"), "tty", "flag"), (("--keep",), "keep", "flag"),
+    (("--runtime",), "runtime", "value", "RUNTIME", "runc (default), crun, or a path"),
+    (("--memory", "-m"), "memory", "value", "SIZE", "memory limit, e.g. 256m or 1g"),
+    (("--cpus",), "cpus", "value", "CPUS", "CPU limit, fractional (a CFS quota), e.g. 1.5"),
+    (("-v", "--volume"), "volume", "append", "HOST_DIR:DIR[:ro]", "bind a host directory (repeatable)"),
+    (("-e", "--env"), "env", "append", "KEY=VALUE", "set an environment variable (repeatable)"),
+    (("--annotation",), "annotation", "append", "KEY=VALUE", "an OCI annotation, e.g. io.richinit.* (repeatable)"),
+    (("--quota",), "quota", "append", "RULE", "e.g. /data=10M (repeatable)"),
+    (("--service",), "service", "append", "NAME", "only these services (repeatable)"),
+    (("--no-services",), "no_services", "flag", None, "no services, only CMD under richinit"),
+    (("--vm",), "vm", "flag", None, "keep running after CMD exits, until stopped"),
+    (("--name",), "name", "value", "NAME", "the container's name (default: rich-RANDOM)"),
+    (("--network",), "network", "value", "{none,host}", "none (a fresh namespace with lo) or the host's"),
+    (("--workdir", "-w"), "workdir", "value", "DIR", "CMD's working directory (default /)"),
+    (("-d", "--detach"), "detach", "flag", None, "run in the background (rich logs, rich rm)"),
+    (("-t", "--tty"), "tty", "flag", None, "give the app a terminal (foreground only)"),
+    (("--keep",), "keep", "flag", None, "keep a foreground container after it exits"),
 )
 RUN_DEFAULTS = {"runtime": None, "memory": None, "cpus": None, "volume": [], "env": [], "annotation": [], "quota": [],
                 "service": [], "no_services": False, "vm": False, "name": None, "network": "none", "workdir": "/",
                 "detach": False, "tty": False, "keep": False}
 NETWORKS = ("none", "host")
-_RUN_TABLE = {name: (attr, what) for names, attr, what in RUN_OPTIONS for name in names}
+_RUN_TABLE = {name: (attr, kind) for names, attr, kind, _m, _h in RUN_OPTIONS for name in names}
+RUN_USAGE = "usage: rich run [OPTIONS] ROOTFS_DIR|ROOTFS_TARBALL [--] CMD..."
 
 
 class Args:
@@ -97,89 +89,119 @@ class Args:
 
 
 def parse_run(args):
-    """`rich run` options (args after "run", up to any `--`) as Args, or None when argparse must decide."""
+    """`rich run` options (args after "run", up to any `--`) as Args; CliError for a bad line."""
+    from osbase import standin
+    try:
+        values, rest = standin.parse_options(_RUN_TABLE, args, {"network": NETWORKS})
+    except standin.OptionError as e:
+        raise CliError("rich run: %s" % e)
+    if values is None:
+        sys.stdout.write(_run_help())
+        raise Exit(0)
     out = dict(RUN_DEFAULTS, command="run")
-    for k in ("volume", "env", "annotation", "quota", "service"):
-        out[k] = []
-    i = 0
-    while i < len(args):
-        tok = args[i]
-        if not tok.startswith("-") or tok == "-":
-            out["rootfs"], out["cmd"] = tok, list(args[i + 1:])
-            return Args(**out)
-        name, eq, value = tok.partition("=") if tok.startswith("--") else (tok, "", "")
-        spec = _RUN_TABLE.get(name)
-        if spec is None:
-            return None  # help, abbreviations, -dt, -m256m, unknown: argparse's business
-        attr, what = spec
-        if what == "flag":
-            if eq:
-                return None
-            out[attr] = True
-            i += 1
-            continue
-        if not eq:
-            i += 1
-            if i >= len(args) or (args[i].startswith("-") and args[i] != "-"):
-                return None  # a missing value (or one argparse might read as an option)
-            value = args[i]
-        if attr == "network" and value not in NETWORKS:
-            return None
-        if what == "append":
-            out[attr].append(value)
-        else:
-            out[attr] = value
-        i += 1
-    return None  # no ROOTFS: argparse says what is missing
+    out.update({k: [] for k, v in RUN_DEFAULTS.items() if isinstance(v, list)})
+    out.update(values)
+    if not rest:
+        raise CliError("rich run: the following arguments are required: ROOTFS_DIR|ROOTFS_TARBALL")
+    out["rootfs"], out["cmd"] = rest[0], rest[1:]
+    return Args(**out)
 
 
-def build_parser(only=None):
-    """The whole parser, or (`only` = a command name) just that command's: argparse spends ~10 ms
-    building the dozen subparsers."""
+def _run_help():
+    lines = [RUN_USAGE, "", "Run a rootfs directory or tarball as a rich container.", "", "options:"]
+    for names, _attr, _kind, metavar, text in RUN_OPTIONS:
+        spelled = ", ".join(n + (" " + metavar if metavar else "") for n in names)
+        lines.append("  %-36s %s" % (spelled, text))
+    return "\n".join(lines) + "\n"
+
+
+class Exit(Exception):
+    """Leave main() with this status (after --help)."""
+
+    def __init__(self, code):
+        super().__init__(code)
+        self.code = code
+
+
+def _add_name(sub, name, help):
+    p = sub.add_parser(name, help=help)
+    p.add_argument("name")
+    return p
+
+
+def _add_exec(sub):
     import argparse
-    _Parser = _parser_class()
-    p = _Parser(prog=PROG, description="rich containers: unmodified images with an init, services and views")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    want = (lambda name: only is None or name == only)
-    if want("run"):
-        _add_run(sub)
-    if want("ps"):
-        sub.add_parser("ps", help="list containers")
-    if want("exec"):
-        e = sub.add_parser("exec", help="run a command in a running container")
-        e.add_argument("-t", "--tty", action="store_true")
-        e.add_argument("name")
-        e.add_argument("cmd", nargs=argparse.REMAINDER)
-    if want("stop"):
-        s = sub.add_parser("stop", help="stop a container (TERM, then KILL after --time)")
-        s.add_argument("--time", "-t", type=float, default=10.0)
-        s.add_argument("name")
-    if want("logs"):
-        lg = sub.add_parser("logs", help="what a detached container wrote to stdout/stderr")
-        lg.add_argument("name")
-    if want("rm"):
-        r = sub.add_parser("rm", help="remove a container")
-        r.add_argument("-f", "--force", action="store_true", help="kill it first if it runs")
-        r.add_argument("name")
-    if want("runtime"):
-        rt = sub.add_parser("runtime", help="the portable richinit runtime")
-        rts = rt.add_subparsers(dest="runtime_cmd", required=True, parser_class=_Parser)
-        b = rts.add_parser("build", help="assemble it (default %s)" % "/var/lib/richinit/runtime")
-        b.add_argument("--output")
-    if want("quota"):
-        q = sub.add_parser("quota", help="quota directories")
-        qs = q.add_subparsers(dest="quota_cmd", required=True, parser_class=_Parser)
-        ls = qs.add_parser("ls", help="every container's quota directories: backend, ID, limit, usage")
-        ls.add_argument("--json", action="store_true")
-    for name, what in (("install", "put the hook bundle in place"), ("uninstall", "take it away")):
-        if not want(name):
-            continue
+    e = sub.add_parser("exec", help="run a command in a running container")
+    e.add_argument("-t", "--tty", action="store_true")
+    e.add_argument("name")
+    e.add_argument("cmd", nargs=argparse.REMAINDER)
+
+
+def _add_stop(sub):
+    s = _add_name(sub, "stop", "stop a container (TERM, then KILL after --time)")
+    s.add_argument("--time", "-t", type=float, default=10.0)
+
+
+def _add_rm(sub):
+    r = _add_name(sub, "rm", "remove a container")
+    r.add_argument("-f", "--force", action="store_true", help="kill it first if it runs")
+
+
+def _add_runtime(sub):
+    rt = sub.add_parser("runtime", help="the portable richinit runtime")
+    rts = rt.add_subparsers(dest="runtime_cmd", required=True, parser_class=_parser_class())
+    b = rts.add_parser("build", help="assemble it (default %s)" % "/var/lib/richinit/runtime")
+    b.add_argument("--output")
+
+
+def _add_quota(sub):
+    q = sub.add_parser("quota", help="quota directories")
+    qs = q.add_subparsers(dest="quota_cmd", required=True, parser_class=_parser_class())
+    ls = qs.add_parser("ls", help="every container's quota directories: backend, ID, limit, usage")
+    ls.add_argument("--json", action="store_true")
+
+
+def _add_install(name, what):
+    def add(sub):
         i = sub.add_parser(name, help=what)
         i.add_argument("--podman", action="store_true", help="oci-hooks JSON (podman, CRI-O)")
         i.add_argument("--containerd", action="store_true", help="containerd runtime entry, RuntimeClass")
         i.add_argument("--docker", action="store_true", help="daemon.json runtimes entry")
         i.add_argument("--root", default="/", help="install below this directory (default /)")
         i.add_argument("--bin-dir", help="where rich-runtime and rich-hook are (default: beside rich)")
+    return add
+
+
+# The subcommands: name -> (add its parser to the subparsers, "module:function" handling its Args).
+# A new subcommand is one entry here (its handler is imported only when it runs).
+COMMANDS = {
+    # (`rich run` is parsed by parse_run; argparse only lists it in `rich --help`)
+    "run": (lambda sub: sub.add_parser("run", help="run a rootfs directory or tarball as a rich container",
+                                       add_help=False), "runtime_hooks.cli_containers:run"),
+    "ps": (lambda sub: sub.add_parser("ps", help="list containers"), "runtime_hooks.cli_containers:ps"),
+    "exec": (_add_exec, "runtime_hooks.cli_containers:exec_"),
+    "stop": (_add_stop, "runtime_hooks.cli_containers:stop"),
+    "logs": (lambda sub: _add_name(sub, "logs", "what a detached container wrote to stdout/stderr"),
+             "runtime_hooks.cli_containers:logs"),
+    "rm": (_add_rm, "runtime_hooks.cli_containers:rm"),
+    "gc": (lambda sub: sub.add_parser("gc", help="undo what killed rich processes left behind"),
+           "runtime_hooks.cli_containers:gc"),
+    "runtime": (_add_runtime, "runtime_hooks.cli:_runtime_build"),
+    "quota": (_add_quota, "runtime_hooks.cli:_quota_ls"),
+    "install": (_add_install("install", "put the hook bundle in place"), "runtime_hooks.cli:_install"),
+    "uninstall": (_add_install("uninstall", "take it away"), "runtime_hooks.cli:_install"),
+}
+
+
+def build_parser(only=None):
+    """The whole parser, or (`only` = a command name) just that command's: argparse spends ~10 ms
+    building the dozen subparsers."""
+    _Parser = _parser_class()
+    p = _Parser(prog=PROG, description="rich containers: unmodified images with an init, services and views")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, (add, _handler) in COMMANDS.items():
+        if only is None or name == only:
+            add(sub)
     return p
 
 
@@ -213,29 +235,19 @@ def main(argv=None):
     except CliError as e:
         sys.stderr.write("%s\n" % e)
         return EXIT_RICH
+    except Exit as e:
+        return e.code
     except KeyboardInterrupt:
         sys.stderr.write("%s: interrupted\n" % PROG)
         return 130
 
 
 def dispatch(args):
-    from runtime_hooks import cli_containers as cc
-    if args.command == "run":
-        return cc.run(args)
-    if args.command == "ps":
-        return cc.ps(args)
-    if args.command == "exec":
-        return cc.exec_(args)
-    if args.command == "stop":
-        return cc.stop(args)
-    if args.command == "rm":
-        return cc.rm(args)
-    if args.command == "logs":
-        return cc.logs(args)
-    if args.command == "runtime":
-        return _runtime_build(args)
-    if args.command == "quota":
-        return _quota_ls(args)
+    module, _, fn = COMMANDS[args.command][1].partition(":")
+    return getattr(__import__(module, fromlist=[fn]), fn)(args)
+
+
+def _install(args):
     from runtime_hooks import install
     try:
         if args.command == "install":
