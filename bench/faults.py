@@ -195,7 +195,8 @@ def render(res, rows, suite_rc, machine):
                 row["fault"], row.get("status_p50_ms", "-"), row.get("status_max_ms", "-"), row.get("probes", "-"),
                 row.get("pid1_cpu_s", "-"), row.get("pid1_rss_kib", "-")))
             if "start_all_s" in row:
-                out.append("| (start all / stop all, s) | %s / %s | | | | |" % (row["start_all_s"], row["stop_all_s"]))
+                out.append("| (start all / stop all, s; probe rounds) | %s / %s | | %s | | |" % (
+                    row["start_all_s"], row["stop_all_s"], row.get("probe_rounds")))
     return "\n".join(out) + "\n"
 
 
@@ -230,8 +231,8 @@ def main(argv=None):
     md = render(res, rows, rc, machine)
     print(md)
     opt_out = argparse.Namespace(json=opt.json, markdown=opt.markdown)
-    res.extra.setdefault("suite", {})["rows"] = rows
-    write_results(opt_out, res, machine, {"reps": opt.reps, "chatty": CHATTY}, [], md)
+    write_results(opt_out, res, machine, {"reps": opt.reps, "chatty": CHATTY, "fault_suite_rows": rows,
+                                          "fault_suite_exit": rc}, [], md)
     return 0
 
 
