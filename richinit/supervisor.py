@@ -14,7 +14,7 @@ import _socket as socket  # the C module: socket.py's enums would cost PID 1 mem
 import marshal
 import os
 
-from richinit import log
+from richinit import log, regular
 from richinit import svc as S
 from richinit.identity import passwd_lookup
 from richinit.sinks import OutputSink
@@ -357,8 +357,7 @@ class Supervisor:
 
     def read_pidfile(self, path):
         try:
-            with open(path) as f:
-                pid = int(f.read().split()[0])
+            pid = int(regular.read(path, 64).split()[0])  # a FIFO there must not hang PID 1
             os.kill(pid, 0)
             return pid
         except (OSError, ValueError, IndexError):
