@@ -1,4 +1,5 @@
-"""The control socket's wire format: text requests in, JSON lines out (PID 1 has no json package)."""
+"""The control socket: its wire format (text requests in, JSON lines out: PID 1 has no json package), and
+the server over real sockets (partial sends, followers that do not read, the client cap)."""
 
 import json
 import os
