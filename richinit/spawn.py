@@ -33,6 +33,18 @@ class ExecError(Exception):
         return 127 if self.errno in (errno.ENOENT, errno.ENOTDIR) else 126
 
 
+OOM_SCORE_ADJ = None  # PID 1 lowered its own: the value children get back (main sets it)
+
+
+def _restore_oom_score_adj():
+    if OOM_SCORE_ADJ is not None:
+        try:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(OOM_SCORE_ADJ)
+        except OSError:
+            pass
+
+
 def _default_signals():
     for sig in catchable():
         try:
@@ -45,6 +57,7 @@ def _default_signals():
     signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
     signal.set_wakeup_fd(-1)
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    _restore_oom_score_adj()
 
 
 def _become(user, cwd):
