@@ -250,21 +250,27 @@ def lvm_segments(pv_devices, disk):
 
 # ---------------------------------------------------------------- mounts
 
+# Options that keep a filesystem from writing (journal replay), most specific first: the first the
+# kernel accepts is used (btrfs spells nologreplay as rescue=nologreplay since 5.9).
 MOUNT_OPTIONS = {
-    "ext2": ["ro"], "ext3": ["ro", "noload"], "ext4": ["ro", "noload"],
-    "xfs": ["ro", "norecovery"], "btrfs": ["ro", "nologreplay"],
+    "ext2": [[]], "ext3": [["noload"]], "ext4": [["noload"]],
+    "xfs": [["norecovery"]], "btrfs": [["rescue=nologreplay"], ["nologreplay"]],
 }
 FLAGS = libc.MS_RDONLY | libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC
 
 
 def mount(dev, fstype, target_fd, undo, extra=(), what="mount"):
     """Mount DEV read-only on the directory open as TARGET_FD; the undo unmounts it."""
-    opts = [o for o in MOUNT_OPTIONS[fstype] if o != "ro"] + list(extra)
     target = safepath.fd_path(target_fd)
-    try:
-        libc.mount(dev, target, fstype, FLAGS, ",".join(opts) or None)
-    except OSError as e:
-        raise DiskError("%s: cannot mount %s (%s): %s" % (what, dev, fstype, e.strerror or e)) from None
+    err = None
+    for opts in MOUNT_OPTIONS[fstype]:
+        try:
+            libc.mount(dev, target, fstype, FLAGS, ",".join(opts + list(extra)) or None)
+            break
+        except OSError as e:
+            err = e
+    else:
+        raise DiskError("%s: cannot mount %s (%s): %s" % (what, dev, fstype, err.strerror or err)) from None
     where = safepath.where(target_fd)
     undo.push("unmount %s" % where, _umount, where)
     return where
