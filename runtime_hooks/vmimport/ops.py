@@ -45,7 +45,8 @@ class UndoStack:
         self._items.append((what, fn, args))
 
     def close(self):
-        old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+        # Ctrl-C or TERM while undoing waits until everything is undone (then it is raised as usual).
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             while self._items:
                 what, fn, args = self._items.pop()
@@ -54,8 +55,7 @@ class UndoStack:
                 except (OSError, DiskError, subprocess.SubprocessError) as e:
                     self.errors.append("%s: %s" % (what, e))
         finally:
-            for s, h in old.items():
-                signal.signal(s, h)
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
     def __enter__(self):
         return self
@@ -101,8 +101,8 @@ def check_image(path, fmt, disk):
     except ValueError:
         lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
         why = lines[-1].split(": ", 1)[-1] if lines else "qemu-img check failed"
-        if "lock" in why:
-            why = "the image is in use by another process (%s)" % why
+        if "lock" in r.stderr:
+            raise DiskError("%s: the image is in use by another process (qemu's lock)" % disk) from None
     raise DiskError("%s: corrupt %s image: %s" % (disk, fmt, why))
 
 
