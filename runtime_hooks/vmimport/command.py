@@ -184,8 +184,7 @@ def _assemble(disk, rep, undo, work, say):
         rep["ova_member"] = ova.member
     rep["format"] = fmt
     say("checking %s (%s)" % (disk, fmt))
-    if window is None:
-        ops.check_image(disk, fmt, disk)
+    ops.check_image(disk, fmt if window is None else "ova", disk)
     raw, vsize = ops.export(disk, fmt, undo, work, window)
     rep["virtual_size"] = vsize
     table = parse.read_table(ops.read_at(raw), vsize, disk)

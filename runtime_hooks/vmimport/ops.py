@@ -81,8 +81,29 @@ def run(argv, what, timeout=TOOL_TIMEOUT, **kw):
 
 # ---------------------------------------------------------------- the image
 
+F_OFD_GETLK = 36
+QEMU_LOCK_WRITE = 101  # qemu's lock protocol: byte 100 + bit of BLK_PERM_WRITE (1 << 1)
+
+
+def held_for_writing(path):
+    """True when a qemu process holds PATH with write permission (its OFD lock on byte 101): a
+    running VM. qemu lets readers share raw images with a writer; a copy of a disk being written
+    is not a disk, so we refuse whatever the format."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        query = struct.pack("=hh4xqqi4x", fcntl.F_WRLCK, os.SEEK_SET, QEMU_LOCK_WRITE, 1, 0)
+        got = fcntl.fcntl(fd, F_OFD_GETLK, query)
+        return struct.unpack("=hh4xqqi4x", got)[0] != fcntl.F_UNLCK
+    except OSError:
+        return False  # a filesystem without OFD locks: qemu could not have locked it either
+    finally:
+        os.close(fd)
+
+
 def check_image(path, fmt, disk):
     """qemu-img check for formats that have one: a corrupt or truncated image stops here."""
+    if held_for_writing(path):
+        raise DiskError("%s: the image is in use by another process (qemu's lock: open for writing)" % disk)
     if fmt not in ("qcow2", "qcow", "vdi", "vhdx"):
         return
     try:

@@ -3,6 +3,7 @@ nothing left mounted or attached, the disk unchanged."""
 
 import hashlib
 import os
+import select
 import shutil
 import signal
 import struct
@@ -104,23 +105,20 @@ def test_bad_disk_is_refused_in_one_line(case, tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["qcow2", "raw"])
-def test_disk_held_by_another_process(fmt, tmp_path):
-    """A VM (here: qemu-storage-daemon holding the image writable, as qemu does) locks the image."""
-    need_tools("mkfs.ext4")
+def test_disk_held_by_a_running_vm(fmt, tmp_path):
+    """A VM (qemu, paused before its first instruction) has the disk open: qemu's lock says so."""
+    need_tools("mkfs.ext4", "qemu-system-x86_64")
     q = _good_raw(str(tmp_path / "busy.raw"))
     if fmt == "qcow2":
         q = _qcow2(q, str(tmp_path / "busy.qcow2"))
-    pidfile = str(tmp_path / "holder.pid")
-    run(["qemu-storage-daemon", "--blockdev", "driver=file,node-name=f0,filename=%s" % q,
-         "--blockdev", "driver=%s,node-name=q0,file=f0" % fmt, "--daemonize", "--pidfile", pidfile])
+    pidfile = str(tmp_path / "vm.pid")
+    run(["qemu-system-x86_64", "-S", "-display", "none", "-nodefaults", "-accel", "tcg",
+         "-drive", "file=%s,format=%s,if=virtio" % (q, fmt), "-daemonize", "-pidfile", pidfile])
     pid = int(open(pidfile).read())
+    fd = os.pidfd_open(pid)
     try:
         _check_refused(q, "in use by another process", tmp_path)
     finally:
         os.kill(pid, signal.SIGTERM)
-        fd = os.pidfd_open(pid)
-        try:
-            import select
-            select.select([fd], [], [], 10)
-        finally:
-            os.close(fd)
+        select.select([fd], [], [], 10)
+        os.close(fd)
