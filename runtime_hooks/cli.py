@@ -3,6 +3,7 @@
     rich run [OPTIONS] ROOTFS_DIR|ROOTFS_TARBALL [--] CMD...   build a bundle, run it through rich-runtime
     rich ps | exec NAME -- CMD | stop NAME [--time S] | logs NAME | rm [-f] NAME
     rich gc                                                    undo what killed rich processes left behind
+    rich import DISK [--name N] [--output DIR | --oci-archive F] [--json]   a VM's disk to a rootfs
     rich runtime build [--output DIR]                          the portable richinit runtime
     rich quota ls [--json]                                     every container's quota directories
     rich install [--podman] [--containerd] [--docker] [--root DIR] / rich uninstall [--root DIR]
@@ -175,6 +176,11 @@ def _add_quota(sub):
     ls.add_argument("--json", action="store_true")
 
 
+def _add_import(sub):
+    from runtime_hooks.vmimport import command
+    command.add_arguments(sub.add_parser("import", help=command.HELP))
+
+
 def _add_install(name, what):
     def add(sub):
         i = sub.add_parser(name, help=what)
@@ -198,6 +204,7 @@ COMMANDS = {
     "rm": (_add_rm, "runtime_hooks.cli_containers:rm"),
     "gc": (lambda sub: sub.add_parser("gc", help="undo what killed rich processes left behind"),
            "runtime_hooks.cli_containers:gc"),
+    "import": (_add_import, "runtime_hooks.vmimport.command:run"),
     "runtime": (_add_runtime, "runtime_hooks.cli:_runtime_build"),
     "quota": (_add_quota, "runtime_hooks.cli:_quota_ls"),
     "install": (_add_install("install", "put the hook bundle in place"), "runtime_hooks.cli:_install"),

@@ -42,20 +42,28 @@ def _on_signal(signum, _frame):
     raise Interrupted(signal.Signals(signum).name)
 
 
-def build_parser():
-    import argparse
-
-    class _P(argparse.ArgumentParser):
-        def error(self, message):
-            raise DiskError("rich import: %s" % message)
-    p = _P(prog="rich import", description="a VM's disk (qcow2, vmdk, .ova, vdi, vhd, vhdx, raw) to a rootfs")
+def add_arguments(p):
+    """`rich import`'s arguments, on its own parser or on rich's subparser."""
     p.add_argument("disk", metavar="DISK")
     p.add_argument("--name", help="the image's name (default: the disk's file name)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--output", metavar="DIR", help="the rootfs directory to make")
     out.add_argument("--oci-archive", metavar="FILE", help="an OCI archive (podman load, docker load, ctr import)")
     p.add_argument("--json", action="store_true", help="the report as JSON")
+
+
+def build_parser():
+    import argparse
+
+    class _P(argparse.ArgumentParser):
+        def error(self, message):
+            raise DiskError("rich import: %s" % message)
+    p = _P(prog="rich import", description=HELP)
+    add_arguments(p)
     return p
+
+
+HELP = "a VM's disk (qcow2, vmdk, .ova, vdi, vhd, vhdx, raw) to a rootfs or an OCI archive"
 
 
 def default_name(disk):
@@ -68,11 +76,18 @@ def default_name(disk):
 
 
 def main(argv):
+    """python -m runtime_hooks.vmimport ARGS."""
     try:
         args = build_parser().parse_args(argv)
     except DiskError as e:
         sys.stderr.write("%s\n" % e)
         return EXIT_BAD
+    return run(args)
+
+
+def run(args):
+    """`rich import` with parsed ARGS: the report on stdout, 0; one line on stderr and 125 (bad
+    disk) or 130 (interrupted)."""
     name = args.name or default_name(args.disk)
     output = args.output
     if not output and not args.oci_archive:

@@ -31,8 +31,8 @@ def need_tools(*extra):
 
 
 def rich_import(*args, timeout=600):
-    """`rich import ARGS` as its own process: (returncode, stdout, stderr)."""
-    r = subprocess.run([sys.executable, "-m", "runtime_hooks.vmimport"] + [str(a) for a in args], cwd=REPO,
+    """`rich import ARGS` as its own process (the CompletedProcess)."""
+    r = subprocess.run([sys.executable, "-m", "runtime_hooks.cli", "import"] + [str(a) for a in args], cwd=REPO,
                        capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     return r
 
