@@ -61,7 +61,12 @@ def _add_run(sub):
     p.add_argument("--no-services", action="store_true", help="no services, only CMD under richinit")
     p.add_argument("--vm", action="store_true", help="keep running after CMD exits, until stopped")
     p.add_argument("--name")
-    p.add_argument("--network", choices=NETWORKS, default="none")
+    p.add_argument("--network", choices=NETWORKS, default=None,
+                   help="none (default), host, or bridge (the default with --vm): CNI bridge, host-local, portmap")
+    p.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:]HOST_PORT:CONTAINER_PORT[/udp]",
+                   help="publish a container port on the host (--network bridge)")
+    p.add_argument("--ip", help="the container's address on the bridge (--network bridge)")
+    p.add_argument("--hostname", help="the container's hostname (default: its name)")
     p.add_argument("--workdir", "-w", default="/")
     p.add_argument("-d", "--detach", action="store_true")
     p.add_argument("-t", "--tty", action="store_true", help="give the app a terminal (foreground only)")
@@ -79,12 +84,13 @@ RUN_OPTIONS = (
     (("--service",), "service", "append"), (("--no-services",), "no_services", "flag"),
     (("--vm",), "vm", "flag"), (("--name",), "name", "value"), (("--network",), "network", "value"),
     (("--workdir", "-w"), "workdir", "value"), (("-d", "--detach"), "detach", "flag"),
-    (("-t", "--tty"), "tty", "flag"), (("--keep",), "keep", "flag"),
+    (("-t", "--tty"), "tty", "flag"), (("--keep",), "keep", "flag"), (("-p", "--publish"), "publish", "append"),
+    (("--ip",), "ip", "value"), (("--hostname",), "hostname", "value"),
 )
 RUN_DEFAULTS = {"runtime": None, "memory": None, "cpus": None, "volume": [], "env": [], "annotation": [], "quota": [],
-                "service": [], "no_services": False, "vm": False, "name": None, "network": "none", "workdir": "/",
-                "detach": False, "tty": False, "keep": False}
-NETWORKS = ("none", "host")
+                "service": [], "no_services": False, "vm": False, "name": None, "network": None, "workdir": "/",
+                "detach": False, "tty": False, "keep": False, "publish": [], "ip": None, "hostname": None}
+NETWORKS = ("none", "host", "bridge")
 _RUN_TABLE = {name: (attr, what) for names, attr, what in RUN_OPTIONS for name in names}
 
 
@@ -104,7 +110,7 @@ class Args:
 def parse_run(args):
     """`rich run` options (args after "run", up to any `--`) as Args, or None when argparse must decide."""
     out = dict(RUN_DEFAULTS, command="run")
-    for k in ("volume", "env", "annotation", "quota", "service"):
+    for k in ("volume", "env", "annotation", "quota", "service", "publish"):
         out[k] = []
     i = 0
     while i < len(args):

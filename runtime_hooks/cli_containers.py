@@ -150,12 +150,30 @@ def _validate_run(args):
                 raise qrules.RuleError(problems[0])
         except qrules.RuleError as e:
             raise CliError("rich run: %s" % e)
+    network = args.network or ("bridge" if args.vm else "none")
+    net = None
+    if args.hostname is not None and not _hostname_ok(args.hostname):
+        raise CliError("rich run: --hostname %r: letters, digits, '-' and '.', at most 63 characters" % args.hostname)
+    if network == "bridge":
+        from runtime_hooks import hostprep
+        from runtime_hooks import network as netmod
+        try:
+            net = netmod.plan(name, args.publish, args.ip, args.hostname,
+                              state_dir=hostprep.HostPaths.from_env().state_dir)
+        except (netmod.NetworkError, hostprep.PrepError) as e:
+            raise CliError("rich run: %s" % e)
+    elif args.publish or args.ip:
+        raise CliError("rich run: %s needs --network bridge" % ("-p" if args.publish else "--ip"))
     conf = _settings()
     runtime = args.runtime or os.environ.get("RICHINIT_RUNTIME") or "runc"
     if runtime not in ("runc", "crun") and not runtime.startswith("/"):
         raise CliError("rich run: --runtime: runc, crun or an absolute path, not %r" % runtime)
     return {"name": name, "memory": memory, "cpus": cpus, "volumes": volumes, "annotations": ann,
-            "source": src, "runtime": runtime, "conf": conf}
+            "source": src, "runtime": runtime, "conf": conf, "network": network, "net": net}
+
+
+def _hostname_ok(h):
+    return 0 < len(h) <= 63 and all(c.isalnum() or c in "-." for c in h) and h[0] not in "-." and h.isascii()
 
 
 def _settings():
@@ -214,9 +232,10 @@ def create_bundle(args):
     cdir = _cdir(name)
     rec = {"name": name, "runtime": v["runtime"], "run_root": run_root(), "overlay": os.path.isdir(v["source"]),
            "source": v["source"], "created": time.time(), "args": list(args.cmd), "detached": args.detach,
-           "network": args.network}
+           "network": v["network"]}
     plan = pipeline.new_plan(name, "run", cdir, _real_runtime(rec), paths, runtime_root=rec["run_root"],
-                             run={"source": v["source"], "overlay": rec["overlay"], "detached": args.detach})
+                             run={"source": v["source"], "overlay": rec["overlay"], "detached": args.detach},
+                             network=v["net"])
     try:
         pipeline.claim(plan, paths)
     except pipeline.Busy:
@@ -231,12 +250,17 @@ def create_bundle(args):
     env = {"log": log, "progress": progress}
     cfg_path = os.path.join(cdir, "config.json")
     try:
-        pipeline.apply(plan, paths, ("bundle", "rootfs"), env)
+        pipeline.apply(plan, paths, ("bundle", "rootfs", "network"), env)
         if env["progress"]:
             sys.stderr.write("\n")
-        cfg = bundle_mod.make_config(os.path.join(cdir, "rootfs"), args.cmd, hostname=name[:63], env=args.env,
-                                     cwd=args.workdir, memory=v["memory"], cpus=v["cpus"], volumes=v["volumes"],
-                                     annotations=v["annotations"], terminal=args.tty, network=args.network)
+        if v["net"]:
+            from runtime_hooks import network as netmod
+            rec["address"] = netmod.address(plan["network"])
+            rec["ports"] = plan["network"]["ports"]
+        cfg = bundle_mod.make_config(os.path.join(cdir, "rootfs"), args.cmd, hostname=args.hostname or name[:63],
+                                     env=args.env, cwd=args.workdir, memory=v["memory"], cpus=v["cpus"],
+                                     volumes=v["volumes"], annotations=v["annotations"], terminal=args.tty,
+                                     network=v["network"], netns=v["net"] and v["net"]["path"])
         if pipeline.wants(cfg, v["conf"].rich, cfg_path):
             pipeline.validate(cfg, cfg_path)
             cfg = pipeline.rewrite(cfg, v["conf"], cfg_path, None, host_side=True)

@@ -153,23 +153,71 @@ def _container_pid(env, name):
     return int(line[0].split()[2]) if line else None
 
 
-def test_the_imported_vm_runs_rich(imported, richenv):  # noqa: F811
+@pytest.fixture
+def test_netns():
+    """A network namespace of the test's own: the bridge, veths and iptables rules of
+    `--network bridge` are made in it (rich runs there through nsenter), never on the host's."""
+    need_root_and("ip", "nsenter", "iptables", "ssh")
+    if not os.path.exists("/usr/lib/cni/bridge"):
+        pytest.skip("containernetworking-plugins is not installed")
+    name = "rvmt-%d-%s" % (os.getpid(), os.urandom(2).hex())
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield "/run/netns/" + name
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], capture_output=True)
+
+
+def _in(netns, argv, env=None, timeout=60):
+    return subprocess.run(["nsenter", "--net=" + netns] + argv, env=env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def _ok(r):
+    return r if r.returncode == 0 else None
+
+
+def _ssh(netns, key, port, command):
+    return _in(netns, ["ssh", "-i", key, "-p", str(port), "-o", "StrictHostKeyChecking=no", "-o",
+                       "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o",
+                       "ConnectTimeout=5", "root@127.0.0.1", command])
+
+
+def test_the_imported_vm_runs_rich_reached_on_published_ports(disk, imported, richenv, test_netns):  # noqa: F811
     need_root_and("runc")
     out, _ = imported
     name = "richvm-%d" % os.getpid()
-    r = richenv.rich("run", "--vm", "-d", "--name", name, out, "--", "/sbin/init", timeout=120)
+    rich = [os.path.join(richenv.bin, "rich")]
+    # --vm: --network bridge by default
+    r = _in(test_netns, rich + ["run", "--vm", "-d", "--name", name, "--hostname", "imported", "--ip", "10.77.0.50",
+                                "-p", "127.0.0.1:2222:22", "-p", "127.0.0.1:8080:80/tcp", out, "--", "/sbin/init"],
+            env=richenv.env, timeout=120)
     assert r.returncode == 0, r.stderr
+    alloc = os.path.join(richenv.vars["RICHINIT_STATE_DIR"], "cni", "networks", "rich-richbr0", "10.77.0.50")
+    units = os.path.exists(os.path.join(REPO, "richinit", "services", "unitfile.py"))
     try:
-        def listening():
-            r = richenv.rich("exec", name, "--", "ss", "-Hltn")
-            return r.returncode == 0 and ":22 " in r.stdout and r.stdout
-        assert wait_until(listening, 60), richenv.rich("logs", name).stdout[-2000:]
+        assert os.path.exists("/run/netns/rich-" + name) and os.path.exists(alloc)
         init = _container_pid(richenv, name)
         assert "richinit" in open("/proc/%d/cmdline" % init, "rb").read().decode(errors="replace")
-        if not os.path.exists(os.path.join(REPO, "richinit", "services", "unitfile.py")):
-            pytest.skip("this richinit does not read systemd units yet: nginx and rich-hello.service not checked")
-        assert wait_until(lambda: richenv.rich("exec", name, "--", "cat", "/run/rich-hello.up").returncode == 0, 60)
-        assert ":80 " in listening()
+        login = wait_until(lambda: _ok(_ssh(test_netns, disk.ssh_key, 2222, "hostname; ip -o -4 addr show eth0")), 60)
+        assert login, (_ssh(test_netns, disk.ssh_key, 2222, "true").stderr, richenv.rich("logs", name).stdout[-2000:])
+        assert login.stdout.split()[0] == "imported" and "10.77.0.50/24" in login.stdout
+        if units:
+            up = _ssh(test_netns, disk.ssh_key, 2222, "cat /run/rich-hello.up")
+            assert up.stdout.strip() == "up", up.stderr
+            page = wait_until(lambda: _ok(_in(test_netns, [sys.executable, "-c", "import urllib.request as u; "
+                                                           "print(u.urlopen('http://127.0.0.1:8080/').status)"])), 30)
+            assert page and page.stdout.strip() == "200", page
     finally:
-        richenv.rich("rm", "-f", name)
+        rm = _in(test_netns, rich + ["rm", "-f", name], env=richenv.env)
+    assert rm.returncode == 0, rm.stderr
+    # nothing of the container's network is left: namespace, veth, iptables rules, the address
+    assert not os.path.exists("/run/netns/rich-" + name) and not os.path.exists(alloc)
+    links = _in(test_netns, ["ip", "-o", "link"]).stdout
+    assert "veth" not in links, links
+    rules = _in(test_netns, ["iptables-save"]).stdout
+    assert "rich-%s" % name not in rules and "10.77.0.50" not in rules, rules
     assert leftovers() == []
+    if not units:
+        pytest.skip("this richinit does not read systemd units yet: nginx and rich-hello.service not checked")
