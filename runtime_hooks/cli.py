@@ -1,7 +1,8 @@
 """rich: run unmodified images as rich containers, and install rich mode into container engines.
 
     rich run [OPTIONS] ROOTFS_DIR|ROOTFS_TARBALL [--] CMD...   build a bundle, run it through rich-runtime
-    rich ps | exec NAME -- CMD | stop NAME [--time S] | logs NAME | rm [-f] NAME
+    rich create [OPTIONS] ROOTFS [--] CMD...                   a container, not started (rich start NAME)
+    rich ps [--json] | exec NAME -- CMD | start NAME | stop NAME [--time S] | restart NAME | logs NAME | rm [-f] NAME
     rich gc                                                    undo what killed rich processes left behind
     rich import DISK [--name N] [--output DIR | --oci-archive F] [--json]   a VM's disk to a rootfs
     rich runtime build [--output DIR]                          the portable richinit runtime
@@ -47,9 +48,10 @@ def _parser_class():
     return _PARSER[0]
 
 
-def _add_run(sub):
+def _add_run(sub, name="run"):
     import argparse
-    p = sub.add_parser("run", help="run a rootfs directory or tarball as a rich container")
+    p = sub.add_parser(name, help="run a rootfs directory or tarball (--vm: or a VM's disk) as a rich container"
+                       if name == "run" else "create a container as `run -d` would, without starting it")
     p.add_argument("--runtime", default=None, help="runc (default), crun, or a path")
     p.add_argument("--memory", "-m", help="memory limit, e.g. 256m or 1g")
     p.add_argument("--cpus", help="CPU limit, fractional (a CFS quota), e.g. 1.5")
@@ -71,7 +73,7 @@ def _add_run(sub):
     p.add_argument("-d", "--detach", action="store_true")
     p.add_argument("-t", "--tty", action="store_true", help="give the app a terminal (foreground only)")
     p.add_argument("--keep", action="store_true", help="keep a foreground container after it exits")
-    p.add_argument("rootfs", metavar="ROOTFS_DIR|ROOTFS_TARBALL")
+    p.add_argument("rootfs", metavar="ROOTFS_DIR|ROOTFS_TARBALL|DISK")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD")
 
 
@@ -158,8 +160,14 @@ def _add_exec(sub):
     e.add_argument("cmd", nargs=argparse.REMAINDER)
 
 
-def _add_stop(sub):
-    s = _add_name(sub, "stop", "stop a container (TERM, then KILL after --time)")
+def _add_ps(sub):
+    p = sub.add_parser("ps", help="list containers: state, address, services up/failed")
+    p.add_argument("--json", action="store_true")
+
+
+def _add_stop(sub, name="stop"):
+    s = _add_name(sub, name, "stop a container (TERM, then KILL after --time)" if name == "stop" else
+                  "stop, then start a container (its changes kept)")
     s.add_argument("--time", "-t", type=float, default=10.0)
 
 
@@ -202,7 +210,11 @@ def _add_install(name, what):
 # A new subcommand is one entry here (its handler is imported only when it runs).
 COMMANDS = {
     "run": (_add_run, "runtime_hooks.cli_containers:run"),
-    "ps": (lambda sub: sub.add_parser("ps", help="list containers"), "runtime_hooks.cli_containers:ps"),
+    "create": (lambda sub: _add_run(sub, "create"), "runtime_hooks.cli_containers:create"),
+    "start": (lambda sub: _add_name(sub, "start", "start a created or stopped container (its changes kept)"),
+              "runtime_hooks.cli_containers:start"),
+    "restart": (lambda sub: _add_stop(sub, "restart"), "runtime_hooks.cli_containers:restart"),
+    "ps": (_add_ps, "runtime_hooks.cli_containers:ps"),
     "exec": (_add_exec, "runtime_hooks.cli_containers:exec_"),
     "stop": (_add_stop, "runtime_hooks.cli_containers:stop"),
     "logs": (lambda sub: _add_name(sub, "logs", "what a detached container wrote to stdout/stderr"),

@@ -126,6 +126,8 @@ def _validate_run(args):
         raise CliError("rich run: %s: %s" % (args.rootfs, e.strerror))
     if not (os.path.isdir(src) or os.path.isfile(src)):
         raise CliError("rich run: %s: neither a directory nor a tarball" % args.rootfs)
+    if args.vm and os.path.isfile(src):
+        src = _vm_disk_rootfs(src)
     ann["io.richinit.rich"] = "true"
     if args.no_services:
         ann["io.richinit.services"] = "none"
@@ -170,6 +172,21 @@ def _validate_run(args):
         raise CliError("rich run: --runtime: runc, crun or an absolute path, not %r" % runtime)
     return {"name": name, "memory": memory, "cpus": cpus, "volumes": volumes, "annotations": ann,
             "source": src, "runtime": runtime, "conf": conf, "network": network, "net": net}
+
+
+def _vm_disk_rootfs(src):
+    """--vm with a VM's disk: its rootfs, imported once (keyed by the disk's content) under
+    STATE/images; a tarball is left to the rootfs step."""
+    from runtime_hooks.vmimport import command
+    from runtime_hooks.vmimport.parse import DiskError
+    try:
+        if not command.is_disk(src):
+            return src
+        return command.cached_import(src, os.path.join(_paths().state_dir, "images"))
+    except DiskError as e:
+        raise CliError("rich run: %s" % str(e).removeprefix("rich import: "))
+    except OSError as e:
+        raise CliError("rich run: %s: %s" % (src, e.strerror or e))
 
 
 def _hostname_ok(h):
@@ -366,6 +383,55 @@ def run(args):
     return rc
 
 
+def create(args):
+    """`rich create`: the container as `rich run -d` makes it (bundle, overlay, network, views, config,
+    record), not started; it stays (phase kept) until `rich rm`."""
+    from runtime_hooks import pipeline
+    args.detach = True
+    paths = _paths()
+    _collect(paths)
+    rec, cdir, plan, paths = create_bundle(args)
+    pipeline.mark(plan, paths, "kept")
+    print(rec["name"])
+    return 0
+
+
+def start(args):
+    """Start a created or stopped container: the runtime's stopped container is deleted and run again
+    on the same bundle, so the overlay's upper directory (everything changed inside) is kept, and
+    so are its network namespace, address and published ports."""
+    from runtime_hooks import pipeline
+    rec = load_record(args.name)
+    status = state_of(rec).get("status")
+    if status in ("running", "created", "paused"):
+        if status == "running":
+            return 0
+        raise CliError("rich start: %s is %s" % (args.name, status))
+    paths = _paths()
+    plan = pipeline.load(paths, rec["name"])
+    if plan is not None and plan.get("phase") != "kept":
+        pipeline.mark(plan, paths, "kept")
+    cdir = _cdir(args.name)
+    if status == "stopped":
+        import subprocess
+        subprocess.run(_rt(rec, "delete", rec["name"]), capture_output=True, stdin=subprocess.DEVNULL)
+    rc = _wait(_spawn_runtime(rec, cdir, True))
+    if rc != 0:
+        try:
+            with open(os.path.join(cdir, "console.log")) as f:
+                tail = f.read().strip().splitlines()[-1:]
+        except OSError:
+            tail = []
+        raise CliError("rich start: %s did not start%s" % (rec["name"], (": " + tail[0]) if tail else ""))
+    print(rec["name"])
+    return 0
+
+
+def restart(args):
+    stop(args)
+    return start(args)
+
+
 def _teardown(rec, cdir, plan=None, paths=None):
     """Delete the runtime's container, then undo the saved plan (views, quotas, rootfs, files):
     what poststop does for the other engines."""
@@ -390,9 +456,51 @@ def _teardown(rec, cdir, plan=None, paths=None):
 
 # ---------------------------------------------------------------- ps / exec / stop / rm
 
+CONTROL_SOCKET = "/run/richinit/control.sock"
+
+
+def services_health(pid, timeout=2.0):
+    """(up, failed) counts of a running container's services, asked over richinit's control socket
+    (reached through /proc/PID/root, resolved inside the container's root), or None."""
+    import json
+    import socket
+
+    from osbase import safepath
+    try:
+        root = os.open("/proc/%d/root" % pid, safepath.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fd = safepath.open_in_root(root, CONTROL_SOCKET, safepath.O_PATH)
+    except OSError:
+        os.close(root)
+        return None
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(timeout)
+        s.connect(safepath.fd_path(fd))
+        s.sendall(b"status\n")
+        data = b""
+        while b"\n" not in data and len(data) < 1 << 20:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        reply = json.loads(data.split(b"\n", 1)[0])
+        states = [sv.get("state") for sv in reply.get("services", [])]
+        return states.count("up"), states.count("failed")
+    except (OSError, ValueError, AttributeError):
+        return None
+    finally:
+        s.close()
+        os.close(fd)
+        os.close(root)
+
+
 def ps(args):
     """Every container: the runtime's word on those it knows, the plan's on those being created
-    (a killed `rich` process's leftovers are undone first, and said so on stderr)."""
+    (a killed `rich` process's leftovers are undone first, and said so on stderr); for a running
+    one its services' health from richinit (up/failed), and its address on --network bridge."""
     from runtime_hooks import pipeline
     paths = _paths()
     _collect(paths)
@@ -402,23 +510,39 @@ def ps(args):
     except FileNotFoundError:
         names = set()
     plans = {p["id"]: p for p in pipeline.load_all(paths) if p["engine"] == "run"}
-    rows = [("NAME", "STATUS", "PID", "RUNTIME", "CREATED", "COMMAND")]
+    rows = [("NAME", "STATUS", "PID", "RUNTIME", "CREATED", "SERVICES", "ADDRESS", "COMMAND")]
+    records = []
     for name in sorted(names | set(plans)):
         try:
             rec = load_record(name)
         except CliError:
             plan = plans.get(name)
             if plan is not None:
-                rows.append((name, pipeline.status(plan), "-", os.path.basename(plan.get("runtime") or "-"), "-", ""))
+                rows.append((name, pipeline.status(plan), "-", os.path.basename(plan.get("runtime") or "-"), "-", "-",
+                             "-", ""))
+                records.append({"name": name, "status": rows[-1][1]})
             continue
         st = state_of(rec)
-        status = st.get("status") or ("exited" if name in plans and plans[name].get("phase") == "kept" else "gone")
+        status = st.get("status")
+        if not status:
+            kept = name in plans and plans[name].get("phase") == "kept"
+            status = ("created" if not os.path.exists(os.path.join(_cdir(name), "console.log")) else "exited") \
+                if kept else "gone"
+        health = services_health(st["pid"]) if status == "running" and st.get("pid") else None
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rec.get("created", 0)))
-        rows.append((name, status, str(st.get("pid") or "-"), os.path.basename(rec["runtime"]),
-                     created, " ".join(rec.get("args", []))[:60]))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        rows.append((name, status, str(st.get("pid") or "-"), os.path.basename(rec["runtime"]), created,
+                     "%d up, %d failed" % health if health else "-", rec.get("address") or "-",
+                     " ".join(rec.get("args", []))[:60]))
+        records.append({"name": name, "status": status, "pid": st.get("pid"), "runtime": rec["runtime"],
+                        "created": rec.get("created"), "network": rec.get("network"), "address": rec.get("address"),
+                        "ports": rec.get("ports", []), "services": {"up": health[0], "failed": health[1]}
+                        if health else None, "command": rec.get("args", [])})
+    if getattr(args, "json", False):
+        sys.stdout.write(jsonfast.dumps(records) + "\n")
+        return 0
+    widths = [max(len(r[i]) for r in rows) for i in range(7)]
     for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)) + "  " + r[5])
+        print("  ".join(c.ljust(w) for c, w in zip(r[:7], widths, strict=True)) + "  " + r[7])
     return 0
 
 

@@ -113,6 +113,58 @@ def run(args):
     return 0
 
 
+TARBALL_MAGIC = (b"\x1f\x8b", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd", b"BZh")
+
+
+def is_disk(path):
+    """Is PATH (a regular file) a VM disk rather than a rootfs tarball?"""
+    if path.lower().endswith(".ova"):
+        return True
+    with open(path, "rb") as f:
+        head = f.read(512)
+    return not (head.startswith(TARBALL_MAGIC) or head[257:262] == b"ustar")
+
+
+def cached_import(disk, images_dir):
+    """The rootfs of DISK, imported once into IMAGES_DIR/sha256-HASH (HASH of the disk's content)
+    under a lock. The import runs in a forked child (it unshares its mount namespace; the caller
+    must keep the host's). DiskError when the disk cannot be imported."""
+    import fcntl
+    h = hashlib.sha256()
+    with open(disk, "rb") as f:
+        for chunk in iter(lambda: f.read(4 << 20), b""):
+            h.update(chunk)
+    out = os.path.join(images_dir, "sha256-" + h.hexdigest()[:32])
+    os.makedirs(images_dir, mode=0o700, exist_ok=True)
+    with open(os.path.join(images_dir, ".import.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.isfile(os.path.join(out, container.REPORT_PATH.lstrip("/"))):
+            return out
+        sys.stdout.flush()
+        sys.stderr.flush()
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child's status is the result
+            os.close(r)
+            code = 1
+            try:
+                ops.private_mount_namespace()
+                import_disk(disk, output=out, name=default_name(disk),
+                            progress=_progress_printer() if sys.stderr.isatty() else None)
+                code = 0
+            except BaseException as e:  # noqa: BLE001 - one line back to the parent, whatever it was
+                os.write(w, str(e).encode()[:4000] or type(e).__name__.encode())
+            finally:
+                os._exit(code)
+        os.close(w)
+        with os.fdopen(r, "rb") as f:
+            err = f.read().decode(errors="replace")
+        _, status = os.waitpid(pid, 0)
+        if status != 0:
+            raise DiskError(err or "%s: import failed" % disk)
+    return out
+
+
 def _progress_printer():
     state = {"last": 0.0}
 

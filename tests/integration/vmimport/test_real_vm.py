@@ -221,3 +221,52 @@ def test_the_imported_vm_runs_rich_reached_on_published_ports(disk, imported, ri
     assert leftovers() == []
     if not units:
         pytest.skip("this richinit does not read systemd units yet: nginx and rich-hello.service not checked")
+
+
+def test_lifecycle_from_the_disk_keeps_changes_until_rm(disk, richenv, test_netns):  # noqa: F811
+    """`rich create --vm DISK` imports the disk (cached by content) and makes a container with a
+    bridge network; start/stop/restart keep what changed inside; rm leaves nothing."""
+    need_root_and("runc")
+    name = "richlc-%d" % os.getpid()
+    rich = [os.path.join(richenv.bin, "rich")]
+
+    def r(*args, timeout=120):
+        return _in(test_netns, rich + list(args), env=richenv.env, timeout=timeout)
+
+    def ps():
+        rows = json.loads(r("ps", "--json").stdout)
+        return next((row for row in rows if row["name"] == name), None)
+
+    c = r("create", "--vm", "--name", name, disk.qcow2, "--", "/sbin/init", timeout=600)
+    assert c.returncode == 0, c.stderr
+    images = os.path.join(richenv.vars["RICHINIT_STATE_DIR"], "images")
+    try:
+        assert [n for n in os.listdir(images) if n.startswith("sha256-")], "the import is not cached"
+        assert ps()["status"] == "created" and ps()["network"] == "bridge"
+        assert r("start", name).returncode == 0
+        assert wait_until(lambda: (ps()["services"] or {}).get("up"), 60), ps()
+        row = ps()
+        assert row["status"] == "running" and row["address"].startswith("10.77.0.") and row["services"]["failed"] == 0
+        change = ("echo kept > /root/state && ln -s /etc/systemd/system/rich-hello.service "
+                  "/etc/systemd/system/multi-user.target.wants/rich-extra.service")
+        assert r("exec", name, "--", "sh", "-c", change).returncode == 0
+        assert r("stop", name).returncode == 0 and ps()["status"] == "stopped"
+        assert r("start", name).returncode == 0 and ps()["status"] == "running"
+        check = "cat /root/state && readlink /etc/systemd/system/multi-user.target.wants/rich-extra.service"
+        assert r("exec", name, "--", "sh", "-c", check).stdout.split() == ["kept",
+                                                                           "/etc/systemd/system/rich-hello.service"]
+        assert r("restart", name).returncode == 0 and ps()["status"] == "running"
+        assert r("exec", name, "--", "cat", "/root/state").stdout.strip() == "kept"
+        assert ps()["address"] == row["address"], "the address changed across restarts"
+    finally:
+        rm = r("rm", "-f", name)
+    assert rm.returncode == 0, rm.stderr
+    assert ps() is None and richenv.containers() == []
+    assert not os.path.exists("/run/netns/rich-" + name)
+    alloc_dir = os.path.join(richenv.vars["RICHINIT_STATE_DIR"], "cni", "networks", "rich-richbr0")
+    assert [n for n in os.listdir(alloc_dir) if n[0].isdigit()] == []
+    assert "veth" not in _in(test_netns, ["ip", "-o", "link"]).stdout
+    assert "rich-%s" % name not in _in(test_netns, ["iptables-save"]).stdout
+    with open("/proc/self/mountinfo") as f:
+        assert richenv.vars["RICHINIT_CONTAINERS_DIR"] not in f.read()
+    assert leftovers() == []
