@@ -148,6 +148,7 @@ def cached_import(disk, images_dir):
             os.close(r)
             code = 1
             try:
+                signal.signal(signal.SIGTERM, _on_signal)
                 ops.private_mount_namespace()
                 import_disk(disk, output=out, name=default_name(disk),
                             progress=_progress_printer() if sys.stderr.isatty() else None)
