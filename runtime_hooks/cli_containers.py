@@ -267,7 +267,7 @@ def create_bundle(args):
     env = {"log": log, "progress": progress}
     cfg_path = os.path.join(cdir, "config.json")
     try:
-        pipeline.apply(plan, paths, ("bundle", "rootfs", "network"), env)
+        pipeline.apply(plan, paths, ("bundle", "rootfs") + (("network",) if v["net"] else ()), env)
         if env["progress"]:
             sys.stderr.write("\n")
         if v["net"]:

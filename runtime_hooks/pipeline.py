@@ -36,7 +36,8 @@ PLANS = "plans"
 ENGINES = ("wrapper", "hooks", "run")
 # The steps an engine applies, in order (`rich run` plans its host part once the rootfs exists).
 STEPS = {"wrapper": ("quota", "views", "config"), "hooks": ("quota", "views", "bind"),
-         "run": ("bundle", "rootfs", "network", "quota", "views", "config", "record")}
+         "run": ("bundle", "rootfs", "quota", "views", "config", "record")}
+# `rich run --network bridge` adds "network" (runtime_hooks.network: CNI ADD; undo: DEL) after "rootfs".
 # Where runc and crun keep a container's state when no --root is given (run as root).
 DEFAULT_ROOTS = {"runc": "/run/runc", "crun": "/run/crun"}
 

@@ -133,3 +133,28 @@ def listing(root, skip=("var/lib/richinit",)):
                 what = ""
             out.append("%s %o %d:%d %s" % (rel, st.st_mode, st.st_uid, st.st_gid, what))
     return out
+
+
+@pytest.fixture
+def own_netns():
+    """A network namespace of the test's own: the bridge, veths and iptables rules of
+    `--network bridge` are made in it (rich runs there through nsenter), never on the host's."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    missing = [t for t in ("ip", "nsenter", "iptables", "ssh") if shutil.which(t) is None]
+    if missing:
+        pytest.skip("missing: %s" % " ".join(missing))
+    if not os.path.exists("/usr/lib/cni/bridge"):
+        pytest.skip("containernetworking-plugins is not installed")
+    name = "rvmt-%d-%s" % (os.getpid(), os.urandom(2).hex())
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield "/run/netns/" + name
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], capture_output=True)
+
+
+def in_netns(netns, argv, env=None, timeout=60):
+    return subprocess.run(["nsenter", "--net=" + netns] + argv, env=env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)

@@ -22,6 +22,7 @@ from tests.support.containers import REPO
 from tests.support.debian_image import ImageUnavailable
 from tests.support.wait import wait_until
 
+from .conftest import in_netns as _in
 from .conftest import leftovers, listing, need_tools, rich_import
 
 BOOT_TIMEOUT = 600  # TCG on two shared cores
@@ -153,27 +154,6 @@ def _container_pid(env, name):
     return int(line[0].split()[2]) if line else None
 
 
-@pytest.fixture
-def test_netns():
-    """A network namespace of the test's own: the bridge, veths and iptables rules of
-    `--network bridge` are made in it (rich runs there through nsenter), never on the host's."""
-    need_root_and("ip", "nsenter", "iptables", "ssh")
-    if not os.path.exists("/usr/lib/cni/bridge"):
-        pytest.skip("containernetworking-plugins is not installed")
-    name = "rvmt-%d-%s" % (os.getpid(), os.urandom(2).hex())
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
-        yield "/run/netns/" + name
-    finally:
-        subprocess.run(["ip", "netns", "delete", name], capture_output=True)
-
-
-def _in(netns, argv, env=None, timeout=60):
-    return subprocess.run(["nsenter", "--net=" + netns] + argv, env=env, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
-
-
 def _ok(r):
     return r if r.returncode == 0 else None
 
@@ -184,13 +164,13 @@ def _ssh(netns, key, port, command):
                        "ConnectTimeout=5", "root@127.0.0.1", command])
 
 
-def test_the_imported_vm_runs_rich_reached_on_published_ports(disk, imported, richenv, test_netns):  # noqa: F811
+def test_the_imported_vm_runs_rich_reached_on_published_ports(disk, imported, richenv, own_netns):  # noqa: F811
     need_root_and("runc")
     out, _ = imported
     name = "richvm-%d" % os.getpid()
     rich = [os.path.join(richenv.bin, "rich")]
     # --vm: --network bridge by default
-    r = _in(test_netns, rich + ["run", "--vm", "-d", "--name", name, "--hostname", "imported", "--ip", "10.77.0.50",
+    r = _in(own_netns, rich + ["run", "--vm", "-d", "--name", name, "--hostname", "imported", "--ip", "10.77.0.50",
                                 "-p", "127.0.0.1:2222:22", "-p", "127.0.0.1:8080:80/tcp", out, "--", "/sbin/init"],
             env=richenv.env, timeout=120)
     assert r.returncode == 0, r.stderr
@@ -200,30 +180,30 @@ def test_the_imported_vm_runs_rich_reached_on_published_ports(disk, imported, ri
         assert os.path.exists("/run/netns/rich-" + name) and os.path.exists(alloc)
         init = _container_pid(richenv, name)
         assert "richinit" in open("/proc/%d/cmdline" % init, "rb").read().decode(errors="replace")
-        login = wait_until(lambda: _ok(_ssh(test_netns, disk.ssh_key, 2222, "hostname; ip -o -4 addr show eth0")), 60)
-        assert login, (_ssh(test_netns, disk.ssh_key, 2222, "true").stderr, richenv.rich("logs", name).stdout[-2000:])
+        login = wait_until(lambda: _ok(_ssh(own_netns, disk.ssh_key, 2222, "hostname; ip -o -4 addr show eth0")), 60)
+        assert login, (_ssh(own_netns, disk.ssh_key, 2222, "true").stderr, richenv.rich("logs", name).stdout[-2000:])
         assert login.stdout.split()[0] == "imported" and "10.77.0.50/24" in login.stdout
         if units:
-            up = _ssh(test_netns, disk.ssh_key, 2222, "cat /run/rich-hello.up")
+            up = _ssh(own_netns, disk.ssh_key, 2222, "cat /run/rich-hello.up")
             assert up.stdout.strip() == "up", up.stderr
-            page = wait_until(lambda: _ok(_in(test_netns, [sys.executable, "-c", "import urllib.request as u; "
+            page = wait_until(lambda: _ok(_in(own_netns, [sys.executable, "-c", "import urllib.request as u; "
                                                            "print(u.urlopen('http://127.0.0.1:8080/').status)"])), 30)
             assert page and page.stdout.strip() == "200", page
     finally:
-        rm = _in(test_netns, rich + ["rm", "-f", name], env=richenv.env)
+        rm = _in(own_netns, rich + ["rm", "-f", name], env=richenv.env)
     assert rm.returncode == 0, rm.stderr
     # nothing of the container's network is left: namespace, veth, iptables rules, the address
     assert not os.path.exists("/run/netns/rich-" + name) and not os.path.exists(alloc)
-    links = _in(test_netns, ["ip", "-o", "link"]).stdout
+    links = _in(own_netns, ["ip", "-o", "link"]).stdout
     assert "veth" not in links, links
-    rules = _in(test_netns, ["iptables-save"]).stdout
+    rules = _in(own_netns, ["iptables-save"]).stdout
     assert "rich-%s" % name not in rules and "10.77.0.50" not in rules, rules
     assert leftovers() == []
     if not units:
         pytest.skip("this richinit does not read systemd units yet: nginx and rich-hello.service not checked")
 
 
-def test_lifecycle_from_the_disk_keeps_changes_until_rm(disk, richenv, test_netns):  # noqa: F811
+def test_lifecycle_from_the_disk_keeps_changes_until_rm(disk, richenv, own_netns):  # noqa: F811
     """`rich create --vm DISK` imports the disk (cached by content) and makes a container with a
     bridge network; start/stop/restart keep what changed inside; rm leaves nothing."""
     need_root_and("runc")
@@ -231,7 +211,7 @@ def test_lifecycle_from_the_disk_keeps_changes_until_rm(disk, richenv, test_netn
     rich = [os.path.join(richenv.bin, "rich")]
 
     def r(*args, timeout=120):
-        return _in(test_netns, rich + list(args), env=richenv.env, timeout=timeout)
+        return _in(own_netns, rich + list(args), env=richenv.env, timeout=timeout)
 
     def ps():
         rows = json.loads(r("ps", "--json").stdout)
@@ -265,8 +245,8 @@ def test_lifecycle_from_the_disk_keeps_changes_until_rm(disk, richenv, test_netn
     assert not os.path.exists("/run/netns/rich-" + name)
     alloc_dir = os.path.join(richenv.vars["RICHINIT_STATE_DIR"], "cni", "networks", "rich-richbr0")
     assert [n for n in os.listdir(alloc_dir) if n[0].isdigit()] == []
-    assert "veth" not in _in(test_netns, ["ip", "-o", "link"]).stdout
-    assert "rich-%s" % name not in _in(test_netns, ["iptables-save"]).stdout
+    assert "veth" not in _in(own_netns, ["ip", "-o", "link"]).stdout
+    assert "rich-%s" % name not in _in(own_netns, ["iptables-save"]).stdout
     with open("/proc/self/mountinfo") as f:
         assert richenv.vars["RICHINIT_CONTAINERS_DIR"] not in f.read()
     assert leftovers() == []
