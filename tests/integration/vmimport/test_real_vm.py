@@ -57,6 +57,11 @@ def imported(disk, tmp_path_factory):
     shutil.rmtree(out, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def imported_listing(imported):
+    return listing(imported[0])
+
+
 def test_the_disk_boots_in_qemu(disk):
     if shutil.which("qemu-system-x86_64") is None:
         pytest.skip("qemu-system-x86_64 is not installed")
@@ -112,15 +117,14 @@ def test_report_of_the_vm_disk(disk, imported):
 
 
 @pytest.mark.parametrize("fmt", ["vmdk", "raw"])
-def test_vmdk_and_raw_copies_import_to_the_same_files(fmt, disk, imported, tmp_path):
-    out, _ = imported
+def test_vmdk_and_raw_copies_import_to_the_same_files(fmt, disk, imported_listing, tmp_path):
     path = disk.vmdk if fmt == "vmdk" else disk.raw
     before = _sha(path)
     dest = str(tmp_path / "rootfs")
     r = rich_import(path, "--output", dest)
     assert r.returncode == 0, r.stderr
     try:
-        assert listing(dest) == listing(out)
+        assert listing(dest) == imported_listing
         assert _sha(path) == before
         assert leftovers() == []
     finally:
