@@ -12,15 +12,15 @@ the runtime itself stands between `rich run` and the app. A foreground container
 it exits (unless --keep); a detached one stays until `rich rm`.
 
 The run path imports no json, re, shutil, subprocess or argparse (each several ms here, and a
-container's start waits for them): osbase.jsonfast, safepath.remove_tree and fork/exec instead.
+container's start waits for them): osbase.standin, safepath.remove_tree and fork/exec instead.
 """
 
-import _signal as signal  # not the enum-heavy package
 import os
 import sys
 import time
 
-from osbase import jsonfast
+from osbase import standin
+from osbase.standin import signal
 from runtime_hooks import bundle as bundle_mod
 from runtime_hooks.cli import EXIT_RICH, CliError
 
@@ -58,7 +58,7 @@ def load_record(name):
     path = os.path.join(_cdir(name), RECORD)
     try:
         with open(path, "rb") as f:
-            rec = jsonfast.loads(f.read())
+            rec = standin.json_loads(f.read())
     except FileNotFoundError:
         raise CliError("rich: no container named %s" % name)
     except (OSError, ValueError) as e:
@@ -88,7 +88,7 @@ def state_of(rec):
     if r.returncode != 0:
         return {}
     try:
-        return jsonfast.loads(r.stdout)
+        return standin.json_loads(r.stdout)
     except ValueError:
         return {}
 
@@ -126,8 +126,6 @@ def _validate_run(args):
         raise CliError("rich run: %s: %s" % (args.rootfs, e.strerror))
     if not (os.path.isdir(src) or os.path.isfile(src)):
         raise CliError("rich run: %s: neither a directory nor a tarball" % args.rootfs)
-    if args.vm and os.path.isfile(src):
-        src = _vm_disk_rootfs(src)
     ann["io.richinit.rich"] = "true"
     if args.no_services:
         ann["io.richinit.services"] = "none"
@@ -138,20 +136,6 @@ def _validate_run(args):
     if args.quota:
         rules = [r for r in (ann.get("io.richinit.quota") or "").split(",") if r] + list(args.quota)
         ann["io.richinit.quota"] = ",".join(rules)
-    # Catch bad rules and annotations now, with the option's name, instead of from the wrapper.
-    from runtime_hooks import ociconfig
-    try:
-        ociconfig.rich_options({"annotations": ann})
-    except ociconfig.ConfigError as e:
-        raise CliError("rich run: %s" % e)
-    if ann.get("io.richinit.quota"):  # the quota package is only loaded when there are rules
-        from runtime_hooks.quota import rules as qrules
-        try:
-            problems = qrules.validate(qrules.parse_rules(ann["io.richinit.quota"]))
-            if problems:
-                raise qrules.RuleError(problems[0])
-        except qrules.RuleError as e:
-            raise CliError("rich run: %s" % e)
     network = args.network or ("bridge" if args.vm else "none")
     net = None
     if args.hostname is not None and not _hostname_ok(args.hostname):
@@ -166,12 +150,11 @@ def _validate_run(args):
             raise CliError("rich run: %s" % e)
     elif args.publish or args.ip:
         raise CliError("rich run: %s needs --network bridge" % ("-p" if args.publish else "--ip"))
-    conf = _settings()
     runtime = args.runtime or os.environ.get("RICHINIT_RUNTIME") or "runc"
     if runtime not in ("runc", "crun") and not runtime.startswith("/"):
         raise CliError("rich run: --runtime: runc, crun or an absolute path, not %r" % runtime)
     return {"name": name, "memory": memory, "cpus": cpus, "volumes": volumes, "annotations": ann,
-            "source": src, "runtime": runtime, "conf": conf, "network": network, "net": net}
+            "source": src, "runtime": runtime, "network": network, "net": net}
 
 
 def _vm_disk_rootfs(src):
@@ -187,6 +170,10 @@ def _vm_disk_rootfs(src):
         raise CliError("rich run: %s" % str(e).removeprefix("rich import: "))
     except OSError as e:
         raise CliError("rich run: %s: %s" % (src, e.strerror or e))
+
+
+def _hostname_ok(h):
+    return 0 < len(h) <= 63 and all(c.isalnum() or c in "-." for c in h) and h[0] not in "-." and h.isascii()
 
 
 def _hostname_ok(h):
@@ -247,12 +234,27 @@ def create_bundle(args):
     paths = _paths()
     name = v["name"]
     cdir = _cdir(name)
+    # The whole config is built and checked before anything is created.
+    cfg_path = os.path.join(cdir, "config.json")
+    net = v["net"]
+    cfg = bundle_mod.make_config(os.path.join(cdir, "rootfs"), args.cmd, hostname=args.hostname or name[:63],
+                                 env=args.env, cwd=args.workdir, memory=v["memory"], cpus=v["cpus"],
+                                 volumes=v["volumes"], annotations=v["annotations"], terminal=args.tty,
+                                 network=v["network"], netns=net and net["path"])
+    try:
+        opts = pipeline.validate(cfg, cfg_path)  # rich run's configs ask for rich mode
+    except pipeline.PipelineError as e:
+        raise CliError("rich run: %s" % e)
+    v["conf"] = _settings()
+    rich = pipeline.wants(cfg, v["conf"].rich, cfg_path)
+    if args.vm and os.path.isfile(v["source"]):
+        v["source"] = _vm_disk_rootfs(v["source"])  # a VM's disk: imported once, then an overlay over it
     rec = {"name": name, "runtime": v["runtime"], "run_root": run_root(), "overlay": os.path.isdir(v["source"]),
            "source": v["source"], "created": time.time(), "args": list(args.cmd), "detached": args.detach,
            "network": v["network"]}
     plan = pipeline.new_plan(name, "run", cdir, _real_runtime(rec), paths, runtime_root=rec["run_root"],
-                             run={"source": v["source"], "overlay": rec["overlay"], "detached": args.detach},
-                             network=v["net"])
+                             run={"source": v["source"], "overlay": rec["overlay"], "detached": args.detach,
+                                  "volatile": not (args.detach or args.keep)}, network=net)
     try:
         pipeline.claim(plan, paths)
     except pipeline.Busy:
@@ -265,22 +267,15 @@ def create_bundle(args):
     log = _log("run", name, paths)
     progress = None if rec["overlay"] else _progress("unpacking %s" % os.path.basename(v["source"]))
     env = {"log": log, "progress": progress}
-    cfg_path = os.path.join(cdir, "config.json")
     try:
-        pipeline.apply(plan, paths, ("bundle", "rootfs") + (("network",) if v["net"] else ()), env)
+        pipeline.apply(plan, paths, ("bundle", "rootfs") + (("network",) if net else ()), env)
         if env["progress"]:
             sys.stderr.write("\n")
-        if v["net"]:
+        if net:
             from runtime_hooks import network as netmod
-            rec["address"] = netmod.address(plan["network"])
-            rec["ports"] = plan["network"]["ports"]
-        cfg = bundle_mod.make_config(os.path.join(cdir, "rootfs"), args.cmd, hostname=args.hostname or name[:63],
-                                     env=args.env, cwd=args.workdir, memory=v["memory"], cpus=v["cpus"],
-                                     volumes=v["volumes"], annotations=v["annotations"], terminal=args.tty,
-                                     network=v["network"], netns=v["net"] and v["net"]["path"])
-        if pipeline.wants(cfg, v["conf"].rich, cfg_path):
-            pipeline.validate(cfg, cfg_path)
-            cfg = pipeline.rewrite(cfg, v["conf"], cfg_path, None, host_side=True)
+            rec["address"], rec["ports"] = netmod.address(plan["network"]), plan["network"]["ports"]
+        if rich:
+            cfg = pipeline.rewrite(cfg, v["conf"], cfg_path, None, host_side=True, opts=opts)
             pipeline.plan_host(plan, cfg, paths)
         env["write_config"] = lambda: bundle_mod.write_config(cdir, cfg)
         env["write_record"] = lambda: _write_record(cdir, rec)
@@ -299,7 +294,7 @@ def create_bundle(args):
 
 def _write_record(cdir, rec):
     with open(os.path.join(cdir, RECORD), "w") as f:
-        f.write(jsonfast.dumps(rec))
+        f.write(standin.json_dumps(rec))
 
 
 def _spawn_runtime(rec, cdir, detach):
@@ -379,8 +374,37 @@ def run(args):
         from runtime_hooks import pipeline
         pipeline.mark(plan, paths, "kept")
     else:
-        _teardown(rec, cdir, plan, paths)
+        _teardown_after_exit(rec, cdir, plan, paths)
     return rc
+
+
+def _teardown_after_exit(rec, cdir, plan, paths):
+    """Undo the plan in a child of our own, so that the app's exit code is ours at once and does not
+    wait for unmounts and removals. The saved plan names the child as its owner while it works:
+    `rich ps` says `removing`, a `rich run` reusing the name waits for it (pipeline.claim), and
+    if the child is killed, the next command undoes the rest."""
+    from osbase.quickexit import flush_stdio
+    from runtime_hooks import pipeline
+    flush_stdio()
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - exits
+        try:
+            os.close(go_w)
+            os.setsid()  # the terminal's ^C is not for it
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)  # a reader of our stdout sees EOF when we exit, not when it does
+            os.read(go_r, 1)  # the plan names it first (EOF if we were killed: go on all the same)
+            _teardown(rec, cdir, plan, paths)
+        finally:
+            os._exit(0)
+    os.close(go_r)
+    try:
+        plan["phase"], plan["owner"] = "removing", pipeline._proc_id(pid)
+        pipeline.save(plan, paths)
+    finally:
+        os.close(go_w)
 
 
 def create(args):
@@ -450,7 +474,7 @@ def _teardown(rec, cdir, plan=None, paths=None):
     problems = pipeline.undo(plan, paths)
     for p in problems:
         log("undo: %s" % p)
-        sys.stderr.write("rich: %s: %s\n" % (rec["name"], p))
+        sys.stderr.write("rich: %s: %s\n" % (rec["name"], p))  # /dev/null after `rich run`: hook.log has it
     log("plan undone (%s)%s" % (", ".join(reversed(plan["steps"])), " with problems" if problems else ""))
 
 
@@ -524,10 +548,12 @@ def ps(args):
             continue
         st = state_of(rec)
         status = st.get("status")
-        if not status:
-            kept = name in plans and plans[name].get("phase") == "kept"
-            status = ("created" if not os.path.exists(os.path.join(_cdir(name), "console.log")) else "exited") \
-                if kept else "gone"
+        if not status and name in plans and plans[name].get("phase") == "kept":
+            # `rich create` (never started) or a foreground `run --keep` that exited
+            status = "exited" if os.path.exists(os.path.join(_cdir(name), "console.log")) or not rec.get("detached") \
+                else "created"
+        elif not status:
+            status = pipeline.status(plans[name]) if name in plans else "gone"
         health = services_health(st["pid"]) if status == "running" and st.get("pid") else None
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rec.get("created", 0)))
         rows.append((name, status, str(st.get("pid") or "-"), os.path.basename(rec["runtime"]), created,
@@ -538,7 +564,7 @@ def ps(args):
                         "ports": rec.get("ports", []), "services": {"up": health[0], "failed": health[1]}
                         if health else None, "command": rec.get("args", [])})
     if getattr(args, "json", False):
-        sys.stdout.write(jsonfast.dumps(records) + "\n")
+        sys.stdout.write(standin.json_dumps(records) + "\n")
         return 0
     widths = [max(len(r[i]) for r in rows) for i in range(7)]
     for r in rows:

@@ -4,21 +4,17 @@
     --containerd  ROOT/etc/containerd/conf.d/richinit.toml (runc.v2, BinaryName = rich-runtime)
                   ROOT/usr/share/richinit/kubernetes/runtimeclass.yaml (RuntimeClass `rich`)
     --docker      ROOT/etc/docker/daemon.json: runtimes.rich merged in (other keys untouched)
-    always        ROOT/etc/richinit/runtime.yaml when absent (names rich-hook), ROOT/usr/share/richinit/lxc/,
-                  ROOT/usr/lib/richinit/rich-runtime: the front (hooks/bin/rich-runtime, POSIX sh) that the
-                  engines' configs name: it execs the real runtime directly for every call but create/run,
-                  and the Python wrapper (BIN_DIR/rich-runtime) for those
+    always        ROOT/etc/richinit/runtime.yaml when absent (names rich-hook), ROOT/usr/share/richinit/lxc/
 
 No engine flag means all three. What was installed is recorded in ROOT/var/lib/richinit/install.json,
 so uninstall removes exactly that (and only the daemon.json entry, not the file, unless we made it).
 Both are idempotent. @RICH_HOOK@ / @RICH_RUNTIME@ in the templates become the absolute paths of the
-installed programs (--bin-dir, default: the directory `rich` runs from); @RICH_RUNTIME@ is the
-installed front, whose @RICH_RUNTIME_PY@ becomes the Python wrapper's path.
+installed programs (--bin-dir, default: the directory `rich` runs from): the engines call
+rich-runtime itself (one argv parser, one runtime.yaml reader; its pass-through costs ~8 ms here).
 """
 
 import json
 import os
-import shlex
 
 HOOKS_SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hooks")
 MANIFEST = "var/lib/richinit/install.json"
@@ -29,7 +25,6 @@ CONTAINERD = [("containerd/richinit.toml", "etc/containerd/conf.d/richinit.toml"
               ("kubernetes/runtimeclass.yaml", "usr/share/richinit/kubernetes/runtimeclass.yaml")]
 ALWAYS = [("lxc/richinit.conf", "usr/share/richinit/lxc/richinit.conf")]
 RUNTIME_YAML = ("richinit/runtime.yaml", "etc/richinit/runtime.yaml")
-FRONT = ("bin/rich-runtime", "usr/lib/richinit/rich-runtime")
 DAEMON_JSON = "etc/docker/daemon.json"
 DOCKER_RUNTIME = "rich"
 
@@ -68,13 +63,6 @@ def _render(rel, progs):
     for k, v in progs.items():
         text = text.replace(k, json.dumps(v)[1:-1] if rel.endswith(".json") else v)
     return text
-
-
-def render_front(python_wrapper):
-    """The sh front with the Python wrapper's path put in (shell-quoted)."""
-    if not python_wrapper.startswith("/") or "\n" in python_wrapper:
-        raise InstallError("%s: the Python wrapper must be an absolute path on one line" % python_wrapper)
-    return _render(FRONT[0], {"@RICH_RUNTIME_PY@": shlex.quote(python_wrapper)})
 
 
 def _target(root, rel):
@@ -143,8 +131,6 @@ def install(args):
     if "containerd" in engines:
         plan += CONTAINERD
     # Render everything first: a missing template fails before anything is written.
-    front = (_target(root, FRONT[1]), render_front(progs["@RICH_RUNTIME@"]))
-    progs = dict(progs, **{"@RICH_RUNTIME@": front[0]})  # the engines call the front
     rendered = [(_target(root, dst), _render(src, progs)) for src, dst in plan]
     daemon = None
     if "docker" in engines:
@@ -153,8 +139,6 @@ def install(args):
         daemon = (dpath, current)
     conf_path = _target(root, RUNTIME_YAML[1])
     conf_text = None if os.path.exists(conf_path) else _render(RUNTIME_YAML[0], progs)
-    _write(front[0], front[1], 0o755)
-    files.add(front[0])
     for path, text in rendered:
         _write(path, text)
         files.add(path)

@@ -1,11 +1,12 @@
 """The pure part of rich mode: read annotations, decide, and rewrite an OCI config.json dict.
 
 Nothing here touches the OS. parse (annotations → RichOptions) → validate (each check names
-the config field it refused) → rewrite (a new dict; the input is never modified). The wrapper
-does the file I/O around it; podman's precreate hook will call the same functions.
+the config field it refused) → rewrite (a new dict; the input is never modified). The host
+pipeline (runtime_hooks.pipeline) calls them for every entry point: rich-runtime, podman's
+precreate hook and `rich run`.
 
 What a rewrite does:
-  - process.args → the portable runtime's loader + python + `-m richinit` + richinit options,
+  - process.args → the portable runtime's loader + python + `-c` richinit's entry + its options,
     then `--` and the original args (the app's argv is kept exactly);
   - a read-only, nosuid, nodev bind of the host's runtime directory at /.richinit;
   - a /run tmpfs when the config mounts nothing there (sshd, cron and syslog want a fresh /run);
@@ -14,6 +15,7 @@ What a rewrite does:
 Nothing is added to process.env: richinit's own settings travel as its arguments.
 """
 
+from osbase import standin
 
 ANNOT_RICH = "io.richinit.rich"
 ANNOT_SERVICES = "io.richinit.services"
@@ -28,23 +30,13 @@ HOOK_ENV = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off", "")
-_NAME_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
-_NAME_REST = _NAME_FIRST | frozenset("_.@-")
 _MAX_GRACE = 86400.0
+_SERVICE_REST = standin.ALNUM | frozenset("_.@-")
 
 
 def _service_name(n):
-    """[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}, checked by hand: no `re` on every container's create."""
-    return 0 < len(n) <= 64 and n[0] in _NAME_FIRST and all(c in _NAME_REST for c in n)
-
-
-def _copy(v):
-    """A deep copy of a JSON value (what copy.deepcopy gives, without importing copy)."""
-    if isinstance(v, dict):
-        return {k: _copy(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_copy(x) for x in v]
-    return v
+    """[A-Za-z0-9][A-Za-z0-9_.@-]{0,63} (osbase.standin.name_ok: no `re` on every container's create)."""
+    return standin.name_ok(n, 64, _SERVICE_REST)
 
 
 class ConfigError(Exception):
@@ -224,19 +216,20 @@ def rich_hooks(hook_path, timeout=10, stages=HOOK_STAGES):
     return {stage: [hook_entry(hook_path, [stage], timeout=timeout)] for stage in stages}
 
 
-def rewrite(cfg, runtime_source, argv_prefix, hooks=None, default_services=None):
+def rewrite(cfg, runtime_source, argv_prefix, hooks=None, default_services=None, opts=None):
     """A new config running the original process under richinit from the mounted runtime.
 
     runtime_source: host directory of the portable runtime (bind source);
     argv_prefix: the in-container command that starts richinit (portable.richinit_argv());
     hooks: {stage: [entry]} to register, or None;
     default_services: richinit's --services when io.richinit.services is absent (e.g. "all").
-    The caller checks wants_rich() and is_rewritten() first; validate() runs here again.
+    The caller checks wants_rich() and is_rewritten() first; opts is what its validate() returned
+    (without it, validate() runs here).
     """
-    opts = validate(cfg)
+    opts = validate(cfg) if opts is None else RichOptions(opts.services, opts.vm, opts.grace)
     if opts.services is None and default_services:
         opts.services = [default_services]
-    new = _copy(cfg)
+    new = standin.json_copy(cfg)
     proc = new["process"]
     proc["args"] = list(argv_prefix) + opts.richinit_args() + ["--"] + list(proc["args"])
     mounts = new.setdefault("mounts", [])
@@ -244,7 +237,7 @@ def rewrite(cfg, runtime_source, argv_prefix, hooks=None, default_services=None)
     if not any(_norm(m["destination"]) == "/run" for m in mounts):
         # Before anything the config mounts under /run (secrets...), which it would otherwise hide.
         under = [i for i, m in enumerate(mounts) if _norm(m["destination"]).startswith("/run/")]
-        mounts.insert(under[0] if under else len(mounts), _copy(RUN_TMPFS))
+        mounts.insert(under[0] if under else len(mounts), standin.json_copy(RUN_TMPFS))
     if hooks:
         add_hooks(new, hooks)
     ann = new.get("annotations")

@@ -15,7 +15,7 @@ container, as data) and apply()/undo().
 The plan is a JSON document, STATE/plans/<id>.json (RICHINIT_STATE_DIR): which container, which
 engine, its bundle and runtime, the views (backend, source, files, bound through config.json
 mounts or into the running namespace) and the quota groups (rule, backend, directories), plus
-the steps started so far, the phase (applying | applied | kept) and the processes whose life is
+the steps started so far, the phase (applying | applied | kept | removing) and the processes whose life is
 the container's (the applying process, `rich run`'s runtime, the init). It is created with
 O_EXCL (so it claims the container id) and saved (temp file, rename) before each step is
 started. Later stages and removal read it back instead of inferring anything: createRuntime adds
@@ -29,7 +29,7 @@ a plan whose processes are dead and whose container the runtime no longer knows 
 
 import os
 
-from osbase import jsonfast
+from osbase import standin
 
 VERSION = 1
 PLANS = "plans"
@@ -65,11 +65,11 @@ def wants(cfg, mode, where):
 
 def validate(cfg, where, bundle=None):
     """Every check of a rich config in one place: the OCI fields rich mode uses, the io.richinit.*
-    annotations (views and quota rules included), and the rootfs (with a bundle). PipelineError
-    names the file and field."""
+    annotations (views and quota rules included), and the rootfs (with a bundle). Returns the
+    RichOptions for rewrite(); PipelineError names the file and field."""
     from runtime_hooks import ociconfig
     try:
-        ociconfig.validate(cfg, rewritten=ociconfig.is_rewritten(cfg))
+        opts = ociconfig.validate(cfg, rewritten=ociconfig.is_rewritten(cfg))
         ann = ociconfig.annotations_of(cfg)
         if ann.get("io.richinit.lxcfs") is not None:
             from lxcfs import detect
@@ -95,6 +95,7 @@ def validate(cfg, where, bundle=None):
             os.close(os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
         except OSError as e:
             raise PipelineError("%s: root.path: %s: %s" % (where, root, e.strerror))
+    return opts
 
 
 def has_quota_rules(cfg):
@@ -103,15 +104,16 @@ def has_quota_rules(cfg):
     return isinstance(ann, dict) and any(k.startswith("io.richinit.quota") for k in ann)
 
 
-def rewrite(cfg, conf, where, hooks=None, host_side=False):
-    """The config richinit runs under (ociconfig.rewrite with the built runtime); cfg is validated."""
+def rewrite(cfg, conf, where, hooks=None, host_side=False, opts=None):
+    """The config richinit runs under (ociconfig.rewrite with the built runtime); cfg is validated
+    and opts is what validate() returned (no second pass over the config)."""
     from runtime_hooks import ociconfig
     from runtime_hooks.portable_manifest import BuildError, load_manifest, richinit_argv
     runtime_dir = os.path.realpath(conf.runtime_dir)
     try:
         manifest = load_manifest(runtime_dir)
         return ociconfig.rewrite(cfg, runtime_dir, richinit_argv(loader=manifest["loader"]), hooks,
-                                 default_services="all" if host_side else None)
+                                 default_services="all" if host_side else None, opts=opts)
     except BuildError as e:
         raise PipelineError(str(e))
     except ociconfig.ConfigError as e:
@@ -197,7 +199,7 @@ def _path(paths, cid):
 
 
 def _write(path, plan, excl=False):
-    data = jsonfast.dumps(plan).encode()
+    data = standin.json_dumps(plan).encode()
     if excl:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         try:
@@ -230,6 +232,9 @@ def claim(plan, paths):
             return plan
         except FileExistsError:
             old = load(paths, plan["id"])
+            if old is not None and old.get("phase") == "removing" and proc_alive(old.get("owner")):
+                wait_gone(old["owner"], 10.0)  # a `rich run` finishing its teardown after its exit
+                continue
             if old is not None and alive(old):
                 raise Busy("container %s: in use (%s, %s)" % (plan["id"], old.get("engine"), old.get("phase")))
             if old is not None:
@@ -249,7 +254,7 @@ def load(paths, cid):
     except FileNotFoundError:
         return None
     try:
-        plan = jsonfast.loads(data)
+        plan = standin.json_loads(data)
     except ValueError:
         plan = None
     if not isinstance(plan, dict) or plan.get("id") != cid or plan.get("engine") not in ENGINES:
@@ -369,7 +374,7 @@ def _do_rootfs(plan, paths, env):
     from runtime_hooks import bundle as bundle_mod
     run = plan["run"]
     if run["overlay"]:
-        bundle_mod.overlay_rootfs(os.path.realpath(run["source"]), plan["bundle"])
+        bundle_mod.overlay_rootfs(os.path.realpath(run["source"]), plan["bundle"], volatile=run.get("volatile", False))
     else:
         bundle_mod.unpack(run["source"], os.path.join(plan["bundle"], "rootfs"), env.get("progress"))
 
@@ -494,6 +499,22 @@ def _proc_id(pid):
     return [pid, int(f[1][19]) if f else None]
 
 
+def wait_gone(ident, timeout):
+    """Wait (on its pidfd, no polling loop) until the process `ident` names has exited."""
+    import select
+
+    from osbase import libc
+    try:
+        fd = libc.pidfd_open(ident[0])
+    except OSError:
+        return
+    try:
+        if proc_alive(ident):
+            select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
+
+
 def proc_alive(ident):
     if not ident or not ident[0]:
         return False
@@ -537,10 +558,11 @@ def alive(plan):
 
 
 def status(plan):
-    """What `rich ps` says about a plan that has no container record (yet)."""
+    """What `rich ps` says of a container from its plan, when the runtime does not know it."""
     if proc_alive(plan.get("owner")):
-        return "creating"
-    return "interrupted" if plan.get("phase") in ("applying", "broken") else plan.get("phase", "?")
+        return "removing" if plan.get("phase") == "removing" else "creating"
+    phase = plan.get("phase")
+    return {"applying": "interrupted", "broken": "interrupted", "kept": "exited"}.get(phase, phase or "?")
 
 
 def collect(paths, report=None, only=None):

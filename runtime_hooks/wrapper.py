@@ -149,9 +149,9 @@ def _read_config(bundle):
         raise WrapperError("%s: missing" % path)
     except OSError as e:
         raise WrapperError("%s: cannot read: %s" % (path, e.strerror))
-    from osbase import jsonfast
+    from osbase import standin
     try:
-        cfg = jsonfast.loads(data)
+        cfg = standin.json_loads(data)
     except ValueError as e:
         raise WrapperError("%s: not JSON: %s" % (path, e))
     return path, cfg, st
@@ -206,9 +206,9 @@ def prepare_bundle(call, conf, runtime, argv0=None):
         new = pipeline.rewrite(cfg, conf, path, hooks, host_side)
 
         def write_config():
-            from osbase import jsonfast
+            from osbase import standin
             try:
-                _write_atomically(path, jsonfast.dumps(new).encode(), st)
+                _write_atomically(path, standin.json_dumps(new).encode(), st)
             except OSError as e:
                 raise WrapperError("%s: cannot write: %s" % (path, e.strerror))
         if not host_side:

@@ -37,7 +37,7 @@ def test_install_everything_then_uninstall(tmp_path, bins, capsys):
     assert rc == 0, err
     assert files_under(root) == sorted([
         "etc/containerd/conf.d/richinit.toml", "etc/docker/daemon.json", "etc/richinit/runtime.yaml",
-        "usr/lib/richinit/rich-runtime", "usr/share/containers/oci/hooks.d/richinit-createruntime.json",
+        "usr/share/containers/oci/hooks.d/richinit-createruntime.json",
         "usr/share/containers/oci/hooks.d/richinit-poststop.json",
         "usr/share/containers/oci/hooks.d/richinit-precreate.json",
         "usr/share/richinit/kubernetes/runtimeclass.yaml", "usr/share/richinit/lxc/richinit.conf",
@@ -51,9 +51,8 @@ def test_install_everything_then_uninstall(tmp_path, bins, capsys):
         assert h["when"] == {"annotations": {"^io\\.richinit\\.rich$": "^(true|1|yes|on)$"}}
         stages[h["stages"][0]] = h["hook"]["args"][1]
     assert stages == {"precreate": "precreate", "createRuntime": "createRuntime", "poststop": "poststop"}
-    # The engines call the sh front, which hands create/run to the Python wrapper in BIN_DIR.
-    front = str(root / "usr/lib/richinit/rich-runtime")
-    assert os.access(front, os.X_OK) and "\nPY=%s/rich-runtime\n" % bins in open(front).read()
+    # The engines call the Python wrapper in BIN_DIR.
+    front = bins + "/rich-runtime"
     toml = (root / "etc/containerd/conf.d/richinit.toml").read_text()
     assert 'BinaryName = "%s"' % front in toml and 'runtime_type = "io.containerd.runc.v2"' in toml
     assert json.loads((root / "etc/docker/daemon.json").read_text()) == {"runtimes": {"rich": {"path": front}}}
@@ -110,6 +109,6 @@ def test_missing_programs(tmp_path, capsys):
 
 
 def test_templates_exist_for_everything_installed():
-    for src, _dst in install.PODMAN + install.CONTAINERD + install.ALWAYS + [install.RUNTIME_YAML, install.FRONT]:
+    for src, _dst in install.PODMAN + install.CONTAINERD + install.ALWAYS + [install.RUNTIME_YAML]:
         assert os.path.isfile(os.path.join(install.HOOKS_SRC, src)), src
     assert os.path.isfile(os.path.join(install.HOOKS_SRC, "docker/daemon.json"))
