@@ -243,7 +243,7 @@ def _assemble(disk, rep, undo, work, say):
         tail = f.read(512)
     window = None
     fmt = parse.detect_format(head, tail)
-    if fmt == "raw" and disk.lower().endswith(".ova") or head[257:262] == b"ustar" and fmt == "raw":
+    if fmt == "raw" and (disk.lower().endswith(".ova") or head[257:262] == b"ustar"):
         ova = parse.ova_disk(disk)
         window = (ova.offset, ova.size)
         with open(disk, "rb") as f:

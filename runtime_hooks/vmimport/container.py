@@ -20,6 +20,7 @@ import os
 import stat
 
 from osbase import safepath
+from runtime_hooks.vmimport.parse import parse_fstab
 
 SAVE_DIR = "/var/lib/richinit/import-disabled"
 REPORT_PATH = "/var/lib/richinit/import-report.json"
@@ -168,7 +169,6 @@ def _fstab(fs, folded, changes):
         text = fs.read("/etc/fstab")
     except OSError:
         return
-    from runtime_hooks.vmimport.parse import parse_fstab
     lines = text.splitlines()
     hit = []
     for e in parse_fstab(text):

@@ -115,7 +115,7 @@ def plan_mounts(fstab, root, root_subvol, volumes, disk):
         if e.file in seen:
             raise DiskError("%s: /etc/fstab line %d: %s is mounted twice" % (disk, e.line, e.file))
         seen.add(e.file)
-        subvol = e.option("subvol") or "" if vol.fstype == "btrfs" else ""
+        subvol = (e.option("subvol") or "") if vol.fstype == "btrfs" else ""
         mounts.append(Mount(e.file.rstrip("/") or "/", vol, vol.fstype, e.spec, subvol))
     mounts[1:] = sorted(mounts[1:], key=lambda m: m.mountpoint.count("/"))
     return mounts, skipped

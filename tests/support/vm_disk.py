@@ -30,6 +30,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import uuid
 from dataclasses import dataclass
 
 from tests.support.debian_image import CACHE_DIR, MIRROR, SUITE, ImageUnavailable, _umount_below
@@ -173,7 +174,7 @@ def _write(root, rel, text, mode=0o644):
 
 
 @contextlib.contextmanager
-def _loop(path, offset, size, partscan=False):
+def _loop(path, offset, size):
     argv = ["losetup", "-f", "--show", "-o", str(offset), "--sizelimit", str(size), path]
     dev = _run(argv).strip()
     try:
@@ -262,7 +263,7 @@ def _build(out, log):
     _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "richvm-test", "-f", os.path.join(out, "id_ed25519")])
     with open(os.path.join(out, "id_ed25519.pub")) as f:
         key_pub = f.read()
-    root_uuid = _run(["uuidgen"]).strip() if shutil.which("uuidgen") else str(__import__("uuid").uuid4())
+    root_uuid = str(uuid.uuid4())
     log("configuring the tree (initramfs, extlinux)")
     version = _configure(tree, root_uuid, key_pub)
     mnt = os.path.join(work, "mnt")
