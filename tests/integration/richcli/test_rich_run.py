@@ -240,6 +240,7 @@ def test_a_failing_start_still_releases_everything(clean, nopy_rootfs, tmp_path)
     vol.mkdir()
     r = clean.rich("run", "--quota", "/data=10M", "-v", "%s:/data" % vol, nopy_rootfs, "--", "/no/such/app")
     assert r.returncode != 0
+    clean.settle()  # the teardown finishes after rich run's exit
     assert mountinfo.at(mountinfo.read(), str(vol)) is None  # `clean` checks records and registrations
 
 
