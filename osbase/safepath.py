@@ -95,9 +95,10 @@ def open_in_root(rootfd, path, flags=O_PATH, mode=0o644, use_openat2=None):
         use_openat2 = _openat2_works is not False
     if use_openat2:
         try:
-            # openat2 refuses a mode without O_CREAT/O_TMPFILE (EINVAL).
+            # openat2 refuses a mode without O_CREAT/O_TMPFILE (EINVAL); O_TMPFILE includes
+            # O_DIRECTORY, so it is tested as a whole.
             fd = libc.openat2(rootfd, path.lstrip("/") or ".", flags,
-                              mode if flags & (os.O_CREAT | os.O_TMPFILE) else 0,
+                              mode if flags & os.O_CREAT or flags & os.O_TMPFILE == os.O_TMPFILE else 0,
                               libc.RESOLVE_IN_ROOT | libc.RESOLVE_NO_MAGICLINKS)
             _openat2_works = True
             return fd

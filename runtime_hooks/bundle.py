@@ -124,10 +124,13 @@ def _default_mounts():
 
 
 def make_config(rootfs, args, *, hostname="rich", env=(), cwd="/", memory=None, cpus=None, volumes=(),
-                annotations=None, terminal=False, network="none"):
-    """A runc-spec-like config.json dict. network: 'none' (a fresh namespace with lo) or 'host'."""
+                annotations=None, terminal=False, network="none", netns=None):
+    """A runc-spec-like config.json dict. network: 'none' (a fresh namespace with lo), 'host', or
+    'bridge' (the namespace at NETNS, which runtime_hooks.network wired)."""
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
-    if network != "host":
+    if network == "bridge":
+        namespaces.append({"type": "network", "path": netns})
+    elif network != "host":
         namespaces.append({"type": "network"})
     caps = list(CAPABILITIES)
     resources = {"devices": [{"allow": False, "access": "rwm"}]}

@@ -1,7 +1,10 @@
 """rich: run unmodified images as rich containers, and install rich mode into container engines.
 
     rich run [OPTIONS] ROOTFS_DIR|ROOTFS_TARBALL [--] CMD...   build a bundle, run it through rich-runtime
-    rich ps | exec NAME -- CMD | stop NAME [--time S] | logs NAME | rm [-f] NAME
+    rich create [OPTIONS] ROOTFS|DISK [--] CMD...                as run -d, not started (rich start NAME)
+    rich ps [--json] | exec NAME -- CMD | start NAME | stop NAME [--time S] | restart NAME | logs NAME
+    rich rm [-f] NAME
+    rich import DISK [--name N] [--output DIR | --oci-archive FILE] [--json]   a VM's disk to a rootfs
     rich gc                                                    undo what killed rich processes left behind
     rich runtime build [--output DIR]                          the portable richinit runtime
     rich quota ls [--json]                                     every container's quota directories
@@ -61,16 +64,21 @@ RUN_OPTIONS = (
     (("--no-services",), "no_services", "flag", None, "no services, only CMD under richinit"),
     (("--vm",), "vm", "flag", None, "keep running after CMD exits, until stopped"),
     (("--name",), "name", "value", "NAME", "the container's name (default: rich-RANDOM)"),
-    (("--network",), "network", "value", "{none,host}", "none (a fresh namespace with lo) or the host's"),
+    (("--network",), "network", "value", "{none,host,bridge}",
+     "none (a fresh namespace with lo; the default), the host's, or bridge (CNI; the default with --vm)"),
+    (("-p", "--publish"), "publish", "append", "[IP:]HOST_PORT:CONTAINER_PORT[/udp]",
+     "publish a container port on the host (--network bridge; repeatable)"),
+    (("--ip",), "ip", "value", "IP", "the container's address on the bridge (--network bridge)"),
+    (("--hostname",), "hostname", "value", "NAME", "the container's hostname (default: its name)"),
     (("--workdir", "-w"), "workdir", "value", "DIR", "CMD's working directory (default /)"),
     (("-d", "--detach"), "detach", "flag", None, "run in the background (rich logs, rich rm)"),
     (("-t", "--tty"), "tty", "flag", None, "give the app a terminal (foreground only)"),
     (("--keep",), "keep", "flag", None, "keep a foreground container after it exits"),
 )
 RUN_DEFAULTS = {"runtime": None, "memory": None, "cpus": None, "volume": [], "env": [], "annotation": [], "quota": [],
-                "service": [], "no_services": False, "vm": False, "name": None, "network": "none", "workdir": "/",
-                "detach": False, "tty": False, "keep": False}
-NETWORKS = ("none", "host")
+                "service": [], "no_services": False, "vm": False, "name": None, "network": None, "workdir": "/",
+                "detach": False, "tty": False, "keep": False, "publish": [], "ip": None, "hostname": None}
+NETWORKS = ("none", "host", "bridge")
 _RUN_TABLE = {name: (attr, kind) for names, attr, kind, _m, _h in RUN_OPTIONS for name in names}
 RUN_USAGE = "usage: rich run [OPTIONS] ROOTFS_DIR|ROOTFS_TARBALL [--] CMD..."
 
@@ -88,21 +96,22 @@ class Args:
         return "Args(%r)" % vars(self)
 
 
-def parse_run(args):
-    """`rich run` options (args after "run", up to any `--`) as Args; CliError for a bad line."""
+def parse_run(args, command="run"):
+    """`rich run` (or `rich create`) options (args after the command, up to any `--`) as Args;
+    CliError for a bad line."""
     from osbase import standin
     try:
         values, rest = standin.parse_options(_RUN_TABLE, args, {"network": NETWORKS})
     except standin.OptionError as e:
-        raise CliError("rich run: %s" % e)
+        raise CliError("rich %s: %s" % (command, e))
     if values is None:
         sys.stdout.write(_run_help())
         raise Exit(0)
-    out = dict(RUN_DEFAULTS, command="run")
+    out = dict(RUN_DEFAULTS, command=command)
     out.update({k: [] for k, v in RUN_DEFAULTS.items() if isinstance(v, list)})
     out.update(values)
     if not rest:
-        raise CliError("rich run: the following arguments are required: ROOTFS_DIR|ROOTFS_TARBALL")
+        raise CliError("rich %s: the following arguments are required: ROOTFS_DIR|ROOTFS_TARBALL" % command)
     out["rootfs"], out["cmd"] = rest[0], rest[1:]
     return Args(**out)
 
@@ -137,9 +146,20 @@ def _add_exec(sub):
     e.add_argument("cmd", nargs=argparse.REMAINDER)
 
 
-def _add_stop(sub):
-    s = _add_name(sub, "stop", "stop a container (TERM, then KILL after --time)")
+def _add_stop(sub, name="stop"):
+    s = _add_name(sub, name, "stop a container (TERM, then KILL after --time)" if name == "stop" else
+                  "stop, then start a container (its changes kept)")
     s.add_argument("--time", "-t", type=float, default=10.0)
+
+
+def _add_ps(sub):
+    p = sub.add_parser("ps", help="list containers: state, services up/failed, address")
+    p.add_argument("--json", action="store_true")
+
+
+def _add_import(sub):
+    from runtime_hooks.vmimport import command
+    command.add_arguments(sub.add_parser("import", help=command.HELP))
 
 
 def _add_rm(sub):
@@ -178,7 +198,13 @@ COMMANDS = {
     # (`rich run` is parsed by parse_run; argparse only lists it in `rich --help`)
     "run": (lambda sub: sub.add_parser("run", help="run a rootfs directory or tarball as a rich container",
                                        add_help=False), "runtime_hooks.cli_containers:run"),
-    "ps": (lambda sub: sub.add_parser("ps", help="list containers"), "runtime_hooks.cli_containers:ps"),
+    "create": (lambda sub: sub.add_parser("create", help="create a container as `run -d` does, not started",
+                                          add_help=False), "runtime_hooks.cli_containers:create"),
+    "start": (lambda sub: _add_name(sub, "start", "start a created or stopped container (its changes kept)"),
+              "runtime_hooks.cli_containers:start"),
+    "restart": (lambda sub: _add_stop(sub, "restart"), "runtime_hooks.cli_containers:restart"),
+    "ps": (_add_ps, "runtime_hooks.cli_containers:ps"),
+    "import": (_add_import, "runtime_hooks.vmimport.command:run"),
     "exec": (_add_exec, "runtime_hooks.cli_containers:exec_"),
     "stop": (_add_stop, "runtime_hooks.cli_containers:stop"),
     "logs": (lambda sub: _add_name(sub, "logs", "what a detached container wrote to stdout/stderr"),
@@ -216,7 +242,7 @@ def _split_cmd(argv):
 def parse(argv):
     """argv (without the program name) -> Args/Namespace; CliError for a bad command line."""
     head, cmd = _split_cmd(argv)
-    args = parse_run(head[1:]) if head[:1] == ["run"] else None
+    args = parse_run(head[1:], head[0]) if head[:1] in (["run"], ["create"]) else None
     if args is None:
         # A known command first: build only its parser (anything else gets the whole one, for help
         # and for the error naming the choices).

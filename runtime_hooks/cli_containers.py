@@ -136,11 +136,48 @@ def _validate_run(args):
     if args.quota:
         rules = [r for r in (ann.get("io.richinit.quota") or "").split(",") if r] + list(args.quota)
         ann["io.richinit.quota"] = ",".join(rules)
+    network = args.network or ("bridge" if args.vm else "none")
+    net = None
+    if args.hostname is not None and not _hostname_ok(args.hostname):
+        raise CliError("rich run: --hostname %r: letters, digits, '-' and '.', at most 63 characters" % args.hostname)
+    if network == "bridge":
+        from runtime_hooks import hostprep
+        from runtime_hooks import network as netmod
+        try:
+            net = netmod.plan(name, args.publish, args.ip, args.hostname,
+                              state_dir=hostprep.HostPaths.from_env().state_dir)
+        except (netmod.NetworkError, hostprep.PrepError) as e:
+            raise CliError("rich run: %s" % e)
+    elif args.publish or args.ip:
+        raise CliError("rich run: %s needs --network bridge" % ("-p" if args.publish else "--ip"))
     runtime = args.runtime or os.environ.get("RICHINIT_RUNTIME") or "runc"
     if runtime not in ("runc", "crun") and not runtime.startswith("/"):
         raise CliError("rich run: --runtime: runc, crun or an absolute path, not %r" % runtime)
     return {"name": name, "memory": memory, "cpus": cpus, "volumes": volumes, "annotations": ann,
-            "source": src, "runtime": runtime}
+            "source": src, "runtime": runtime, "network": network, "net": net}
+
+
+def _vm_disk_rootfs(src):
+    """--vm with a VM's disk: its rootfs, imported once (keyed by the disk's content) under
+    STATE/images; a tarball is left to the rootfs step."""
+    from runtime_hooks.vmimport import command
+    from runtime_hooks.vmimport.parse import DiskError
+    try:
+        if not command.is_disk(src):
+            return src
+        return command.cached_import(src, os.path.join(_paths().state_dir, "images"))
+    except DiskError as e:
+        raise CliError("rich run: %s" % str(e).removeprefix("rich import: "))
+    except OSError as e:
+        raise CliError("rich run: %s: %s" % (src, e.strerror or e))
+
+
+def _hostname_ok(h):
+    return 0 < len(h) <= 63 and all(c.isalnum() or c in "-." for c in h) and h[0] not in "-." and h.isascii()
+
+
+def _hostname_ok(h):
+    return 0 < len(h) <= 63 and all(c.isalnum() or c in "-." for c in h) and h[0] not in "-." and h.isascii()
 
 
 def _settings():
@@ -197,23 +234,27 @@ def create_bundle(args):
     paths = _paths()
     name = v["name"]
     cdir = _cdir(name)
-    rec = {"name": name, "runtime": v["runtime"], "run_root": run_root(), "overlay": os.path.isdir(v["source"]),
-           "source": v["source"], "created": time.time(), "args": list(args.cmd), "detached": args.detach,
-           "network": args.network}
     # The whole config is built and checked before anything is created.
     cfg_path = os.path.join(cdir, "config.json")
-    cfg = bundle_mod.make_config(os.path.join(cdir, "rootfs"), args.cmd, hostname=name[:63], env=args.env,
-                                 cwd=args.workdir, memory=v["memory"], cpus=v["cpus"], volumes=v["volumes"],
-                                 annotations=v["annotations"], terminal=args.tty, network=args.network)
+    net = v["net"]
+    cfg = bundle_mod.make_config(os.path.join(cdir, "rootfs"), args.cmd, hostname=args.hostname or name[:63],
+                                 env=args.env, cwd=args.workdir, memory=v["memory"], cpus=v["cpus"],
+                                 volumes=v["volumes"], annotations=v["annotations"], terminal=args.tty,
+                                 network=v["network"], netns=net and net["path"])
     try:
         opts = pipeline.validate(cfg, cfg_path)  # rich run's configs ask for rich mode
     except pipeline.PipelineError as e:
         raise CliError("rich run: %s" % e)
     v["conf"] = _settings()
     rich = pipeline.wants(cfg, v["conf"].rich, cfg_path)
+    if args.vm and os.path.isfile(v["source"]):
+        v["source"] = _vm_disk_rootfs(v["source"])  # a VM's disk: imported once, then an overlay over it
+    rec = {"name": name, "runtime": v["runtime"], "run_root": run_root(), "overlay": os.path.isdir(v["source"]),
+           "source": v["source"], "created": time.time(), "args": list(args.cmd), "detached": args.detach,
+           "network": v["network"]}
     plan = pipeline.new_plan(name, "run", cdir, _real_runtime(rec), paths, runtime_root=rec["run_root"],
                              run={"source": v["source"], "overlay": rec["overlay"], "detached": args.detach,
-                                  "volatile": not (args.detach or args.keep)})
+                                  "volatile": not (args.detach or args.keep)}, network=net)
     try:
         pipeline.claim(plan, paths)
     except pipeline.Busy:
@@ -227,9 +268,12 @@ def create_bundle(args):
     progress = None if rec["overlay"] else _progress("unpacking %s" % os.path.basename(v["source"]))
     env = {"log": log, "progress": progress}
     try:
-        pipeline.apply(plan, paths, ("bundle", "rootfs"), env)
+        pipeline.apply(plan, paths, ("bundle", "rootfs") + (("network",) if net else ()), env)
         if env["progress"]:
             sys.stderr.write("\n")
+        if net:
+            from runtime_hooks import network as netmod
+            rec["address"], rec["ports"] = netmod.address(plan["network"]), plan["network"]["ports"]
         if rich:
             cfg = pipeline.rewrite(cfg, v["conf"], cfg_path, None, host_side=True, opts=opts)
             pipeline.plan_host(plan, cfg, paths)
@@ -363,6 +407,55 @@ def _teardown_after_exit(rec, cdir, plan, paths):
         os.close(go_w)
 
 
+def create(args):
+    """`rich create`: the container as `rich run -d` makes it (bundle, overlay, network, views, config,
+    record), not started; it stays (phase kept) until `rich rm`."""
+    from runtime_hooks import pipeline
+    args.detach = True
+    paths = _paths()
+    _collect(paths)
+    rec, cdir, plan, paths = create_bundle(args)
+    pipeline.mark(plan, paths, "kept")
+    print(rec["name"])
+    return 0
+
+
+def start(args):
+    """Start a created or stopped container: the runtime's stopped container is deleted and run again
+    on the same bundle, so the overlay's upper directory (everything changed inside) is kept, and
+    so are its network namespace, address and published ports."""
+    from runtime_hooks import pipeline
+    rec = load_record(args.name)
+    status = state_of(rec).get("status")
+    if status in ("running", "created", "paused"):
+        if status == "running":
+            return 0
+        raise CliError("rich start: %s is %s" % (args.name, status))
+    paths = _paths()
+    plan = pipeline.load(paths, rec["name"])
+    if plan is not None and plan.get("phase") != "kept":
+        pipeline.mark(plan, paths, "kept")
+    cdir = _cdir(args.name)
+    if status == "stopped":
+        import subprocess
+        subprocess.run(_rt(rec, "delete", rec["name"]), capture_output=True, stdin=subprocess.DEVNULL)
+    rc = _wait(_spawn_runtime(rec, cdir, True))
+    if rc != 0:
+        try:
+            with open(os.path.join(cdir, "console.log")) as f:
+                tail = f.read().strip().splitlines()[-1:]
+        except OSError:
+            tail = []
+        raise CliError("rich start: %s did not start%s" % (rec["name"], (": " + tail[0]) if tail else ""))
+    print(rec["name"])
+    return 0
+
+
+def restart(args):
+    stop(args)
+    return start(args)
+
+
 def _teardown(rec, cdir, plan=None, paths=None):
     """Delete the runtime's container, then undo the saved plan (views, quotas, rootfs, files):
     what poststop does for the other engines."""
@@ -387,9 +480,51 @@ def _teardown(rec, cdir, plan=None, paths=None):
 
 # ---------------------------------------------------------------- ps / exec / stop / rm
 
+CONTROL_SOCKET = "/run/richinit/control.sock"
+
+
+def services_health(pid, timeout=2.0):
+    """(up, failed) counts of a running container's services, asked over richinit's control socket
+    (reached through /proc/PID/root, resolved inside the container's root), or None."""
+    import json
+    import socket
+
+    from osbase import safepath
+    try:
+        root = os.open("/proc/%d/root" % pid, safepath.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fd = safepath.open_in_root(root, CONTROL_SOCKET, safepath.O_PATH)
+    except OSError:
+        os.close(root)
+        return None
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(timeout)
+        s.connect(safepath.fd_path(fd))
+        s.sendall(b"status\n")
+        data = b""
+        while b"\n" not in data and len(data) < 1 << 20:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        reply = json.loads(data.split(b"\n", 1)[0])
+        states = [sv.get("state") for sv in reply.get("services", [])]
+        return states.count("up"), states.count("failed")
+    except (OSError, ValueError, AttributeError):
+        return None
+    finally:
+        s.close()
+        os.close(fd)
+        os.close(root)
+
+
 def ps(args):
     """Every container: the runtime's word on those it knows, the plan's on those being created
-    (a killed `rich` process's leftovers are undone first, and said so on stderr)."""
+    (a killed `rich` process's leftovers are undone first, and said so on stderr); for a running
+    one its services' health from richinit (up/failed), and its address on --network bridge."""
     from runtime_hooks import pipeline
     paths = _paths()
     _collect(paths)
@@ -399,23 +534,41 @@ def ps(args):
     except FileNotFoundError:
         names = set()
     plans = {p["id"]: p for p in pipeline.load_all(paths) if p["engine"] == "run"}
-    rows = [("NAME", "STATUS", "PID", "RUNTIME", "CREATED", "COMMAND")]
+    rows = [("NAME", "STATUS", "PID", "RUNTIME", "CREATED", "SERVICES", "ADDRESS", "COMMAND")]
+    records = []
     for name in sorted(names | set(plans)):
         try:
             rec = load_record(name)
         except CliError:
             plan = plans.get(name)
             if plan is not None:
-                rows.append((name, pipeline.status(plan), "-", os.path.basename(plan.get("runtime") or "-"), "-", ""))
+                rows.append((name, pipeline.status(plan), "-", os.path.basename(plan.get("runtime") or "-"), "-", "-",
+                             "-", ""))
+                records.append({"name": name, "status": rows[-1][1]})
             continue
         st = state_of(rec)
-        status = st.get("status") or (pipeline.status(plans[name]) if name in plans else "gone")
+        status = st.get("status")
+        if not status and name in plans and plans[name].get("phase") == "kept":
+            # `rich create` (never started) or a foreground `run --keep` that exited
+            status = "exited" if os.path.exists(os.path.join(_cdir(name), "console.log")) or not rec.get("detached") \
+                else "created"
+        elif not status:
+            status = pipeline.status(plans[name]) if name in plans else "gone"
+        health = services_health(st["pid"]) if status == "running" and st.get("pid") else None
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rec.get("created", 0)))
-        rows.append((name, status, str(st.get("pid") or "-"), os.path.basename(rec["runtime"]),
-                     created, " ".join(rec.get("args", []))[:60]))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        rows.append((name, status, str(st.get("pid") or "-"), os.path.basename(rec["runtime"]), created,
+                     "%d up, %d failed" % health if health else "-", rec.get("address") or "-",
+                     " ".join(rec.get("args", []))[:60]))
+        records.append({"name": name, "status": status, "pid": st.get("pid"), "runtime": rec["runtime"],
+                        "created": rec.get("created"), "network": rec.get("network"), "address": rec.get("address"),
+                        "ports": rec.get("ports", []), "services": {"up": health[0], "failed": health[1]}
+                        if health else None, "command": rec.get("args", [])})
+    if getattr(args, "json", False):
+        sys.stdout.write(standin.json_dumps(records) + "\n")
+        return 0
+    widths = [max(len(r[i]) for r in rows) for i in range(7)]
     for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)) + "  " + r[5])
+        print("  ".join(c.ljust(w) for c, w in zip(r[:7], widths, strict=True)) + "  " + r[7])
     return 0
 
 

@@ -37,6 +37,7 @@ ENGINES = ("wrapper", "hooks", "run")
 # The steps an engine applies, in order (`rich run` plans its host part once the rootfs exists).
 STEPS = {"wrapper": ("quota", "views", "config"), "hooks": ("quota", "views", "bind"),
          "run": ("bundle", "rootfs", "quota", "views", "config", "record")}
+# `rich run --network bridge` adds "network" (runtime_hooks.network: CNI ADD; undo: DEL) after "rootfs".
 # Where runc and crun keep a container's state when no --root is given (run as root).
 DEFAULT_ROOTS = {"runc": "/run/runc", "crun": "/run/crun"}
 
@@ -449,6 +450,30 @@ def _do_bind(plan, paths, env):
     env["log"]("views: %s bound into pid %d: %s" % (v["backend"], pid, " ".join(bound)))
 
 
+def _do_network(plan, paths, env):
+    net = plan.get("network")
+    if not net:
+        return
+    from runtime_hooks import network
+    try:
+        network.apply(net)
+    except network.NetworkError as e:
+        raise PipelineError("--network bridge: %s" % e)
+    finally:
+        save(plan, paths)  # the plugins' results, which DEL needs
+    env["log"]("network: %s on %s, %s" % (network.address(net), net["conflist"]["plugins"][0]["bridge"],
+                                          ", ".join("%s:%d->%d/%s" % (p.get("hostIP", ""), p["hostPort"],
+                                                                      p["containerPort"], p["protocol"])
+                                                    for p in net["ports"]) or "no ports"))
+
+
+def _undo_network(plan, paths):
+    if not plan.get("network"):
+        return []
+    from runtime_hooks import network
+    return network.undo(plan["network"])
+
+
 def _do_config(plan, paths, env):
     env["write_config"]()
 
@@ -461,12 +486,12 @@ def _nothing(plan, paths):
     return []
 
 
-_DO = {"bundle": _do_bundle, "rootfs": _do_rootfs, "quota": _do_quota, "views": _do_views, "bind": _do_bind,
-       "config": _do_config, "record": _do_record}
+_DO = {"bundle": _do_bundle, "rootfs": _do_rootfs, "network": _do_network, "quota": _do_quota,
+       "views": _do_views, "bind": _do_bind, "config": _do_config, "record": _do_record}
 # config.json and the record live in the bundle (removed with it) or belong to the engine; binds
 # live in the container's mount namespace and die with it.
-_UNDO = {"bundle": _undo_bundle, "rootfs": _undo_rootfs, "quota": _undo_quota, "views": _undo_views,
-         "bind": _nothing, "config": _nothing, "record": _nothing}
+_UNDO = {"bundle": _undo_bundle, "rootfs": _undo_rootfs, "network": _undo_network, "quota": _undo_quota,
+         "views": _undo_views, "bind": _nothing, "config": _nothing, "record": _nothing}
 
 
 # ---------------------------------------------------------------- liveness and collection

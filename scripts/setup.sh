@@ -8,7 +8,9 @@ PKGS=(python3 python3-venv ca-certificates
       runc crun runsc podman containerd lxc lxcfs busybox-static debootstrap
       tini dumb-init catatonit s6 supervisor
       fuse3 libfuse3-3 xfsprogs e2fsprogs iproute2 openssh-client procps util-linux
-      qemu-system-x86 kmod quota)
+      qemu-system-x86 kmod quota
+      qemu-utils lvm2 btrfs-progs cryptsetup-bin fdisk extlinux syslinux-common
+      containernetworking-plugins iptables)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -33,7 +33,7 @@ def reference():
         elif kind == "append":
             p.add_argument(*names, dest=attr, action="append", default=[])
         elif attr == "network":
-            p.add_argument(*names, dest=attr, choices=cli.NETWORKS, default="none")
+            p.add_argument(*names, dest=attr, choices=cli.NETWORKS, default=cli.RUN_DEFAULTS["network"])
         else:
             p.add_argument(*names, dest=attr, default=cli.RUN_DEFAULTS[attr])
     p.add_argument("rootfs")

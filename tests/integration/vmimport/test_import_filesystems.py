@@ -1,0 +1,223 @@
+"""`rich import` of a small GPT disk: btrfs root in subvolume @ with /home in @home, /srv on xfs
+named by PARTUUID=, /data on ext4 named by LABEL=; what a file can carry survives the copy (owners,
+modes, set-id bits, xattrs, ACLs, file capabilities, hard links, sparse files, device nodes, fifos);
+the same disk as vmdk, .ova, vdi, vhd, vhdx and qcow2 imports to the same file set; an OCI archive
+that podman loads; the disk never written and nothing left attached.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import struct
+import subprocess
+import tarfile
+import tempfile
+import uuid
+
+import pytest
+
+from .conftest import MIB, leftovers, listing, loop, make_disk, mounted, need_tools, rich_import, run, write_os
+
+LINUX = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
+P1, P2, P3 = (1 * MIB, 160 * MIB), (161 * MIB, 300 * MIB), (461 * MIB, 40 * MIB)
+SIZE = 502 * MIB
+# VFS_CAP_REVISION_2 | effective, permitted = CAP_NET_BIND_SERVICE (10)
+CAP = struct.pack("<IIIII", 0x02000001, 1 << 10, 0, 0, 0)
+# system.posix_acl_access: version 2; USER_OBJ rw, USER 4321 r, GROUP_OBJ r, MASK r, OTHER none
+ACL = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", tag, perm, ident) for tag, perm, ident in (
+    (0x01, 6, 0xFFFFFFFF), (0x02, 4, 4321), (0x04, 4, 0xFFFFFFFF), (0x10, 4, 0xFFFFFFFF), (0x20, 0, 0xFFFFFFFF)))
+
+
+def _populate_root(root):
+    os.makedirs(os.path.join(root, "usr/bin"))
+    for d in ("home", "srv", "data", "mnt/other", "dev", "var/lib"):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    p = os.path.join(root, "usr/bin/tool")
+    with open(p, "wb") as f:
+        f.write(b"#!/bin/sh\necho tool\n")
+    os.chown(p, 0, 0)
+    os.chmod(p, 0o4755)
+    os.setxattr(p, "security.capability", CAP)
+    secret = os.path.join(root, "etc/secret")
+    with open(secret, "w") as f:
+        f.write("s3cret\n")
+    os.chown(secret, 1234, 5678)
+    os.chmod(secret, 0o640)
+    os.setxattr(secret, "user.note", b"kept")
+    os.setxattr(secret, "system.posix_acl_access", ACL)
+    os.link(secret, os.path.join(root, "etc/secret.link"))
+    with open(os.path.join(root, "var/lib/sparse"), "wb") as f:
+        f.truncate(64 * MIB)
+        f.seek(64 * MIB - 4096)
+        f.write(b"x" * 4096)
+    os.mknod(os.path.join(root, "dev/null"), 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    os.mknod(os.path.join(root, "dev/loopX"), 0o660 | stat.S_IFBLK, os.makedev(7, 200))
+    os.mkfifo(os.path.join(root, "var/lib/fifo"), 0o600)
+    os.symlink("/etc/passwd-of-the-vm", os.path.join(root, "etc/abs-link"))
+
+
+@pytest.fixture(scope="module")
+def gpt_disk(tmp_path_factory):
+    need_tools("mkfs.btrfs", "btrfs", "mkfs.xfs")
+    work = str(tmp_path_factory.mktemp("gptdisk"))
+    disk = make_disk(os.path.join(work, "gpt.raw"), SIZE, "gpt",
+                     [P1 + (LINUX, "root"), P2 + (LINUX, "srv"), P3 + (LINUX, "data")])
+    btrfs_uuid = str(uuid.uuid4())
+    with loop(disk, *P1) as d1, loop(disk, *P2) as d2, loop(disk, *P3) as d3:
+        run(["mkfs.btrfs", "-q", "-U", btrfs_uuid, d1])
+        run(["mkfs.xfs", "-q", d2])
+        run(["mkfs.ext4", "-q", "-L", "data", d3])
+        partuuid = run(["sfdisk", "--part-uuid", disk, "2"]).strip().lower()
+        top = os.path.join(work, "top")
+        with mounted(d1, top):
+            run(["btrfs", "subvolume", "create", os.path.join(top, "@")])
+            run(["btrfs", "subvolume", "create", os.path.join(top, "@home")])
+            root = os.path.join(top, "@")
+            write_os(root, "UUID=%s / btrfs subvol=@,compress=zstd 0 0\n"
+                           "UUID=%s /home btrfs subvol=@home 0 0\n"
+                           "PARTUUID=%s /srv xfs defaults 0 0\n"
+                           "LABEL=data /data ext4 defaults 0 2\n"
+                           "/dev/sdb1 /mnt/other ext4 defaults 0 0\n"
+                           "tmpfs /tmp tmpfs defaults 0 0\n" % (btrfs_uuid, btrfs_uuid, partuuid))
+            _populate_root(root)
+            os.makedirs(os.path.join(top, "@home/alice"))
+            with open(os.path.join(top, "@home/alice/notes"), "w") as f:
+                f.write("alice\n")
+            os.chown(os.path.join(top, "@home/alice"), 1000, 1000)
+        with mounted(d2, os.path.join(work, "srv")) as srv:
+            with open(os.path.join(srv, "index.html"), "w") as f:
+                f.write("<h1>srv</h1>\n")
+        with mounted(d3, os.path.join(work, "data")) as data:
+            with open(os.path.join(data, "db"), "wb") as f:
+                f.write(os.urandom(100000))
+    yield disk
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _sha(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def imported(gpt_disk, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("imp") / "rootfs")
+    before = _sha(gpt_disk)
+    r = rich_import(gpt_disk, "--output", out, "--json")
+    assert r.returncode == 0, r.stderr
+    assert _sha(gpt_disk) == before, "the disk was written"
+    assert leftovers() == []
+    yield out, json.loads(r.stdout)
+    shutil.rmtree(out, ignore_errors=True)
+
+
+def test_layout_found_and_mounted(imported):
+    out, rep = imported
+    assert rep["table"] == "gpt" and rep["format"] == "raw"
+    assert rep["os"]["pretty_name"] == "Test Linux 1"
+    assert [(m["mountpoint"], m["volume"], m["fstype"], m["subvol"]) for m in rep["mounts"]] == [
+        ("/", "p1", "btrfs", "@"), ("/home", "p1", "btrfs", "@home"), ("/srv", "p2", "xfs", ""),
+        ("/data", "p3", "ext4", "")]
+    assert {s["mountpoint"]: s["reason"] for s in rep["skipped"]} == {
+        "/mnt/other": "not on this disk (ext4)", "/tmp": "tmpfs: the engine provides it"}
+    assert open(os.path.join(out, "home/alice/notes")).read() == "alice\n"
+    assert os.stat(os.path.join(out, "home/alice")).st_uid == 1000
+    assert open(os.path.join(out, "srv/index.html")).read() == "<h1>srv</h1>\n"
+    assert os.path.getsize(os.path.join(out, "data/db")) == 100000
+    # fstab: /, and every filesystem folded into the rootfs, commented out; the rest kept
+    fstab = open(os.path.join(out, "etc/fstab")).read().splitlines()
+    assert [ln.startswith("#rich-import-disabled# ") for ln in fstab] == [True, True, True, True, False, False]
+    saved = os.path.join(out, "var/lib/richinit/import-disabled/etc/fstab")
+    assert not open(saved).read().startswith("#")
+    assert json.load(open(os.path.join(out, "var/lib/richinit/import-report.json")))["os"] == rep["os"]
+
+
+def test_file_metadata_survives(imported):
+    out, _ = imported
+    tool = os.path.join(out, "usr/bin/tool")
+    assert stat.S_IMODE(os.stat(tool).st_mode) == 0o4755
+    assert os.getxattr(tool, "security.capability") == CAP
+    secret = os.path.join(out, "etc/secret")
+    st = os.stat(secret)
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode), st.st_nlink) == (1234, 5678, 0o640, 2)
+    assert os.stat(os.path.join(out, "etc/secret.link")).st_ino == st.st_ino
+    assert os.getxattr(secret, "user.note") == b"kept"
+    assert os.getxattr(secret, "system.posix_acl_access") == ACL
+    sparse = os.stat(os.path.join(out, "var/lib/sparse"))
+    assert sparse.st_size == 64 * MIB and sparse.st_blocks * 512 < 1 * MIB
+    null = os.lstat(os.path.join(out, "dev/null"))
+    assert stat.S_ISCHR(null.st_mode) and null.st_rdev == os.makedev(1, 3)
+    blk = os.lstat(os.path.join(out, "dev/loopX"))
+    assert stat.S_ISBLK(blk.st_mode) and blk.st_rdev == os.makedev(7, 200)
+    assert stat.S_ISFIFO(os.lstat(os.path.join(out, "var/lib/fifo")).st_mode)
+    assert os.readlink(os.path.join(out, "etc/abs-link")) == "/etc/passwd-of-the-vm"
+
+
+@pytest.mark.parametrize("fmt", ["qcow2", "vmdk", "ova", "vdi", "vpc", "vhdx"])
+def test_every_format_imports_the_same_files(fmt, gpt_disk, imported, tmp_path):
+    out, _ = imported
+    image = str(tmp_path / ("disk." + fmt))
+    if fmt == "ova":
+        vmdk = str(tmp_path / "disk-1.vmdk")
+        run(["qemu-img", "convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized", gpt_disk, vmdk])
+        ovf = tmp_path / "vm.ovf"
+        ovf.write_text("<Envelope/>\n")
+        with tarfile.open(image, "w", format=tarfile.USTAR_FORMAT) as t:
+            t.add(str(ovf), "vm.ovf")
+            t.add(vmdk, "disk-1.vmdk")
+        os.unlink(vmdk)
+    else:
+        run(["qemu-img", "convert", "-f", "raw", "-O", fmt, gpt_disk, image])
+    before = _sha(image)
+    dest = str(tmp_path / "rootfs")
+    r = rich_import(image, "--output", dest, "--json")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["format"] == ("vmdk" if fmt == "ova" else fmt)
+    assert listing(dest) == listing(out)
+    assert _sha(image) == before
+    assert leftovers() == []
+
+
+def test_oci_archive_loads_in_podman(gpt_disk, tmp_path):
+    archive = str(tmp_path / "img.tar")
+    r = rich_import(gpt_disk, "--oci-archive", archive, "--name", "gptvm")
+    assert r.returncode == 0, r.stderr
+    assert leftovers() == [] and not [n for n in os.listdir(tmp_path) if n != "img.tar"]
+    with tarfile.open(archive) as t:
+        names = set(t.getnames())
+        index = json.load(t.extractfile("index.json"))
+        manifest = json.load(t.extractfile("blobs/sha256/" + index["manifests"][0]["digest"].split(":")[1]))
+        layer_name = "blobs/sha256/" + manifest["layers"][0]["digest"].split(":")[1]
+        h = hashlib.sha256()
+        f = t.extractfile(layer_name)
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+        assert "sha256:" + h.hexdigest() == manifest["layers"][0]["digest"]
+        assert {"oci-layout", "index.json", "manifest.json"} <= names
+        docker = json.load(t.extractfile("manifest.json"))
+        assert docker[0]["RepoTags"] == ["gptvm:latest"] and docker[0]["Layers"] == [layer_name]
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed: the archive's structure was checked")
+    conf = tmp_path / "containers.conf"
+    conf.write_text('[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n')
+    storage = tmp_path / "storage.conf"
+    runroot = tempfile.mkdtemp(prefix="rr-", dir="/tmp")
+    storage.write_text('[storage]\ndriver = "overlay"\ngraphroot = "%s"\nrunroot = "%s"\n' % (tmp_path / "g", runroot))
+    env = dict(os.environ, CONTAINERS_CONF=str(conf), CONTAINERS_STORAGE_CONF=str(storage))
+    try:
+        r = subprocess.run(["podman", "load", "-i", archive], env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        r = subprocess.run(["podman", "image", "inspect", "gptvm:latest"], env=env, capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)[0]["RootFS"]["Layers"] == [manifest["layers"][0]["digest"]]
+    finally:
+        subprocess.run(["podman", "system", "reset", "--force"], env=env, capture_output=True, timeout=120)
+        subprocess.run(["umount", "-R", runroot], capture_output=True)
+        shutil.rmtree(runroot, ignore_errors=True)
