@@ -14,6 +14,9 @@ prints one JSON document on stdout:
      "failed":         [name, ...]                    names with an error (they are not started)
      "errors":         [{"service", "file", "line", "message"}, ...]
      "warnings":       [same shape]                   nothing failed, but something looks wrong
+     "sockets":        [SocketSpec.to_dict(), ...]    what PID 1 binds before any service starts; a
+                                                      services.d `listen:` is a socket named after its
+                                                      service, not enabled (it activates nothing)
      "init_scripts":   [InitScript.to_dict(), ...]    in the order to run them
      "finish_scripts": [InitScript.to_dict(), ...]    s6-overlay's cont-finish.d, for shutdown
      "order":          [[names], [names], ...]        start waves (stop: reversed); runnable services only
@@ -72,6 +75,7 @@ class Result:
     def __init__(self):
         self.services, self.skipped, self.errors, self.warnings = [], {}, [], []
         self.init_scripts, self.finish_scripts, self.order, self.deps = [], [], [], {}
+        self.sockets = []
 
     @property
     def failed(self):
@@ -87,6 +91,7 @@ class Result:
             "failed": self.failed,
             "errors": [p.to_dict() for p in self.errors],
             "warnings": [p.to_dict() for p in self.warnings],
+            "sockets": [s.to_dict() for s in self.sockets],
             "init_scripts": [s.to_dict() for s in self.init_scripts],
             "finish_scripts": [s.to_dict() for s in self.finish_scripts],
             "order": [list(w) for w in self.order],
@@ -486,6 +491,11 @@ def load(root="/", defaults=DEFAULTS_DIR, only=None, environ=None, search_path=N
         result.init_scripts = compat.init_scripts(r, environ, warn)
         result.finish_scripts = compat.finish_scripts(r, warn)
     for e in sorted(entries, key=lambda e: e.name):
+        listen = e.definition.listen if e.definition is not None else ()
+        if e.spec is not None and listen and not e.skip and not e.problems:
+            result.sockets.append(S.SocketSpec(name=e.name, source=e.file, service=e.name, listen=listen,
+                                               enabled=False))
+            e.spec = e.spec.replace(sockets=(e.name,))
         if e.spec is not None:
             result.services.append(e.spec)
         if e.skip and not e.problems:
