@@ -15,7 +15,7 @@ from richinit import log
 from richinit import svc as S
 
 MAX_REQUEST = 4096
-COMMANDS = ("status", "start", "stop", "restart", "logs", "reload", "shutdown")
+COMMANDS = ("status", "start", "stop", "restart", "logs", "reload", "shutdown", "timers", "sockets")
 
 
 def dumps(obj):
@@ -159,6 +159,10 @@ class ControlServer:
         if cmd == "status":
             return {"ok": True, "phase": self.init.phase, "app": self.init.app_status(),
                     "services": sup.status(), "errors": sup.errors}, False
+        if cmd == "timers":  # systemctl list-timers
+            return {"ok": True, "timers": sup.timers.status() if sup.timers is not None else []}, False
+        if cmd == "sockets":  # systemctl list-sockets
+            return {"ok": True, "sockets": sup.sockets.status() if sup.sockets is not None else []}, False
         if cmd == "shutdown":
             self.init.request_stop()
             return {"ok": True}, False
