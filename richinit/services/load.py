@@ -21,7 +21,7 @@ prints one JSON document on stdout:
      "sockets":        [SocketSpec.to_dict(), ...]    the image's socket units (with units=True)
      "timers":         [TimerSpec.to_dict(), ...]     its timer units
      "templates":      {"foo@": ServiceSpec.to_dict()}  service templates, for Accept=yes sockets and
-                                                      `systemctl start foo@x` (richinit.services.instance)
+                                                      `systemctl start foo@x` (unitfile.instantiate)
      "unit_files":     {"nginx.service": "enabled"|"disabled"|"static"|"masked"|"generated"|"alias"|
                         "indirect"|"bad"}}            systemctl list-unit-files' states
 

@@ -39,7 +39,7 @@ the spec's `warnings`, never a refused boot. Time spans follow systemd.time(7); 
 the timeouts) means no limit (0 in the spec).
 
 Templates ("templates": {"foo@": spec}) keep the instance specifiers %i %I %n %N %f %j %J (and %%)
-as written; `richinit.services.instance.instantiate` fills them in for `foo@x`.
+as written; `richinit.services.unitfile.instantiate` fills them in for `foo@x`.
 """
 
 import os
@@ -828,7 +828,8 @@ def _socket(ld, u, enabled, out):
     warnings = list(u.errors) + list(conv.warnings) + list(conv.errors)
     stem = _stem(u.name)
     accept = bool(f.get("accept"))
-    service = _stem(f["service"]) if f.get("service") else (stem + "@" if accept else stem)
+    service = stem + "@" if accept and not f.get("service") else \
+        _stem(ld.canonical(f.get("service") or stem + ".service"))
     listen = conv.listen
     if u.name == "syslog.socket":
         # journald forwards to /run/systemd/journal/syslog; without journald, the syslog daemon it
@@ -862,7 +863,7 @@ def _timer(ld, u, enabled, out):
     f = conv.fields
     warnings = list(u.errors) + list(conv.warnings) + list(conv.errors)
     stem = _stem(u.name)
-    service = _stem(f["service"]) if f.get("service") else stem
+    service = _stem(ld.canonical(f.get("service") or stem + ".service"))
     _dynamic, skip = _conditions(conv, [])
     if skip and enabled:
         out.skipped[u.name] = skip
