@@ -405,7 +405,9 @@ def _check_requires(entries, by_name, runnable):
                 target = by_name.get(r)
                 if target is None:
                     why = "requires unknown service %r" % r
-                elif target.skip and not target.problems and not target.soft_skip:
+                elif target.soft_skip and not target.problems:
+                    continue
+                elif target.skip and not target.problems:
                     why = "requires %r, which is skipped: %s" % (r, target.skip)
                 elif r not in runnable:
                     why = "requires %r, which failed" % r
@@ -531,6 +533,7 @@ def _add_units(root, entries, by_name, result, warn, environ):
     result.sockets, result.timers = loaded.sockets, loaded.timers
     result.templates, result.unit_files = loaded.templates, loaded.unit_files
     result.warnings.extend(loaded.warnings)
+    result.errors.extend(loaded.template_errors)
     result.skipped.update(loaded.skipped)
     for spec, problems, skip, lines, stem, unit in loaded.services:
         other = by_name.get(stem)

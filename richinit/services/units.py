@@ -110,7 +110,7 @@ def _glob(pattern, name):
 
 def _matches(pattern, unit):
     """A pattern without a type matches the unit's name without its type (and "foo@" templates' too)."""
-    if "." in pattern.rsplit("*", 1)[-1] or pattern.endswith((".service", ".socket", ".timer", ".target")):
+    if pattern.rpartition(".")[2] in U.UNIT_TYPES:
         return _glob(pattern, unit)
     stem = unit.rpartition(".")[0]
     return _glob(pattern, stem) or (stem.endswith("@") and _glob(pattern, stem[:-1]))
@@ -401,6 +401,7 @@ class Loaded:
     def __init__(self):
         self.services, self.templates, self.sockets, self.timers = [], {}, [], []
         self.unit_files, self.skipped, self.warnings = {}, {}, []
+        self.template_errors = []  # templates pulled without an instance
         self.names = {}   # service stem -> every name it answers to (unit names, aliases), for the defaults
         self.order_hint = {}
 
@@ -520,10 +521,15 @@ def load_units(root, warn, environ=None):
     for name in ld.catalog.unit_names():
         if name.rpartition(".")[2] in RUN_TYPES and ld.canonical(name) == name:
             todo.setdefault(name)
-    for name in list(pulled) + list(todo):
+    for name, by in pulled.items():
         reason = ld.skip.reason(name)
-        if reason and name in pulled:
+        if reason:
             out.skipped[_skip_key(name)] = reason
+        elif name.partition("@")[2].startswith(".") and name.rpartition(".")[2] in RUN_TYPES:
+            where = ld.units[by].found.path if by in ld.units and ld.units[by].found.path else by
+            out.template_errors.append(M.Problem(
+                service=_skip_key(name), file=where, message="%s is a template: enable an instance "
+                "(%s) instead; nothing started for it" % (name, name.replace("@.", "@NAME.", 1))))
     specs = {}      # unit name -> (kind, spec-in-making)
     for name in todo:
         if ld.skip.reason(name):

@@ -48,7 +48,7 @@ _SANDBOX_PREFIXES = ("Protect", "Restrict", "SystemCall", "ReadWrite", "ReadOnly
                      "CPUScheduling", "CPUAffinity", "IOScheduling", "NUMA", "TimerSlack", "Delegate",
                      "Slice", "Socket", "LogRateLimit", "LogLevelMax", "LogExtraFields", "LogNamespace",
                      "UtmpIdentifier", "UtmpMode", "TTY", "StandardInput", "GuessMainPID", "FileDescriptorStore",
-                     "USBFunction", "BusName", "NonBlocking", "ExitType", "RootHash", "RootVerity",
+                     "USBFunction", "NonBlocking", "ExitType", "RootHash", "RootVerity",
                      "ExtensionImages", "ExtensionDirectories", "CoredumpFilter", "SyslogLevel",
                      "SyslogFacility", "SyslogLevelPrefix", "ManagedOOM", "MemoryPressure")
 _RESOURCE_PREFIXES = ("CPU", "Memory", "IO", "Tasks", "BlockIO", "StartupCPU", "StartupIO", "AllowedCPUs",
@@ -62,7 +62,7 @@ _QUIET = frozenset({
     "Perpetual", "SurviveFinalKillSignal", "Also", "WantedBy", "RequiredBy", "UpheldBy", "Alias",
     "DefaultInstance", "OnSuccess", "StopPropagatedFrom", "PropagatesStopTo", "TimeoutCleanSec",
     "RuntimeMaxSec", "RuntimeRandomizedExtraSec", "FinalKillSignal", "RestartKillSignal",
-    "WatchdogSignal", "DynamicUser", "OOMScoreAdjust"})
+    "WatchdogSignal", "DynamicUser", "BusName"})
 
 
 class Converted:
