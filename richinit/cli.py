@@ -71,7 +71,6 @@ class Options:
     forward = "child"
     verbose = 0
     cmd = ()
-    faults = ()
     services = None   # None: no services; "all" or a list of names
     vm = False
     control_dir = "/run/richinit"
@@ -203,7 +202,6 @@ def _build(argv, environ):
     if not cmd and not o.vm:
         raise UsageError("no command given")
     o.cmd = list(cmd)
-    o.faults = tuple(f for f in environ.get("RICHINIT_INJECT_FAULT", "").split(",") if f)
     return o
 
 

@@ -117,7 +117,7 @@ def main(argv=None):
         return pid
 
     init = Init(ops, grace=opts.grace, kill_grace=opts.kill_grace, rewrite=opts.rewrite,
-                forward=opts.forward, faults=opts.faults, services=sup, vm=opts.vm,
+                forward=opts.forward, services=sup, vm=opts.vm,
                 start_app=start_app if opts.cmd else None)
     control = None
     if sup is not None:

@@ -30,13 +30,12 @@ KILL_WAIT = 5.0
 
 
 class Init:
-    def __init__(self, ops, grace=10.0, kill_grace=5.0, rewrite=None, forward="child", faults=(),
-                 services=None, vm=False, start_app=None):
+    def __init__(self, ops, grace=10.0, kill_grace=5.0, rewrite=None, forward="child", services=None,
+                 vm=False, start_app=None):
         self.ops = ops
         self.grace, self.kill_grace = grace, kill_grace
         self.rewrite = dict(rewrite or {})
         self.forward = forward
-        self.faults = set(faults)
         self.services = services
         self.vm = vm
         self.start_app = start_app  # () -> pid; raises spawn.ExecError
@@ -102,7 +101,6 @@ class Init:
         self._enter_stopping_services()
 
     def on_signal(self, sig):
-        self._fault("signal")
         if sig == signal.SIGCHLD:
             return  # the loop reaps after every event
         if sig in sigs.SHUTDOWN:
@@ -128,7 +126,6 @@ class Init:
             self.app_exit = code
             if self.exit_code is None and not self.vm:
                 self.exit_code = code
-        self._fault("exit")
         if not is_main:
             if self.services is None or not self.services.on_exit(pid, code):
                 log.debug("reaped pid %d (exit %d)", pid, code)
@@ -143,8 +140,8 @@ class Init:
     def heal(self):
         """Re-derive the next step from the state: the loop calls this after every event.
 
-        If a handler failed half-way (a bug, an injected fault), the state it left is still
-        true, and this finds the transition that did not happen, so a stop never stalls.
+        If a handler failed half-way (a bug; tests inject such failures with tests/support/faultinit.py),
+        the state it left is still true, and this finds the transition that did not happen, so a stop never stalls.
         """
         if self.phase in (RUNNING, STOPPING_MAIN) and self.main_pid is None and self.app_started is not None \
                 and not (self.vm and self.phase == RUNNING):
@@ -239,7 +236,6 @@ class Init:
     def _forward(self, sig):
         sig = self.rewrite.get(sig, sig)
         if sig and self.main_pid is not None:
-            self._fault("forward")
             log.debug("forwarding %s to %d (%s)", sigs.name(sig), self.main_pid, self.forward)
             self._send_main(sig)
 
@@ -252,9 +248,3 @@ class Init:
             self.ops.kill_session(self.main_pid, sig)
         else:
             self.ops.kill(self.main_pid, sig)
-
-    def _fault(self, point):
-        """Test aid: RICHINIT_INJECT_FAULT=point raises once here to prove PID 1 survives."""
-        if point in self.faults:
-            self.faults.discard(point)
-            raise RuntimeError("injected fault at %s" % point)

@@ -16,41 +16,12 @@ import os
 
 from richinit import log
 from richinit import svc as S
+from richinit.identity import passwd_lookup
+from richinit.sinks import OutputSink
 from richinit.spawn import spawn, spawn_call
 
 RUN_DIR = "/run/richinit"
 SCRIPT_STOP_TIMEOUT = 5.0  # an init script cut short by a stop, or a finish script: SIGKILL after this
-
-
-def _passwd_lookup(user, group):
-    """(uid, gid, groups) from the container's /etc/passwd and /etc/group (no NSS: works on any libc)."""
-    def table(path):
-        try:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
-        except OSError:
-            return []
-    users, groups = table("/etc/passwd"), table("/etc/group")
-    uid = gid = 0
-    name = "root"
-    if user is not None:
-        row = next((r for r in users if len(r) >= 4 and (r[0] == str(user) or r[2] == str(user))), None)
-        if row is None:
-            if not str(user).isdigit():
-                raise LookupError("unknown user %s" % user)
-            uid, gid, name = int(user), int(user), None
-        else:
-            uid, gid, name = int(row[2]), int(row[3]), row[0]
-    if group is not None:
-        row = next((r for r in groups if len(r) >= 3 and (r[0] == str(group) or r[2] == str(group))), None)
-        if row is None:
-            if not str(group).isdigit():
-                raise LookupError("unknown group %s" % group)
-            gid = int(group)
-        else:
-            gid = int(row[2])
-    extra = sorted({int(r[2]) for r in groups if len(r) >= 4 and name and name in r[3].split(",")} | {gid})
-    return uid, gid, extra
 
 
 def _load_document(fd, root, only):
@@ -63,92 +34,6 @@ def _run_builtin(name, args):
     """In a built-in's child: its module's main(args)."""
     from richinit import builtin
     return builtin.main(name, args)
-
-
-class OutputSink:
-    """A service's stdout+stderr: a pipe PID 1 reads, lines prefixed `[name] ` or written to a file."""
-
-    RING = 200  # lines kept for `richctl logs`
-
-    def __init__(self, mgr, name, spec_log):
-        self.mgr, self.name, self.spec = mgr, name, spec_log
-        self.rfd, self.wfd = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-        os.set_blocking(self.wfd, True)  # the writer (the service) blocks as usual
-        self.partial = b""
-        self.ring = []
-        self.followers = []
-        mgr.loop.add_reader(self.rfd, self._readable)
-
-    def _readable(self, fd):
-        try:
-            data = os.read(fd, 65536)
-        except BlockingIOError:
-            return
-        if not data:
-            return
-        lines = (self.partial + data).split(b"\n")
-        self.partial = lines.pop()
-        if len(self.partial) > 8192:  # a line without end: cut it
-            lines.append(self.partial)
-            self.partial = b""
-        for line in lines:
-            self._line(line)
-
-    def _line(self, line):
-        text = line.decode("utf-8", "replace")
-        self.ring.append(text)
-        del self.ring[:-self.RING]
-        kind = self.spec.kind
-        if kind == "file":
-            self._to_file(line)
-        elif kind == "syslog":
-            self._to_syslog(line)
-        elif kind == "stdout":
-            try:
-                os.write(1, b"[" + self.name.encode() + b"] " + line + b"\n")
-            except OSError:
-                pass
-        for f in list(self.followers):
-            f(text)
-
-    def _to_file(self, line):
-        path, limit, keep = self.spec.path, self.spec.max_size, self.spec.keep or 0
-        try:
-            if limit and os.path.exists(path) and os.path.getsize(path) + len(line) + 1 > limit:
-                for i in range(keep - 1, 0, -1):
-                    if os.path.exists("%s.%d" % (path, i)):
-                        os.replace("%s.%d" % (path, i), "%s.%d" % (path, i + 1))
-                if keep:
-                    os.replace(path, path + ".1")
-                else:
-                    os.unlink(path)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-            try:
-                os.write(fd, line + b"\n")
-            finally:
-                os.close(fd)
-        except OSError as e:
-            log.warning("%s: log file %s: %s", self.name, path, e.strerror)
-
-    def _to_syslog(self, line):
-        msg = b"<30>" + self.name.encode() + b": " + line  # daemon.info
-        try:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, 0)
-            try:
-                s.sendto(msg, "/dev/log")
-            finally:
-                s.close()
-        except OSError:
-            os.write(1, b"[" + self.name.encode() + b"] " + line + b"\n")
-
-    def close(self):
-        self._readable(self.rfd)
-        self.mgr.loop.remove_reader(self.rfd)
-        for fd in (self.rfd, self.wfd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
 
 
 class Supervisor:
@@ -528,7 +413,7 @@ class Supervisor:
             env.update(extra)
         user = None
         if spec.user is not None or spec.group is not None:
-            user = _passwd_lookup(spec.user, spec.group)
+            user = passwd_lookup(spec.user, spec.group)
         sink = self.sinks.get(s.name)
         if spec.log.kind == "none":
             out = os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC)
