@@ -1,7 +1,8 @@
 """The control socket richctl talks to: CONTROL_DIR/control.sock, root only.
 
 Requests are one text line: `status` | `start NAME` | `stop NAME` | `restart NAME` |
-`logs NAME [follow]` | `reload` | `shutdown`. Replies are JSON lines: {"ok": true, ...} or
+`logs NAME [follow]` | `reload` | `shutdown` | `poweroff` (the same) | `reboot` (every service
+restarts in order; the container stays). Replies are JSON lines: {"ok": true, ...} or
 {"ok": false, "error": "one line"}; `logs NAME follow` then streams {"line": ...} objects.
 Text in, JSON out, because PID 1 then needs no JSON parser and only a small encoder (the json
 package and socket.py cost PID 1 about 1.4 MB for its whole life). Clients are non-blocking
@@ -15,7 +16,7 @@ from richinit import log
 from richinit import svc as S
 
 MAX_REQUEST = 4096
-COMMANDS = ("status", "start", "stop", "restart", "logs", "reload", "shutdown")
+COMMANDS = ("status", "start", "stop", "restart", "logs", "reload", "shutdown", "poweroff", "reboot")
 
 
 def dumps(obj):
@@ -159,9 +160,12 @@ class ControlServer:
         if cmd == "status":
             return {"ok": True, "phase": self.init.phase, "app": self.init.app_status(),
                     "services": sup.status(), "errors": sup.errors}, False
-        if cmd == "shutdown":
+        if cmd in ("shutdown", "poweroff"):
             self.init.request_stop()
             return {"ok": True}, False
+        if cmd == "reboot":
+            result = self.init.reboot()
+            return dict(result, ok=result.get("ok", True)), False
         if cmd == "reload":
             result = self.init.reload()
             return dict(result, ok=result.get("ok", True)), False

@@ -69,7 +69,10 @@ def _setup_services(opts, loop, ops, is_pid1):
     if opts.services is None:
         return None
     from richinit.supervisor import Supervisor
-    sup = Supervisor(loop, ops, control_dir=opts.control_dir)
+    sup = Supervisor(loop, ops, control_dir=opts.control_dir, units=opts.units)
+    if opts.image_init:
+        log.say("VM mode: %s given as the command; richinit takes its place and runs the image's units"
+                % opts.image_init)
     env_pid = None
     if opts.save_env:
         # Saved by a child forked from us, while the loader (another one) runs.
