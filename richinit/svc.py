@@ -603,7 +603,7 @@ class Service:
                 self._set(DONE, "")
                 self.host.changed(self)
                 return None
-            return self._deactivate("success", run_stop=True)
+            return self._deactivate("success", run_stop=True, reason="exited")
         self._set(UP, "")
         self.up_since = self.host.now()
         self._arm_watchdog()
