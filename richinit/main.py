@@ -5,6 +5,8 @@ import sys
 
 from richinit import log
 
+OOM_SCORE_ADJ = -999  # PID 1's, where allowed: the OOM killer's last choice, never exempt
+
 
 def _listen_fds():
     """Socket-activation fds meant for us (LISTEN_PID is ours): 3 .. 3+LISTEN_FDS-1."""
@@ -44,6 +46,21 @@ def _become_reaper():
     except (OSError, AttributeError) as e:
         log.warning("not PID 1 and cannot become a subreaper (%s): orphans will not be reaped", e)
     return False
+
+
+def _protect_from_oom():
+    """PID 1 lowers its oom_score_adj where it may (CAP_SYS_RESOURCE): the OOM killer then takes a
+    leaking app, not the init everything rests on. Children get the value back (spawn)."""
+    try:
+        with open("/proc/self/oom_score_adj") as f:
+            old = f.read().strip()
+        if int(old) > OOM_SCORE_ADJ:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(OOM_SCORE_ADJ))
+    except (OSError, ValueError):
+        return  # not allowed (the usual case without CAP_SYS_RESOURCE): small as it is, PID 1 is rarely the pick
+    from richinit import spawn
+    spawn.OOM_SCORE_ADJ = old
 
 
 def _child_env(listen):
@@ -98,7 +115,11 @@ def main(argv=None):
 
     listen = _listen_fds()
     _close_inherited_fds(listen)
+    from richinit.sinks import Outlet
+    log.use(Outlet(2))  # never blocked by a stderr nobody reads (waits through the loop once it exists)
     is_pid1 = _become_reaper()
+    if is_pid1:
+        _protect_from_oom()
 
     from richinit.loop import Loop
     from richinit.pid1 import Init
@@ -106,6 +127,7 @@ def main(argv=None):
     from richinit.sysops import SysOps
 
     loop = Loop()  # handlers first: a signal that arrives from now on is not lost
+    log.out.attach(loop)
     ops = SysOps(is_pid1)
     del cli  # not needed any more; let the module (and its help text) go
     sys.modules.pop("richinit.cli", None)
@@ -135,6 +157,7 @@ def main(argv=None):
     if control is not None:
         control.close()
     log.info("exiting with %d", code)
+    log.out.close()  # a last try, without waiting
     return code
 
 

@@ -126,6 +126,8 @@ class Init:
             self.app_exit = code
             if self.exit_code is None and not self.vm:
                 self.exit_code = code
+        if code == 128 + signal.SIGKILL and self.ops.oom_kills():
+            log.warning("%s killed by the OOM killer", "app (pid %d)" % pid if is_main else "pid %d" % pid)
         if not is_main:
             if self.services is None or not self.services.on_exit(pid, code):
                 log.debug("reaped pid %d (exit %d)", pid, code)

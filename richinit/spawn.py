@@ -33,6 +33,18 @@ class ExecError(Exception):
         return 127 if self.errno in (errno.ENOENT, errno.ENOTDIR) else 126
 
 
+OOM_SCORE_ADJ = None  # PID 1 lowered its own: the value children get back (main sets it)
+
+
+def _restore_oom_score_adj():
+    if OOM_SCORE_ADJ is not None:
+        try:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(OOM_SCORE_ADJ)
+        except OSError:
+            pass
+
+
 def _default_signals():
     for sig in catchable():
         try:
@@ -45,6 +57,7 @@ def _default_signals():
     signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
     signal.set_wakeup_fd(-1)
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    _restore_oom_score_adj()
 
 
 def _become(user, cwd):
@@ -66,7 +79,7 @@ def _child(argv, env, cwd, new_session, listen_fds, user, stdio, extra_fds, wfd,
         if extra_fds:
             # Move the error pipe out of the way of the fds we are about to place.
             import fcntl
-            wfd = fcntl.fcntl(wfd, fcntl.F_DUPFD_CLOEXEC, 256)
+            wfd = fcntl.fcntl(wfd, fcntl.F_DUPFD_CLOEXEC, max(extra_fds) + 1)  # 256 fails under a low RLIMIT_NOFILE
         # stdio and extra fds: dup2 clears close-on-exec on the target, which is
         # exactly what we want for fds the child must inherit.
         for target, fd in list(enumerate(stdio)) + sorted(extra_fds.items()):

@@ -29,8 +29,8 @@ half-way cannot leave a service without a way forward.
 
 Exit codes arrive as PID 1's loop reports them: 128+N for death by signal N (as shells do; an
 exit(128+N) is taken for that signal). Units (spec.unit set) follow systemd: Restart= by
-systemd.service(5)'s table, RestartSec= before every restart, StartLimitBurst= counted at every
-start; services.d definitions keep their backoff streak and crash-loop limit.
+systemd.service(5)'s table, StartLimitBurst= counted at every start (RestartSec= is a constant
+backoff: the loader sets every step of it); services.d definitions keep their crash-loop limit.
 """
 
 from richinit import log
@@ -899,7 +899,7 @@ class Service:
         self.up_since = None
         self.streak += 1
         self.restarts += 1
-        delay = self.spec.backoff.initial if self.unit else self.spec.backoff.delay(self.streak)
+        delay = self.spec.backoff.delay(self.streak)
         log.info("%s: %s; restarting in %.2fs", self.name, what, delay)
         self._set(BACKOFF, what)
         self.due, self.deadline = "backoff", now + delay

@@ -19,7 +19,7 @@ def unit(**kw):
     kw.setdefault("command", ("/usr/sbin/web", "-f"))
     kw.setdefault("command_flags", "")
     kw.setdefault("restart", "never")
-    kw.setdefault("backoff", Backoff(initial=0.1, max=0.1, factor=1, reset_after=10))  # RestartSec=100ms
+    kw.setdefault("backoff", Backoff(initial=0.1, max=0.1, factor=1, first=0.1))  # RestartSec=100ms
     kw.setdefault("crash_loop", CrashLoop(starts=5, within=10))  # StartLimitBurst/IntervalSec
     kw.setdefault("ready_timeout", 90)
     kw.setdefault("stop_timeout", 90)
