@@ -283,20 +283,17 @@ class ControlServer:
                 self.clients[fd].follows = True
                 return {"ok": True, "following": True}, True
             if cmd == "stop":
-                if not s.pids() and s.state not in (S.BACKOFF, S.WAITING):
+                if not s.pids() and not s.active and s.state not in (S.BACKOFF, S.WAITING):
                     return {"ok": False, "error": "%s is not running (%s)" % (name, s.state)}, False
-                s.stop()
-                return {"ok": True}, False
+                return sup.stop_service(s.name), False
             if cmd == "start":
                 if s.state == S.SKIPPED and not req.get("force"):
                     return {"ok": False, "error": "%s is skipped: %s" % (name, s.reason)}, False
                 if s.pids():
                     return {"ok": False, "error": "%s is already running" % name}, False
-                s.start()
-                return {"ok": True}, False
+                return sup.start_service(s.name), False
             if cmd == "restart":
-                s.restart()
-                return {"ok": True}, False
+                return sup.restart_service(s.name), False
         return {"ok": False, "error": "unknown command: %s" % cmd}, False
 
     def close(self):

@@ -17,6 +17,7 @@ import sys
 import time
 
 from richinit import log
+from richinit import signals as sigs
 from richinit import svc as S
 from richinit.identity import account, group_ids, passwd_lookup
 from richinit.sinks import OutputSink
@@ -29,13 +30,9 @@ SCRIPT_STOP_TIMEOUT = 5.0  # an init script cut short by a stop, or a finish scr
 
 def _load_document(fd, root, only, units):
     """In the loader child: import the loader (yaml, the schema) there, never in PID 1. `units`:
-    read the image's systemd units and SysV scripts too (a loader without that argument: not)."""
+    read the image's systemd units and SysV scripts too."""
     from richinit.services.load import write_document
-    if units and "units" in write_document.__code__.co_varnames:
-        return write_document(fd, root, only, units=True)
-    if units:
-        sys.stderr.write("richinit: this loader cannot read systemd units; services.d only\n")
-    return write_document(fd, root, only)
+    return write_document(fd, root, only, units=units)
 
 
 def _run_builtin(name, args):
@@ -584,6 +581,8 @@ class Supervisor:
         env = self._environment(s, acct)
         if s.pid and not main:
             env["MAINPID"] = str(s.pid)
+        if s.unit and s.state in (S.STOPPING, S.STOP_POST):
+            env.update(_exit_env(s))
         extra_fds = {}
         if main:
             self._close_fds(s.name)
@@ -933,6 +932,17 @@ class Supervisor:
         self.booting = None
         self._stop_next_wave()
         return {"ok": True}
+
+
+def _exit_env(s):
+    """SERVICE_RESULT, EXIT_CODE and EXIT_STATUS for ExecStop=/ExecStopPost=, as systemd sets them."""
+    env = {"SERVICE_RESULT": s.result}
+    code = s.last_exit
+    if code is not None and s.pid is None:  # the main process has exited
+        sig = S.signal_of(code)
+        env["EXIT_CODE"] = "killed" if sig else "exited"
+        env["EXIT_STATUS"] = sigs.name(sig)[3:] if sig else str(code)
+    return env
 
 
 def _unit_name(name):
