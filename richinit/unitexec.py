@@ -46,12 +46,13 @@ def _braces(word, env):
 
 
 def expand(argv, env):
-    """A command line's words after systemd's expansion: a word that is exactly `$VAR` becomes the
-    value split on white space (zero or more words); `${VAR}` is replaced inside its word (one word).
-    argv[0] (the program) is expanded the same way but always stays one word."""
+    """A command line's words after systemd's expansion: a word starting with `$NAME` (not `${`,
+    not `$$`) is the value of the variable named by the rest of the word, split on white space
+    (zero or more words; unset or not a name: none); `${VAR}` is replaced inside its word (one
+    word); `$$` is a "$". argv[0] (the program) always stays one word."""
     out = []
     for i, word in enumerate(argv):
-        if i > 0 and len(word) > 1 and word[0] == "$" and _is_name(word[1:]):
+        if i > 0 and len(word) > 1 and word[0] == "$" and word[1] not in "{$":
             out.extend(env.get(word[1:], "").split())
         else:
             out.append(_braces(word, env))
