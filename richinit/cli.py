@@ -220,6 +220,8 @@ def _build(argv, environ):
         o.units = _bool(last("--units"), "--units")
     else:
         o.units = env.get("units", o.vm)
+    if o.units and o.services is None:
+        o.services = "all"  # units are services: they need the supervisor
     o.control_dir = last("--control-dir") or env.get("control_dir", Options.control_dir)
     o.save_env = False if flags.get("--no-save-env") else env.get("save_env", True)
     if not cmd and not o.vm:

@@ -603,6 +603,8 @@ class Supervisor:
             program, argv = argv[0], argv[1:]
         cwd = self._workdir(s, acct, user)
         setup = self._setup(s)
+        if main and s.watchdog:
+            setup = _with_watchdog_pid(env, setup)
         if s.unit and user is not None and spec.directories:
             from richinit.unitexec import make_directories
             for e in make_directories(spec.directories, user[0], user[1]):
@@ -932,6 +934,15 @@ class Supervisor:
         self.booting = None
         self._stop_next_wave()
         return {"ok": True}
+
+
+def _with_watchdog_pid(env, setup):
+    """WATCHDOG_PID= is the main process's own pid: set in the child, where it is known."""
+    def child():
+        env["WATCHDOG_PID"] = str(os.getpid())
+        if setup is not None:
+            setup()
+    return child
 
 
 def _exit_env(s):

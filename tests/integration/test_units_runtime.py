@@ -141,7 +141,7 @@ def test_a_silent_watchdog_service_is_aborted_and_restarted(vm):
         return (vm.shared / "dog.starts").read_text().splitlines()
     assert wait_until(lambda: len(starts()) >= 2, 15), starts()
     first = starts()[0].split()
-    assert first[1] == "1000000", "WATCHDOG_USEC"
+    assert first[1] == "1000000" and first[2] == first[0], "WATCHDOG_USEC, WATCHDOG_PID"
     st = status(vm.cid)["dog"]
     assert st["restarts"] >= 1
 
