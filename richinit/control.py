@@ -1,7 +1,8 @@
 """The control socket richctl talks to: CONTROL_DIR/control.sock, root only.
 
 Requests are one text line: `status` | `start NAME` | `stop NAME` | `restart NAME` |
-`logs NAME [follow]` | `reload` | `shutdown` (one per connection). Replies are JSON lines: {"ok": true, ...} or
+`logs NAME [follow]` | `reload` | `shutdown` | `poweroff` (the same) | `reboot` (every service
+restarts in order; the container stays) (one per connection). Replies are JSON lines: {"ok": true, ...} or
 {"ok": false, "error": "one line"}; `logs NAME follow` then streams {"line": ...} objects.
 Text in, JSON out, because PID 1 then needs no JSON parser and only a small encoder (the json
 package and socket.py cost PID 1 about 1.4 MB for its whole life). Clients are non-blocking
@@ -19,7 +20,8 @@ MAX_OUTPUT = 256 * 1024  # bytes waiting to go out to one client
 MAX_CLIENTS = 16
 MAX_FOLLOWERS = 8       # `logs NAME follow` connections
 ACCEPT_BATCH = 8        # connections taken per wake-up (fewer than MAX_CLIENTS: none pushed out unread)
-COMMANDS = ("status", "start", "stop", "restart", "logs", "reload", "shutdown", "timers", "sockets")
+COMMANDS = ("status", "start", "stop", "restart", "logs", "reload", "shutdown", "poweroff", "reboot", "timers",
+            "sockets")
 
 
 def dumps(obj):
@@ -268,9 +270,12 @@ class ControlServer:
             return {"ok": True, "timers": sup.timers.status() if sup.timers is not None else []}, False
         if cmd == "sockets":  # systemctl list-sockets
             return {"ok": True, "sockets": sup.sockets.status() if sup.sockets is not None else []}, False
-        if cmd == "shutdown":
+        if cmd in ("shutdown", "poweroff"):
             self.init.request_stop()
             return {"ok": True}, False
+        if cmd == "reboot":
+            result = self.init.reboot()
+            return dict(result, ok=result.get("ok", True)), False
         if cmd == "reload":
             result = self.init.reload()
             return dict(result, ok=result.get("ok", True)), False
@@ -297,20 +302,17 @@ class ControlServer:
                 self.clients[fd].follows = True
                 return {"ok": True, "following": True}, True
             if cmd == "stop":
-                if not s.pids() and s.state not in (S.BACKOFF, S.WAITING):
+                if not s.pids() and not s.active and s.state not in (S.BACKOFF, S.WAITING):
                     return {"ok": False, "error": "%s is not running (%s)" % (name, s.state)}, False
-                s.stop()
-                return {"ok": True}, False
+                return sup.stop_service(s.name), False
             if cmd == "start":
                 if s.state == S.SKIPPED and not req.get("force"):
                     return {"ok": False, "error": "%s is skipped: %s" % (name, s.reason)}, False
                 if s.pids():
                     return {"ok": False, "error": "%s is already running" % name}, False
-                s.start()
-                return {"ok": True}, False
+                return sup.start_service(s.name), False
             if cmd == "restart":
-                s.restart()
-                return {"ok": True}, False
+                return sup.restart_service(s.name), False
         return {"ok": False, "error": "unknown command: %s" % cmd}, False
 
     def close(self):

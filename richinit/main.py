@@ -141,8 +141,11 @@ def main(argv=None):
     if opts.services is not None:
         from richinit.sockets import bind_dev_log
         from richinit.supervisor import Supervisor
-        sup = Supervisor(loop, ops, control_dir=opts.control_dir)
+        sup = Supervisor(loop, ops, control_dir=opts.control_dir, units=opts.units)
         sup.app_after = opts.app_after
+        if opts.image_init:
+            log.say("VM mode: %s given as the command; richinit takes its place and runs the image's units"
+                    % opts.image_init)
         sup.prebound = bind_dev_log()  # before anything that may log starts
     app_env = _child_env(listen)
 

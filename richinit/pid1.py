@@ -191,6 +191,13 @@ class Init:
     def request_stop(self):
         self.on_signal(signal.SIGTERM)
 
+    def reboot(self):
+        """The `reboot` request (systemctl reboot): every service restarts in order; the container
+        and the app go on. Without services there is nothing to restart."""
+        if self.services is None or self.phase not in (RUNNING, BOOTING):
+            return {"ok": False, "error": "no services to restart" if self.services is None else "stopping"}
+        return self.services.reboot()
+
     def reload(self):
         if self.services is None or self.phase not in (RUNNING, BOOTING):
             return {"ok": False, "error": "no services to reload" if self.services is None else "stopping"}

@@ -71,7 +71,7 @@ def _become(user, cwd):
         os.chdir(cwd)
 
 
-def _child(argv, env, cwd, new_session, listen_fds, user, stdio, extra_fds, wfd):
+def _child(argv, env, cwd, new_session, listen_fds, user, stdio, extra_fds, wfd, program, setup):
     try:
         _default_signals()
         if new_session:
@@ -91,8 +91,10 @@ def _child(argv, env, cwd, new_session, listen_fds, user, stdio, extra_fds, wfd)
             for fd in listen_fds:
                 os.set_inheritable(fd, True)
             env = dict(env, LISTEN_PID=str(os.getpid()))
+        if setup is not None:
+            setup()
         _become(user, cwd)
-        os.execvpe(argv[0], argv, env)
+        os.execvpe(program or argv[0], argv, env)
     except OSError as e:
         os.write(wfd, str(e.errno or errno.EINVAL).encode())
     except BaseException:
@@ -102,11 +104,13 @@ def _child(argv, env, cwd, new_session, listen_fds, user, stdio, extra_fds, wfd)
 
 
 def spawn(argv, env=None, cwd=None, new_session=True, listen_fds=(), user=None, stdio=(None, None, None),
-          extra_fds=None):
+          extra_fds=None, program=None, setup=None):
     """Fork and exec argv; returns the pid. Raises ExecError when exec fails.
 
     user: (uid, gid, groups) to switch to; stdio: fds for 0, 1, 2 (None: inherit);
-    extra_fds: {child_fd: parent_fd} (e.g. an s6 notification fd).
+    extra_fds: {child_fd: parent_fd} (e.g. an s6 notification fd); program: what to run when it
+    is not argv[0] (systemd's "@" prefix); setup: a function the child calls before the user
+    switch and exec (umask, limits, a mount namespace; an OSError there fails the exec).
 
     All signals are blocked across fork so nothing is delivered to the child
     while it still has PID 1's handlers and wakeup fd.
@@ -118,7 +122,7 @@ def spawn(argv, env=None, cwd=None, new_session=True, listen_fds=(), user=None, 
         pid = os.fork()
         if pid == 0:
             os.close(rfd)
-            _child(argv, env, cwd, new_session, listen_fds, user, stdio, extra_fds or {}, wfd)
+            _child(argv, env, cwd, new_session, listen_fds, user, stdio, extra_fds or {}, wfd, program, setup)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
     os.close(wfd)
@@ -136,7 +140,7 @@ def spawn(argv, env=None, cwd=None, new_session=True, listen_fds=(), user=None, 
         os.close(rfd)
     if data:
         # The child has exited already; its zombie is reaped by the loop.
-        raise ExecError(argv[0], int(data))
+        raise ExecError(program or argv[0], int(data))
     return pid
 
 

@@ -22,16 +22,31 @@ class FakeHost:
         self.pidfile_reads = 0
         self.probe_ok = False
         self.fail_launch = None  # an exception to raise from launch
+        self.flags = []          # Command.flags of each launch
+        self.process_signals = []  # (pid, sig) sent to the process alone
+        self.conditions = None   # what check_conditions answers
+        self.cleanups = []
 
-    def launch(self, svc, argv, main):
+    def launch(self, svc, cmd, main):
         if self.fail_launch is not None:
             raise self.fail_launch
         self.next_pid += 1
-        self.launched.append((argv, main, self.next_pid))
+        self.launched.append((list(cmd.argv), main, self.next_pid))
+        self.flags.append(cmd.flags)
         return self.next_pid
 
     def kill_group(self, pid, sig):
         self.signals.append((pid, sig))
+
+    def kill_process(self, pid, sig):
+        self.signals.append((pid, sig))
+        self.process_signals.append((pid, sig))
+
+    def check_conditions(self, svc):
+        return self.conditions
+
+    def cleanup(self, svc, restarting):
+        self.cleanups.append(restarting)
 
     def kill_leftovers(self, pgid):
         self.leftovers.append(pgid)
@@ -112,7 +127,7 @@ def test_tcp_readiness_probes_until_ready():
 
 def test_fd_readiness_waits_for_the_notification():
     s, h = started(ready=Ready(kind="fd", fd=3), ready_timeout=5)
-    assert s.state == S.STARTING and s.due == "ready"
+    assert s.state == S.STARTING and s.due == "start-timeout"
     s.on_ready()
     assert s.state == S.UP and s.deadline is None
 
