@@ -248,7 +248,7 @@ def test_the_app_started_before_the_services_is_not_started_again():
     services.booted(True, 0)                    # the services' "app's turn" comes later: nothing happens
     assert spawned == [1] and init.main_pid == 42
     init.on_exit(42, 3)                         # the app's exit stops the services, code kept
-    assert init.phase == pid1.STOPPING_SERVICES and services.stopped and init.exit_code == 3
+    assert services.stopped and init.phase == pid1.STOPPING_ALL and init.exit_code == 3
 
 
 def test_the_app_waits_for_the_services_boot_when_it_did_not_start_early():
