@@ -109,6 +109,10 @@ def _load_services(opts, sup):
     if doc is not None:
         sup.apply(doc)
         log.debug("services loaded: %d", len(sup.services))
+    else:
+        from richinit.sockets import release
+        release(sup.prebound)  # no syslog daemon will read /dev/log: writers get an error, not a full queue
+        sup.prebound = {}
     if env_pid is not None:
         sup._wait_for(env_pid)  # saved before any service (cron, sshd) starts
 

@@ -310,7 +310,16 @@ class Sockets:
         self.launched(name)
 
     def service_changed(self, svc, down):
-        """The supervisor's notification: `svc` changed state; `down`: it is not running any more."""
+        """The supervisor's notification: `svc` changed state; `down`: it is not running any more.
+
+        A hand-over-only socket (not enabled) whose service has failed for good is closed and its file
+        removed: nobody would read it, and writers (syslog(3) on /dev/log) would block once it is full,
+        where without it they get an error and go on."""
+        if down and getattr(svc, "state", None) == "failed":
+            for name, unit in list(self.units.items()):
+                if unit.spec.service == svc.name and not unit.spec.enabled and not unit.spec.accept:
+                    log.warning("socket %s: %s failed: closed", name, svc.name)
+                    self._close(name)
         for unit in self.units.values():
             if unit.spec.accept:
                 if down and svc.name in unit.instances:
@@ -320,6 +329,24 @@ class Sockets:
                     self._watch(unit)
                 else:
                     self._unwatch(unit)
+
+    def _close(self, name):
+        unit = self.units.pop(name)
+        self._unwatch(unit)
+        for fd, listen in unit.fds:
+            obj = unit.objects.get(fd)
+            if obj is not None:
+                obj.close()
+            else:
+                os.close(fd)
+            if listen.address.startswith("/"):
+                try:
+                    if listen.kind == "fifo":
+                        os.unlink(listen.address)
+                    else:
+                        _unlink_stale(listen.address)
+                except OSError:
+                    pass
 
     # ---- queries ------------------------------------------------------------
 

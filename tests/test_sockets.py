@@ -160,3 +160,22 @@ def test_accept_yes_instances_up_to_max_connections():
     assert unit.instances == {"conn@1"}
     for c in clients:
         c.close()
+
+
+def test_a_failed_service_releases_its_hand_over_socket(tmp_path):
+    host = Host("syslog")
+    socks = K.Sockets(host)
+    path = str(tmp_path / "log")
+    socks.apply([SocketSpec(name="syslog", service="syslog", enabled=False,
+                            listen=(Listen(kind="dgram", address=path),))])
+    svc = host.services["syslog"]
+    svc.state = "backoff"
+    socks.service_changed(svc, down=False)
+    assert os.path.exists(path), "kept while it restarts"
+    svc.state = "failed"
+    socks.service_changed(svc, down=True)
+    assert "syslog" not in socks.units and not os.path.exists(path)
+    w = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with pytest.raises(OSError):  # a writer gets an error instead of blocking on a full queue
+        w.sendto(b"x", path)
+    w.close()
