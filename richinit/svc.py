@@ -237,7 +237,7 @@ class Service:
         try:
             if self.pre_index < len(self.spec.pre):
                 self.state = PRE
-                self.helper = self.host.launch(self, list(self.spec.pre[self.pre_index]), main=False)
+                self.helper = self.host.launch(self, list(self.spec.pre[self.pre_index].argv), main=False)
                 self._arm_ready_timeout()
                 return
             self.state = STARTING

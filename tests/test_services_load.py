@@ -65,7 +65,8 @@ def test_good_tree_fields():
     assert legacy.crash_loop is None and legacy.stop_signal == "SIGTERM"
     notifier = r.spec("notifier")  # disabled, yet fully loaded for `richctl start`
     assert notifier.enabled is False and notifier.source == SVC + "notifier.yml"
-    assert notifier.pre == (("/usr/bin/notifier", "--check"), ("/bin/sh", "-c", "mkdir -p /run/notifier"))
+    assert tuple(c.argv for c in notifier.pre) == (("/usr/bin/notifier", "--check"),
+                                                   ("/bin/sh", "-c", "mkdir -p /run/notifier"))
 
 
 def test_image_file_replaces_the_default_of_the_same_name_as_a_whole():
@@ -280,7 +281,7 @@ def test_debian_sshd_prepares_keys_and_run_dir():
     r = load(os.path.join(FIX, "distros", "debian"), DEFAULTS_DIR, search_path=PATH)
     s = r.spec("sshd")
     assert s.command == ("/usr/sbin/sshd", "-D", "-e") and s.ready == S.Ready(kind="tcp", host="127.0.0.1", port=22)
-    assert s.pre == (("ssh-keygen", "-A"), ("mkdir", "-p", "-m", "0755", "/run/sshd"))
+    assert tuple(c.argv for c in s.pre) == (("ssh-keygen", "-A"), ("mkdir", "-p", "-m", "0755", "/run/sshd"))
     assert s.after == ("syslog",) and s.restart == "always"
 
 

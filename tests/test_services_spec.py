@@ -166,7 +166,7 @@ def test_json_round_trip_is_identity():
               name="web")
     again = S.ServiceSpec.from_dict(json.loads(json.dumps(s.to_dict())))
     assert again == s
-    assert again.pre == (("mkdir", "-p", "/run/x"), ("/bin/sh", "-c", "echo hi"))
+    assert tuple(c.argv for c in again.pre) == (("mkdir", "-p", "/run/x"), ("/bin/sh", "-c", "echo hi"))
     assert again.crash_loop is None and again.stop_signal == "SIGRTMIN+3"
     assert again.stop_signum == signal.SIGRTMIN + 3
     assert again.env_file_paths == [("/e", False), ("/f", True)]

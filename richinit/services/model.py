@@ -11,8 +11,14 @@ RESERVED_NAMES = frozenset({"app"})
 BUILTINS = frozenset({"cron", "syslogd"})
 BUILTIN_TOKEN = "@builtin"
 
-TYPES = ("simple", "forking", "oneshot")
-RESTARTS = ("always", "on-failure", "never")
+YAML_TYPES = ("simple", "forking", "oneshot")                # what services.d YAML accepts
+YAML_RESTARTS = ("always", "on-failure", "never")
+TYPES = ("simple", "exec", "forking", "oneshot", "notify", "notify-reload", "idle")
+# "never" is systemd's "no"; the others are systemd's Restart= values.
+RESTARTS = ("always", "on-failure", "never", "on-success", "on-abnormal", "on-abort", "on-watchdog")
+KILL_MODES = ("control-group", "mixed", "process", "none")
+NOTIFY_ACCESS = ("none", "main", "exec", "all")
+DIRECTORY_KINDS = ("runtime", "state", "cache", "logs", "configuration")
 READY_KINDS = ("none", "tcp", "unix", "file", "notify", "fd")
 LOG_KINDS = ("stdout", "file", "syslog", "none")
 CONDITION_KEYS = ("path_exists", "path_missing", "command_exists", "command_missing",
@@ -117,10 +123,59 @@ class CrashLoop(_Record):
 
 
 class Log(_Record):
-    """Output destination. kind: stdout | file (path, max_size bytes, keep) | syslog | none."""
+    """Output destination.
 
-    __slots__ = ("kind", "path", "max_size", "keep")
-    _defaults = {"kind": "stdout", "path": None, "max_size": None, "keep": None}
+    kind: stdout (the container's console: systemd's inherit/tty) | file (path, max_size bytes, keep;
+    `mode` append, or truncate: emptied at each start) | syslog (lines sent under `identifier`, default
+    the service name: systemd's journal, syslog, kmsg) | none (systemd's null).
+    """
+
+    __slots__ = ("kind", "path", "max_size", "keep", "mode", "identifier")
+    _defaults = {"kind": "stdout", "path": None, "max_size": None, "keep": None, "mode": "append",
+                 "identifier": None}
+
+
+class Command(_Record):
+    """One command line of a service: argv plus systemd's ExecXxx= prefix characters in `flags`.
+
+    flags, any of: "-" a failure exit is ignored; "@" argv[1] is the argv[0] passed (argv[0] stays
+    the program run); ":" no $VAR/${VAR} expansion; "+" / "!" / "!!" run with full privileges (no
+    User=/Group= switch). Without ":", `$VAR` (split on white space into words) and `${VAR}` (one
+    word, or inside a word) are expanded at start from the service's environment, as systemd does.
+    A command from services.d YAML has no flags and is never expanded (it has no "$" semantics).
+    """
+
+    __slots__ = ("argv", "flags")
+    _defaults = {"argv": (), "flags": ":"}
+    _convert = {"argv": _tuple}
+
+
+def _commands(v):
+    """A tuple of Command from Command dicts or plain argv lists (services.d YAML, older documents)."""
+    return tuple(Command.from_dict(x) if isinstance(x, dict) else
+                 x if isinstance(x, Command) else Command(argv=tuple(x)) for x in v)
+
+
+class Directory(_Record):
+    """RuntimeDirectory= and its kin: `path` relative to the kind's base (/run, /var/lib, /var/cache,
+    /var/log, /etc), created owned by the service's user with `mode` before the first command."""
+
+    __slots__ = ("kind", "path", "mode")
+    _defaults = {"kind": "runtime", "path": "", "mode": 0o755}
+
+
+class Condition(_Record):
+    """A Condition*/Assert* check PID 1 evaluates right before a start (the loader has already
+    evaluated and dropped the ones whose answer cannot change in a container's life).
+
+    name: systemd's suffix (PathExists, PathIsDirectory, FileNotEmpty, DirectoryNotEmpty,
+    PathIsSymbolicLink, PathIsMountPoint, PathIsReadWrite, FileIsExecutable, PathExistsGlob, ...);
+    `negate` for "!", `trigger` for "|" (any triggering one suffices), `assert_` for Assert* (a
+    failed assert fails the start; a failed condition skips it, the unit counts as inactive).
+    """
+
+    __slots__ = ("name", "value", "negate", "trigger", "assert_")
+    _defaults = {"name": "", "value": "", "negate": False, "trigger": False, "assert_": False}
 
 
 class ServiceSpec(_Record):
@@ -133,7 +188,15 @@ class ServiceSpec(_Record):
     __slots__ = ("name", "origin", "source", "description", "enabled", "command", "type", "pidfile",
                  "pre", "finish", "user", "group", "workdir", "environment", "env_files", "after",
                  "requires", "ready", "ready_timeout", "restart", "backoff", "crash_loop",
-                 "stop_signal", "stop_timeout", "log")
+                 "stop_signal", "stop_timeout", "log",
+                 # systemd units (origin "systemd" / "sysv"); the defaults keep services.d behaviour
+                 "unit", "command_flags", "exec_condition", "post", "reload", "reload_signal",
+                 "stop_commands", "stop_post", "remain_after_exit", "success_status",
+                 "restart_prevent", "restart_force", "kill_mode", "send_sigkill", "send_sighup",
+                 "notify_access", "watchdog", "supplementary_groups", "umask", "nice", "limits",
+                 "directories", "runtime_preserve", "pass_env", "unset_env", "workdir_optional",
+                 "stderr_log", "private_tmp", "conditions", "wants", "binds_to", "part_of",
+                 "requisite", "conflicts", "on_failure", "sockets", "warnings")
     _defaults = {
         "name": "", "origin": "image", "source": "", "description": "", "enabled": True,
         "command": (), "type": "simple", "pidfile": None, "pre": (), "finish": (),
@@ -141,12 +204,66 @@ class ServiceSpec(_Record):
         "after": (), "requires": (), "ready": Ready(), "ready_timeout": 30.0,
         "restart": "always", "backoff": Backoff(), "crash_loop": CrashLoop(),
         "stop_signal": "SIGTERM", "stop_timeout": 5.0, "log": Log(),
+        "unit": None,              # the systemd unit name ("nginx.service"); `name` is its stem
+        "command_flags": ":",      # Command.flags of `command` (ExecStart=)
+        "exec_condition": (),      # ExecCondition=: exit 1..254 skips the start, 255 or a signal fails it
+        "post": (),                # ExecStartPost=: after the main process is ready
+        "reload": (),              # ExecReload=; empty: reload_signal (notify-reload) or not reloadable
+        "reload_signal": "SIGHUP",
+        "stop_commands": (),       # ExecStop=: run instead of sending stop_signal first
+        "stop_post": (),           # ExecStopPost=: after the service is down, also after a failure
+        "remain_after_exit": False,
+        "success_status": (),      # SuccessExitStatus=: exit codes (int) and signal names (str)
+        "restart_prevent": (),     # RestartPreventExitStatus=, same form
+        "restart_force": (),       # RestartForceExitStatus=, same form
+        "kill_mode": "control-group",
+        "send_sigkill": True,
+        "send_sighup": False,
+        "notify_access": None,     # None: "main" when ready.kind is notify, else "none"
+        "watchdog": 0.0,           # WatchdogSec=: seconds; 0 off. A missed WATCHDOG=1 ping kills with SIGABRT
+        "supplementary_groups": (),
+        "umask": None,             # int
+        "nice": None,              # int
+        "limits": {},              # RLIMIT name without prefix ("NOFILE") -> [soft, hard], None = infinity
+        "directories": (),         # Directory records
+        "runtime_preserve": "no",  # no | yes | restart
+        "pass_env": (),            # PassEnvironment=: names taken from PID 1's environment
+        "unset_env": (),           # UnsetEnvironment=: names or NAME=VALUE assignments removed
+        "workdir_optional": False,  # WorkingDirectory=-PATH; workdir "~" is the user's home
+        "stderr_log": None,        # a Log for stderr when it differs from `log`
+        "private_tmp": False,
+        "conditions": (),          # Condition records checked at each start
+        "wants": (),               # started with this one; their failure does not matter
+        "binds_to": (),            # like requires, and this one stops when one of them stops
+        "part_of": (),             # stop/restart of one of them stops/restarts this one
+        "requisite": (),           # must already be up when this one starts, else it fails
+        "conflicts": (),           # starting this one stops them (and the reverse)
+        "on_failure": (),          # started when this one enters failed
+        "sockets": (),             # names of SocketSpecs whose fds this service receives
+        "warnings": (),            # FILE:LINE lines of what was ignored or approximated (status shows them)
     }
     _convert = {
-        "command": _tuple, "pre": _tuple_of_tuples, "finish": _tuple, "env_files": _tuple,
+        "command": _tuple, "pre": _commands, "finish": _tuple, "env_files": _tuple,
         "after": _tuple, "requires": _tuple, "ready": Ready.from_dict, "backoff": Backoff.from_dict,
         "crash_loop": CrashLoop.from_dict, "log": Log.from_dict, "environment": dict,
+        "exec_condition": _commands, "post": _commands, "reload": _commands,
+        "stop_commands": _commands, "stop_post": _commands, "success_status": _tuple,
+        "restart_prevent": _tuple, "restart_force": _tuple, "supplementary_groups": _tuple,
+        "limits": dict, "directories": lambda v: tuple(Directory.from_dict(x) for x in v),
+        "pass_env": _tuple, "unset_env": _tuple, "stderr_log": Log.from_dict,
+        "conditions": lambda v: tuple(Condition.from_dict(x) for x in v), "wants": _tuple,
+        "binds_to": _tuple, "part_of": _tuple, "requisite": _tuple, "conflicts": _tuple,
+        "on_failure": _tuple, "sockets": _tuple, "warnings": _tuple,
     }
+
+    _COMMAND_LISTS = ("pre", "exec_condition", "post", "reload", "stop_commands", "stop_post")
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        for field in self._COMMAND_LISTS:  # plain argv lists become Commands (no flags)
+            value = getattr(self, field)
+            if any(not isinstance(c, Command) for c in value):
+                object.__setattr__(self, field, _commands(value))
 
     @property
     def builtin(self):
@@ -163,6 +280,41 @@ class ServiceSpec(_Record):
     def env_file_paths(self):
         """[(path, optional)] from env_files ('-' prefix = optional)."""
         return [(p[1:], True) if p.startswith("-") else (p, False) for p in self.env_files]
+
+
+class Listen(_Record):
+    """One ListenXxx= of a socket unit. kind: stream | dgram | seqpacket | fifo. address: "PORT",
+    "IP:PORT", "[IPv6]:PORT" (inet), "/path" (unix or fifo), "@name" (abstract unix)."""
+
+    __slots__ = ("kind", "address")
+    _defaults = {"kind": "stream", "address": ""}
+
+
+class SocketSpec(_Record):
+    """A socket unit: PID 1 binds its listeners at boot, before any service starts, and hands the
+    fds to `service` (LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES) when the first connection or datagram
+    arrives (accept=False), or starts an instance `service@N` per connection (accept=True)."""
+
+    __slots__ = ("name", "unit", "source", "service", "listen", "accept", "mode", "user", "group",
+                 "fd_name", "backlog", "enabled", "max_connections", "remove_on_stop", "warnings")
+    _defaults = {"name": "", "unit": None, "source": "", "service": "", "listen": (), "accept": False,
+                 "mode": 0o666, "user": None, "group": None, "fd_name": None, "backlog": 4096,
+                 "enabled": True, "max_connections": 64, "remove_on_stop": False, "warnings": ()}
+    _convert = {"listen": lambda v: tuple(Listen.from_dict(x) for x in v), "warnings": _tuple}
+
+
+class TimerSpec(_Record):
+    """A timer unit, on PID 1's own timer wheel. Seconds for the monotonic ones (None: unset);
+    `calendar` holds normalized OnCalendar= expressions (richinit.calendar parses them)."""
+
+    __slots__ = ("name", "unit", "source", "service", "calendar", "on_boot", "on_startup",
+                 "on_active", "on_unit_active", "on_unit_inactive", "persistent",
+                 "randomized_delay", "accuracy", "enabled", "warnings")
+    _defaults = {"name": "", "unit": None, "source": "", "service": "", "calendar": (),
+                 "on_boot": None, "on_startup": None, "on_active": None, "on_unit_active": None,
+                 "on_unit_inactive": None, "persistent": False, "randomized_delay": 0.0,
+                 "accuracy": 60.0, "enabled": True, "warnings": ()}
+    _convert = {"calendar": _tuple, "warnings": _tuple}
 
 
 class InitScript(_Record):
