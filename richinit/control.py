@@ -1,11 +1,12 @@
 """The control socket richctl talks to: CONTROL_DIR/control.sock, root only.
 
 Requests are one text line: `status` | `start NAME` | `stop NAME` | `restart NAME` |
-`logs NAME [follow]` | `reload` | `shutdown`. Replies are JSON lines: {"ok": true, ...} or
-{"ok": false, "error": "one line"}; `logs NAME follow` then streams {"line": ...} objects.
-Text in, JSON out, because PID 1 then needs no JSON parser and only a small encoder (the json
-package and socket.py cost PID 1 about 1.4 MB for its whole life). Clients are non-blocking
-and served from the main loop, so a slow or silent client can never stall PID 1.
+`logs NAME [follow]` | `reload` | `shutdown` | `unit VERB ...` (systemctl's verbs, richinit.verbs).
+Replies are JSON lines: {"ok": true, ...} or {"ok": false, "error": "one line"}; `logs NAME
+follow` then streams {"line": ...} objects. Text in, JSON out, because PID 1 then needs no JSON
+parser and only a small encoder (the json package and socket.py cost PID 1 about 1.4 MB for its
+whole life). Clients are non-blocking and served from the main loop, so a slow or silent client
+can never stall PID 1.
 """
 
 import _socket as socket
@@ -15,7 +16,7 @@ from richinit import log
 from richinit import svc as S
 
 MAX_REQUEST = 4096
-COMMANDS = ("status", "start", "stop", "restart", "logs", "reload", "shutdown")
+COMMANDS = ("status", "start", "stop", "restart", "logs", "reload", "shutdown", "unit")
 
 
 def dumps(obj):
@@ -57,6 +58,8 @@ def parse_request(line):
     if not words or words[0] not in COMMANDS:
         raise ValueError("unknown command: %s" % (words[0] if words else ""))
     cmd, args = words[0], words[1:]
+    if cmd == "unit":
+        return {"cmd": cmd, "words": args or [""]}
     if cmd in ("start", "stop", "restart", "logs"):
         if not args or len(args) > (2 if cmd == "logs" else 1) or (len(args) == 2 and args[1] != "follow"):
             raise ValueError("usage: %s NAME%s" % (cmd, " [follow]" if cmd == "logs" else ""))
@@ -156,6 +159,9 @@ class ControlServer:
         cmd = req.get("cmd")
         name = req.get("name")
         sup = self.sup
+        if cmd == "unit":
+            from richinit import verbs
+            return verbs.handle(self, fd, req["words"])
         if cmd == "status":
             return {"ok": True, "phase": self.init.phase, "app": self.init.app_status(),
                     "services": sup.status(), "errors": sup.errors}, False
