@@ -14,7 +14,8 @@ stems, "nginx"):
   reboot                          every service stopped and started again in order (Init.reboot)
 
 Replies: {"ok": true, "units": [RECORD...]}; a job's reply lists per name {"name", "result":
-done | failed | skipped | not-found | not-loaded | not-applicable, "state", "reason"}. RECORD is
+done | failed | skipped | queued (--no-block) | not-found | not-loaded | not-applicable, "state",
+"reason"}. RECORD is
 a service's state mapped onto systemd's ActiveState/SubState ("active"/"running", "activating"/
 "start-pre", "failed"/"failed"...), with what status and show print.
 
@@ -200,7 +201,10 @@ def handle(server, fd, words):
                 answered.append(dict(now, name=n, state=s.state, reason=s.reason))
             else:
                 jobs.append((n, s, "stop" if jverb == "stop" else "start"))
-        if not block or all(_settled(s, kind) for _, s, kind in jobs):
+        if not block:
+            return {"ok": True, "results": answered + [{"name": n, "result": "queued", "state": s.state}
+                                                       for n, s, _ in jobs]}, False
+        if all(_settled(s, kind) for _, s, kind in jobs):
             return _job_reply(answered, jobs), False
         if _jobs is None:
             _jobs = Jobs(server)

@@ -177,7 +177,7 @@ def image_tools(rootfs):
         for name, path in TOOL_PATHS:
             parent, base = path.rsplit("/", 1)
             try:
-                pfd = safepath.open_in_root(rootfd, parent, os.O_PATH | os.O_DIRECTORY)
+                pfd = safepath.open_in_root(rootfd, parent, safepath.O_PATH | os.O_DIRECTORY, mode=0)
             except OSError:
                 continue
             try:

@@ -63,22 +63,34 @@ def _points_to_null(root, path):
         return False
 
 
+def _resolve(root, inside):
+    """`inside` with its symlinks followed as the container sees them (absolute targets stay in the
+    root), or None when it leads nowhere."""
+    for _ in range(16):
+        p = _path(root, inside)
+        if not os.path.islink(p):
+            return inside if os.path.exists(p) else None
+        inside = os.path.normpath(os.path.join(os.path.dirname(inside), os.readlink(p)))
+    return None
+
+
 def locate(name, root="/"):
     """(where the unit's name is, as seen inside: "/lib/systemd/system/x.service", masked) or None.
 
-    An instance falls back to its template's file; a symlink is reported as found (alias_of says
-    where it leads).
+    An instance falls back to its template's file; a symlinked name is reported where it is
+    found (fragment() and alias_of() say where it leads).
     """
     for candidate in (name, template_of(name)):
         if candidate is None:
             continue
         for d in SEARCH:
-            p = _path(root, os.path.join(d, candidate))
+            inside = os.path.join(d, candidate)
+            p = _path(root, inside)
             if os.path.lexists(p):
                 if _points_to_null(root, p):
-                    return os.path.join(d, candidate), True
-                if os.path.exists(p):
-                    return os.path.join(d, candidate), False
+                    return inside, True
+                if _resolve(root, inside) is not None:
+                    return inside, False
     return None
 
 
@@ -87,16 +99,7 @@ def fragment(name, root="/"):
     found = locate(name, root)
     if found is None or found[1]:
         return None
-    inside = found[0]
-    for _ in range(8):
-        p = _path(root, inside)
-        if not os.path.islink(p):
-            return inside
-        target = os.readlink(p)
-        inside = os.path.normpath(os.path.join(os.path.dirname(inside), target))
-        if inside.startswith(root.rstrip("/") + "/") and root != "/":
-            inside = "/" + os.path.relpath(inside, root)
-    return None
+    return _resolve(root, found[0])
 
 
 def alias_of(name, root="/"):
@@ -299,7 +302,8 @@ def disable(names, root="/"):
             in_dir = os.path.dirname(path) != ETC
             instance_of = template_of(link_name) == name
             if (in_dir and (link_name in names_of or instance_of)) or \
-                    (not in_dir and link_name in inst["Alias"]) or (real and target == real and in_dir):
+                    (not in_dir and link_name in inst["Alias"]) or \
+                    (in_dir and real and target == real and os.path.basename(real) == name):
                 os.unlink(_path(root, path))
                 changes.append(("unlink", path))
         todo += inst["Also"]
