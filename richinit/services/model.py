@@ -104,13 +104,16 @@ class Ready(_Record):
 
 
 class Backoff(_Record):
-    __slots__ = ("initial", "max", "factor", "reset_after")
-    _defaults = {"initial": 0.5, "max": 30.0, "factor": 2.0, "reset_after": 10.0}
+    """Delays between restarts. `first` is the wait before the first restart of a streak (0 for
+    services.d YAML; systemd's RestartSec=, default 100 ms, for units, whose restarts all wait it)."""
+
+    __slots__ = ("initial", "max", "factor", "reset_after", "first")
+    _defaults = {"initial": 0.5, "max": 30.0, "factor": 2.0, "reset_after": 10.0, "first": 0.0}
 
     def delay(self, k):
-        """Seconds to wait before restart number k (1-based) of a streak: 0, initial, initial*factor, ..."""
+        """Seconds to wait before restart number k (1-based) of a streak: first, initial, initial*factor, ..."""
         if k <= 1:
-            return 0.0
+            return self.first
         try:
             return min(self.max, self.initial * self.factor ** (k - 2))
         except OverflowError:
