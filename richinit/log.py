@@ -1,4 +1,8 @@
-"""PID 1's logger: one line per message on stderr, no logging module (it costs memory)."""
+"""PID 1's logger: one line per message on stderr, no logging module (it costs memory).
+
+In PID 1 the lines go through a sinks.Outlet (`use`): a stderr nobody reads never blocks it; lines
+beyond its buffer are dropped and counted. Forked children write to fd 2 directly.
+"""
 
 import os
 import time
@@ -6,6 +10,31 @@ import time
 ERROR, WARNING, INFO, DEBUG = 0, 1, 2, 3
 level = WARNING
 _NAMES = ("error", "warning", "info", "debug")
+out = None  # the sinks.Outlet PID 1 writes its lines through (None: fd 2 directly)
+
+
+def use(outlet):
+    global out
+    out = outlet
+
+
+def _forked():
+    global out
+    out = None  # the Outlet's fd is PID 1's: a forked child has closed it or reused the number
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def _write(text):
+    data = text.encode("utf-8", "replace")
+    if out is not None:
+        out.write("richinit", data)
+        return
+    try:
+        os.write(2, data)
+    except OSError:
+        pass  # nowhere to log is not a reason to die
 
 
 def _emit(lvl, msg):
@@ -14,10 +43,7 @@ def _emit(lvl, msg):
     now = time.time()
     line = "richinit[%s.%03d]: %s: %s\n" % (time.strftime("%H:%M:%S", time.localtime(now)), now % 1 * 1000,
                                             _NAMES[lvl], msg)
-    try:
-        os.write(2, line.encode("utf-8", "replace"))
-    except OSError:
-        pass  # nowhere to log is not a reason to die
+    _write(line)
 
 
 def _log(lvl, msg, args):
@@ -50,7 +76,4 @@ def exception(msg, *args):
 
 def say(msg):
     """A plain one-line message for the user (always shown): 'richinit: msg'."""
-    try:
-        os.write(2, ("richinit: %s\n" % msg).encode("utf-8", "replace"))
-    except OSError:
-        pass
+    _write("richinit: %s\n" % msg)

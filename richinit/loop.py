@@ -16,6 +16,9 @@ import time
 from richinit import log
 from richinit.signals import catchable
 
+_READ = select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR
+_WRITE = select.EPOLLOUT | select.EPOLLERR
+
 
 def _noop(signum, frame):
     pass
@@ -24,7 +27,8 @@ def _noop(signum, frame):
 class Loop:
     def __init__(self):
         self.ep = select.epoll()
-        self.callbacks = {}  # fd -> callback(fd)
+        self.readers, self.writers = {}, {}  # fd -> callback(fd)
+        self.masks = {}  # fd -> the events registered with epoll
         self.rfd, self.wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.ep.register(self.rfd, select.EPOLLIN)
         self.components = []  # objects with next_deadline() / on_timer(now)
@@ -36,15 +40,37 @@ class Loop:
                 pass
 
     def add_reader(self, fd, callback):
-        self.ep.register(fd, select.EPOLLIN)
-        self.callbacks[fd] = callback
+        """callback(fd) when fd has data, an end of file or an error."""
+        self.readers[fd] = callback
+        self._watch(fd)
+
+    def add_writer(self, fd, callback):
+        """callback(fd) when fd can take data (or has an error)."""
+        self.writers[fd] = callback
+        self._watch(fd)
 
     def remove_reader(self, fd):
-        if self.callbacks.pop(fd, None) is not None:
-            try:
+        if self.readers.pop(fd, None) is not None:
+            self._watch(fd)
+
+    def remove_writer(self, fd):
+        if self.writers.pop(fd, None) is not None:
+            self._watch(fd)
+
+    def _watch(self, fd):
+        mask = (select.EPOLLIN if fd in self.readers else 0) | (select.EPOLLOUT if fd in self.writers else 0)
+        try:
+            if not mask:
+                self.masks.pop(fd, None)
                 self.ep.unregister(fd)
-            except OSError:
-                pass
+            elif fd in self.masks:
+                self.ep.modify(fd, mask)
+            else:
+                self.ep.register(fd, mask)
+            if mask:
+                self.masks[fd] = mask
+        except OSError:  # unregistering an fd closed already: the kernel dropped it with the close
+            pass
 
     def _pending_signals(self):
         out = []
@@ -71,12 +97,16 @@ class Loop:
             try:
                 deadline = init.deadline
                 timeout = -1 if deadline is None else max(0.0, deadline - ops.now())
-                for fd, _ in self.ep.poll(timeout):
+                for fd, ev in self.ep.poll(timeout):
                     if fd == self.rfd:
                         for sig in self._pending_signals():
                             self._guard("signal %d" % sig, init.on_signal, sig)
-                    elif fd in self.callbacks:  # an earlier callback may have removed it
-                        self._guard("fd %d" % fd, self.callbacks[fd], fd)
+                        continue
+                    # An earlier callback may have removed either.
+                    if ev & _READ and fd in self.readers:
+                        self._guard("fd %d" % fd, self.readers[fd], fd)
+                    if ev & _WRITE and fd in self.writers:
+                        self._guard("fd %d" % fd, self.writers[fd], fd)
                 if init.deadline is not None and ops.now() >= init.deadline:
                     self._guard("timer", init.on_timer, ops.now())
                 self._reap(init, ops)

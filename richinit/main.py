@@ -5,6 +5,8 @@ import sys
 
 from richinit import log
 
+OOM_SCORE_ADJ = -999  # PID 1's, where allowed: the OOM killer's last choice, never exempt
+
 
 def _listen_fds():
     """Socket-activation fds meant for us (LISTEN_PID is ours): 3 .. 3+LISTEN_FDS-1."""
@@ -46,6 +48,21 @@ def _become_reaper():
     return False
 
 
+def _protect_from_oom():
+    """PID 1 lowers its oom_score_adj where it may (CAP_SYS_RESOURCE): the OOM killer then takes a
+    leaking app, not the init everything rests on. Children get the value back (spawn)."""
+    try:
+        with open("/proc/self/oom_score_adj") as f:
+            old = f.read().strip()
+        if int(old) > OOM_SCORE_ADJ:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(OOM_SCORE_ADJ))
+    except (OSError, ValueError):
+        return  # not allowed (the usual case without CAP_SYS_RESOURCE): small as it is, PID 1 is rarely the pick
+    from richinit import spawn
+    spawn.OOM_SCORE_ADJ = old
+
+
 def _child_env(listen):
     env = {k: v for k, v in os.environ.items() if not k.startswith("RICHINIT_")}
     if not listen:
@@ -64,12 +81,21 @@ def _save_env(pid):
     return save_for(pid)
 
 
-def _setup_services(opts, loop, ops, is_pid1):
-    """Load services.d through the loader child; returns the Supervisor (or None when off)."""
-    if opts.services is None:
-        return None
-    from richinit.supervisor import Supervisor
-    sup = Supervisor(loop, ops, control_dir=opts.control_dir)
+def _init_scripts_present():
+    """Whether the image has an init script the app must wait for (what the loader would run)."""
+    from richinit.services.model import INIT_DIRS, RC_LOCAL
+    for directory, _ in INIT_DIRS:
+        try:
+            with os.scandir(directory) as it:
+                if any(True for _ in it):
+                    return True
+        except OSError:
+            pass
+    return os.access(RC_LOCAL, os.X_OK)
+
+
+def _load_services(opts, sup):
+    """Load services.d through the loader child into `sup`."""
     env_pid = None
     if opts.save_env:
         # Saved by a child forked from us, while the loader (another one) runs.
@@ -85,7 +111,6 @@ def _setup_services(opts, loop, ops, is_pid1):
         log.debug("services loaded: %d", len(sup.services))
     if env_pid is not None:
         sup._wait_for(env_pid)  # saved before any service (cron, sshd) starts
-    return sup
 
 
 def main(argv=None):
@@ -95,7 +120,11 @@ def main(argv=None):
 
     listen = _listen_fds()
     _close_inherited_fds(listen)
+    from richinit.sinks import Outlet
+    log.use(Outlet(2))  # never blocked by a stderr nobody reads (waits through the loop once it exists)
     is_pid1 = _become_reaper()
+    if is_pid1:
+        _protect_from_oom()
 
     from richinit.loop import Loop
     from richinit.pid1 import Init
@@ -103,11 +132,21 @@ def main(argv=None):
     from richinit.sysops import SysOps
 
     loop = Loop()  # handlers first: a signal that arrives from now on is not lost
+    log.out.attach(loop)
     ops = SysOps(is_pid1)
     del cli  # not needed any more; let the module (and its help text) go
     sys.modules.pop("richinit.cli", None)
 
-    sup = _setup_services(opts, loop, ops, is_pid1)
+    sup = None
+    if opts.services is not None:
+        from richinit.sockets import bind_dev_log
+        from richinit.supervisor import Supervisor
+        sup = Supervisor(loop, ops, control_dir=opts.control_dir, units=opts.units)
+        sup.app_after = opts.app_after
+        if opts.image_init:
+            log.say("VM mode: %s given as the command; richinit takes its place and runs the image's units"
+                    % opts.image_init)
+        sup.prebound = bind_dev_log()  # before anything that may log starts
     app_env = _child_env(listen)
 
     def start_app():
@@ -121,6 +160,9 @@ def main(argv=None):
                 start_app=start_app if opts.cmd else None)
     control = None
     if sup is not None:
+        if opts.cmd and not opts.app_after and not _init_scripts_present():
+            init.start_app_early()  # it waits for nothing: not even for the loader
+        _load_services(opts, sup)
         from richinit.control import ControlServer
         try:
             control = ControlServer(loop, init, sup, opts.control_dir)
@@ -132,6 +174,7 @@ def main(argv=None):
     if control is not None:
         control.close()
     log.info("exiting with %d", code)
+    log.out.close()  # a last try, without waiting
     return code
 
 

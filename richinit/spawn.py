@@ -33,6 +33,18 @@ class ExecError(Exception):
         return 127 if self.errno in (errno.ENOENT, errno.ENOTDIR) else 126
 
 
+OOM_SCORE_ADJ = None  # PID 1 lowered its own: the value children get back (main sets it)
+
+
+def _restore_oom_score_adj():
+    if OOM_SCORE_ADJ is not None:
+        try:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(OOM_SCORE_ADJ)
+        except OSError:
+            pass
+
+
 def _default_signals():
     for sig in catchable():
         try:
@@ -45,6 +57,7 @@ def _default_signals():
     signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
     signal.set_wakeup_fd(-1)
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    _restore_oom_score_adj()
 
 
 def _become(user, cwd):
@@ -58,7 +71,7 @@ def _become(user, cwd):
         os.chdir(cwd)
 
 
-def _child(argv, env, cwd, new_session, listen_fds, user, stdio, extra_fds, wfd):
+def _child(argv, env, cwd, new_session, listen_fds, user, stdio, extra_fds, wfd, program, setup):
     try:
         _default_signals()
         if new_session:
@@ -66,7 +79,7 @@ def _child(argv, env, cwd, new_session, listen_fds, user, stdio, extra_fds, wfd)
         if extra_fds:
             # Move the error pipe out of the way of the fds we are about to place.
             import fcntl
-            wfd = fcntl.fcntl(wfd, fcntl.F_DUPFD_CLOEXEC, 256)
+            wfd = fcntl.fcntl(wfd, fcntl.F_DUPFD_CLOEXEC, max(extra_fds) + 1)  # 256 fails under a low RLIMIT_NOFILE
         # stdio and extra fds: dup2 clears close-on-exec on the target, which is
         # exactly what we want for fds the child must inherit.
         for target, fd in list(enumerate(stdio)) + sorted(extra_fds.items()):
@@ -78,8 +91,10 @@ def _child(argv, env, cwd, new_session, listen_fds, user, stdio, extra_fds, wfd)
             for fd in listen_fds:
                 os.set_inheritable(fd, True)
             env = dict(env, LISTEN_PID=str(os.getpid()))
+        if setup is not None:
+            setup()
         _become(user, cwd)
-        os.execvpe(argv[0], argv, env)
+        os.execvpe(program or argv[0], argv, env)
     except OSError as e:
         os.write(wfd, str(e.errno or errno.EINVAL).encode())
     except BaseException:
@@ -89,11 +104,13 @@ def _child(argv, env, cwd, new_session, listen_fds, user, stdio, extra_fds, wfd)
 
 
 def spawn(argv, env=None, cwd=None, new_session=True, listen_fds=(), user=None, stdio=(None, None, None),
-          extra_fds=None):
+          extra_fds=None, program=None, setup=None):
     """Fork and exec argv; returns the pid. Raises ExecError when exec fails.
 
     user: (uid, gid, groups) to switch to; stdio: fds for 0, 1, 2 (None: inherit);
-    extra_fds: {child_fd: parent_fd} (e.g. an s6 notification fd).
+    extra_fds: {child_fd: parent_fd} (e.g. an s6 notification fd); program: what to run when it
+    is not argv[0] (systemd's "@" prefix); setup: a function the child calls before the user
+    switch and exec (umask, limits, a mount namespace; an OSError there fails the exec).
 
     All signals are blocked across fork so nothing is delivered to the child
     while it still has PID 1's handlers and wakeup fd.
@@ -105,7 +122,7 @@ def spawn(argv, env=None, cwd=None, new_session=True, listen_fds=(), user=None, 
         pid = os.fork()
         if pid == 0:
             os.close(rfd)
-            _child(argv, env, cwd, new_session, listen_fds, user, stdio, extra_fds or {}, wfd)
+            _child(argv, env, cwd, new_session, listen_fds, user, stdio, extra_fds or {}, wfd, program, setup)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
     os.close(wfd)
@@ -123,7 +140,7 @@ def spawn(argv, env=None, cwd=None, new_session=True, listen_fds=(), user=None, 
         os.close(rfd)
     if data:
         # The child has exited already; its zombie is reaped by the loop.
-        raise ExecError(argv[0], int(data))
+        raise ExecError(program or argv[0], int(data))
     return pid
 
 
@@ -140,14 +157,15 @@ def _close_all_but(keep):
 
 
 def spawn_call(fn, args=(), env=None, cwd=None, user=None, stdio=(None, None, None), extra_fds=None, title=None,
-               brief=False):
+               brief=False, listen_fds=()):
     """Fork a child that runs fn(*args) and exits with its return value; returns the pid.
 
     The child gets what spawn() gives an exec'd one: default signals, an empty mask, its own
     session, stdio and extra_fds placed, every other fd closed, `env` as its environment,
-    `cwd`, `user`; `title` names it in ps (it would show PID 1's otherwise). Objects inherited
-    from PID 1 never reach the garbage collector: collecting one could close an fd number the
-    child has reused, and not scanning them keeps their pages shared. A `brief` child (it exits
+    `cwd`, `user`; `title` names it in ps (it would show PID 1's otherwise); with `listen_fds`
+    (socket activation, placed through extra_fds) LISTEN_PID is the child's own pid, as in
+    spawn(). Objects inherited from PID 1 never reach the garbage collector: collecting one could
+    close an fd number the child has reused, and not scanning them keeps their pages shared. A `brief` child (it exits
     within milliseconds) runs with the collector off; a daemon freezes what it inherited.
     """
     import gc
@@ -177,6 +195,8 @@ def spawn_call(fn, args=(), env=None, cwd=None, user=None, stdio=(None, None, No
                 if env is not os.environ:
                     os.environ.clear()
                     os.environ.update(env)
+                if listen_fds:
+                    os.environ["LISTEN_PID"] = str(os.getpid())
                 _become(user, cwd)
                 if title:
                     from richinit.title import set_title

@@ -13,6 +13,8 @@ class SysOps:
     def __init__(self, is_pid1):
         self.is_pid1 = is_pid1
         self.pid = os.getpid()
+        from richinit.oom import OomCounter
+        self._oom = OomCounter()  # the count now: kills before PID 1 started are not ours
 
     now = staticmethod(time.monotonic)
 
@@ -61,3 +63,7 @@ class SysOps:
                 return out, False
             code = os.waitstatus_to_exitcode(status)
             out.append((pid, 128 - code if code < 0 else code))
+
+    def oom_kills(self):
+        """How many processes the OOM killer took in our memory cgroup since the last call."""
+        return self._oom.new_kills()

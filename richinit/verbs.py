@@ -1,248 +1,152 @@
 """The control verbs systemctl, service and journalctl inside the container need (PID 1's side).
 
-Requests, one text line each, `unit VERB ARGS...` (control.py hands them here; names are unit
-stems, "nginx"):
+Requests, one text line each, `unit VERB ARGS...` (control.py hands them here). NAME is a unit
+name ("nginx.service", "pong.socket", "tick.timer") or a service's stem ("nginx"):
 
-  units [NAME...]                 the named services (all without names), systemd's view of each
+  units [NAME...]                 systemd's properties of each (every service without names):
+                                  the supervisor's unit_status, or for sockets and timers their
+                                  ActiveState/SubState; {"Id": NAME, "LoadState": "not-found"}
   job VERB [--no-block] NAME...   VERB: start stop restart try-restart reload reload-or-restart
-                                  try-reload-or-restart. The reply waits until every job settled
-                                  (the unit is up, done, failed or down), unless --no-block: first
-                                  {"ok": true, "queued": [NAME...]}, then the results
-  kill SIGNAL main|all NAME...    a signal to the main process, or to the service's process group
-  reset-failed [NAME...]          failed -> inactive (all failed ones without names)
-  system                          is-system-running: the phase and the failed units
-  reboot                          every service stopped and started again in order (Init.reboot)
+                                  try-reload-or-restart. Replies {"ok": true, "queued": [NAME...]},
+                                  then, once every unit has no job in progress (the supervisor's
+                                  when_settled), {"ok": true, "results": [...]}; with --no-block
+                                  the results at once
+  kill SIGNAL main|control|all NAME...   the signal to the unit's processes
+  reset-failed [NAME...]          failed units become inactive (all of them without names)
+  system                          is-system-running: the state and the failed units
 
-Replies: {"ok": true, "units": [RECORD...]}; a job's reply lists per name {"name", "result":
-done | failed | skipped | queued (--no-block) | not-found | not-loaded | not-applicable, "state",
-"reason"}. RECORD is
-a service's state mapped onto systemd's ActiveState/SubState ("active"/"running", "activating"/
-"start-pre", "failed"/"failed"...), with what status and show print.
+A result is {"name", "ok", "error", "code" (systemctl's exit code), "ActiveState", "SubState",
+"Result"}: what the supervisor's verb method answered, and the unit's state after the job.
 
-Nothing here imports beyond PID 1's own modules; the module is loaded the first time a verb
-is asked for. Waiting jobs are woken by the supervisor's change events, never by a timer.
+The work is the supervisor's (start_service, stop_service, ... and their dependency rules);
+this module only maps requests onto it. Loaded the first time a verb is asked for; waiting jobs
+are woken by the supervisor's change events, never by a timer.
 """
 
-from richinit import svc as S
-
-VERBS = ("units", "job", "kill", "reset-failed", "system", "reboot")
-JOB_VERBS = ("start", "stop", "restart", "try-restart", "reload", "reload-or-restart",
-             "try-reload-or-restart")
-_TRANSIENT = (S.WAITING, S.PRE, S.STARTING, S.STOPPING, S.FINISH)
-_SUBSTATE = {S.DOWN: ("inactive", "dead"), S.WAITING: ("activating", "start"),
-             S.PRE: ("activating", "start-pre"), S.STARTING: ("activating", "start"),
-             S.UP: ("active", "running"), S.STOPPING: ("deactivating", "stop-sigterm"),
-             S.FINISH: ("deactivating", "stop-post"), S.BACKOFF: ("activating", "auto-restart"),
-             S.FAILED: ("failed", "failed"), S.SKIPPED: ("inactive", "dead")}
+VERBS = ("units", "job", "kill", "reset-failed", "system")
+JOBS = {"start": "start_service", "stop": "stop_service", "restart": "restart_service",
+        "try-restart": "try_restart_service", "reload": "reload_service",
+        "reload-or-restart": "reload_or_restart_service", "try-reload-or-restart": None}
 
 
-def active_state(s):
-    """(ActiveState, SubState) of a service, as systemd names them."""
-    if s.state == S.DONE:
-        return ("active", "exited") if s.spec.remain_after_exit else ("inactive", "dead")
-    if s.state == S.UP and s.spec.type == "oneshot":
-        return "active", "exited"
-    return _SUBSTATE.get(s.state, ("active", s.state))
+def _stem(name, suffix):
+    return name[:-len(suffix)] if name.endswith(suffix) else None
 
 
-def _result(s):
-    """systemd's Result= of the last run."""
-    if s.state != S.FAILED:
-        return "success"
-    reason = s.reason or ""
-    if reason.startswith("crash loop"):
-        return "start-limit-hit"
-    if "not ready within" in reason or "did not appear" in reason:
-        return "timeout"
-    if "watchdog" in reason:
-        return "watchdog"
-    code = s.last_exit
-    if code is not None and code > 128:
-        return "signal"
-    return "exit-code" if code is not None else "resources"
+def unit_props(sup, name):
+    """systemd's properties of one unit, as far as PID 1 knows it."""
+    props = sup.unit_status(name)
+    if props is not None:
+        return props
+    for suffix, table, states in ((".socket", "sockets", "units"), (".timer", "timers", "timers")):
+        stem = _stem(name, suffix)
+        owner = getattr(sup, table, None)
+        if stem is None or owner is None:
+            continue
+        unit = getattr(owner, states).get(stem)
+        if unit is None:
+            continue
+        if suffix == ".socket":
+            active, sub = ("failed", "failed") if unit.error else ("active", "listening" if unit.watching
+                                                                  else "running")
+        else:
+            active, sub = "active", "waiting" if unit.due is not None else "elapsed"
+        return {"Id": name, "Names": name, "LoadState": "loaded", "ActiveState": active, "SubState": sub,
+                "Description": unit.spec.unit or name, "FragmentPath": unit.spec.source,
+                "Triggers": unit.spec.service + ".service"}
+    return {"Id": name, "Names": name, "LoadState": "not-found", "ActiveState": "inactive", "SubState": "dead"}
 
 
-def record(s, now):
-    spec = s.spec
-    active, sub = active_state(s)
-    since = None
-    if active in ("active", "activating", "deactivating") and s.started_at is not None:
-        since = round(now - s.started_at, 3)
-    return {
-        "name": s.name, "unit": spec.unit or s.name + ".service", "source": spec.source,
-        "origin": spec.origin, "description": spec.description, "type": spec.type,
-        "enabled": spec.enabled, "active": active, "sub": sub, "state": s.state, "reason": s.reason,
-        "result": _result(s), "pid": s.pid, "pids": s.pids(), "since": since, "restarts": s.restarts,
-        "last_exit": s.last_exit, "restart": spec.restart, "remain_after_exit": spec.remain_after_exit,
-        "after": list(spec.after), "requires": list(spec.requires), "wants": list(spec.wants),
-        "warnings": list(spec.warnings),
-    }
+def _result(sup, name, answer):
+    props = sup.unit_status(name) or {}
+    out = {"name": name, "ok": answer.get("ok", True), "error": answer.get("error"), "code": answer.get("code")}
+    for key in ("ActiveState", "SubState", "Result"):
+        out[key] = props.get(key)
+    return out
 
 
-class Jobs:
-    """Clients waiting for their jobs to settle; checked on each change the supervisor reports."""
-
-    def __init__(self, server):
-        self.server = server
-        self.waiting = []  # (fd, its socket, answered at once [result], waited for [(name, service, kind)])
-        sup = server.sup
-        chained = sup.on_change
-
-        def on_change():
-            if chained is not None:
-                chained()
-            self.check()
-        sup.on_change = on_change
-
-    def check(self):
-        still = []
-        for entry in self.waiting:
-            fd, conn, answered, jobs = entry
-            client = self.server.clients.get(fd)
-            if client is None or client[0] is not conn:
-                continue  # gone (its fd may serve another client by now)
-            if all(_settled(s, kind) for _, s, kind in jobs):
-                self.server._reply(fd, _job_reply(answered, jobs), close=True)
-            else:
-                still.append(entry)
-        self.waiting = still
-
-
-def _job_reply(answered, jobs):
-    return {"ok": True, "results": answered + [_outcome(n, s, kind) for n, s, kind in jobs]}
-
-
-def _settled(s, kind):
-    if kind == "stop":
-        return not s.pids() and s.state not in _TRANSIENT
-    if s.start_after_stop or s.state in _TRANSIENT:
+def _instance(sup, name):
+    """`systemctl start foo@x` of an instance nothing loaded yet: started from the template."""
+    stem = name[:-8] if name.endswith(".service") else name
+    if "@" not in stem or stem.endswith("@") or sup.find(stem) is not None:
         return False
-    return True
+    return sup.start_instance(stem[:stem.index("@") + 1], stem)
 
 
-def _outcome(name, s, kind):
-    if kind == "stop" or s.state in (S.UP, S.DONE, S.BACKOFF, S.DOWN):
-        result = "done"
-    else:
-        result = "skipped" if s.state == S.SKIPPED else "failed"
-    return {"name": name, "result": result, "state": s.state, "reason": s.reason}
+def _job(sup, verb, name):
+    if verb == "try-reload-or-restart":
+        s = sup.find(name)
+        if s is not None and not s.active:
+            return {"ok": True, "skipped": True}
+        verb = "reload-or-restart"
+    if verb in ("start", "restart", "reload-or-restart") and _instance(sup, name):
+        return {"ok": True}
+    return getattr(sup, JOBS[verb])(name)
 
 
-_jobs = None
+class Waiter:
+    """One client waiting for its jobs: replied to once every unit settled."""
+
+    def __init__(self, server, fd, answers):
+        self.server, self.fd, self.client = server, fd, server.clients.get(fd)
+        self.answers = answers  # name -> the verb method's answer
+        self.pending = {n for n, a in answers.items() if a.get("ok", True)}
+        self.armed = False      # replies from settled() only once handle() has answered "queued"
+        for name in list(self.pending):
+            if not self.server.sup.when_settled(name, lambda _props, name=name: self.settled(name)):
+                self.pending.discard(name)
+        self.armed = True
+
+    def results(self):
+        return [_result(self.server.sup, n, a) for n, a in self.answers.items()]
+
+    def settled(self, name):
+        self.pending.discard(name)
+        if self.pending or not self.armed:
+            return
+        if self.server.clients.get(self.fd) is not self.client:
+            return  # gone (its fd may serve another client by now)
+        self.server._reply(self.fd, {"ok": True, "results": self.results()}, close=True)
 
 
 def handle(server, fd, words):
     """One verb request -> (reply, keep the connection open)."""
-    global _jobs
     sup, init = server.sup, server.init
     verb, args = words[0], words[1:]
     if verb == "units":
-        now = sup.now()
         names = args or sorted(sup.services)
-        out = [record(sup.services[n], now) if n in sup.services else {"name": n, "active": None}
-               for n in names]
-        return {"ok": True, "units": out}, False
+        return {"ok": True, "units": [unit_props(sup, n) for n in names]}, False
     if verb == "system":
-        failed = sorted(n for n, s in sup.services.items() if s.state == S.FAILED)
+        failed = sorted(n for n, s in sup.services.items() if s.active_state() == "failed")
         phase = init.phase
-        if phase == "booting":
-            state = "starting"
-        elif phase != "running":
-            state = "stopping"
-        else:
-            state = "degraded" if failed else "running"
+        state = "starting" if phase == "booting" else "stopping" if phase != "running" else \
+            "degraded" if failed else "running"
         return {"ok": True, "state": state, "phase": phase, "failed": failed}, False
-    if verb == "reboot":
-        reboot = getattr(init, "reboot", None)
-        if reboot is None:
-            return {"ok": False, "error": "reboot is not supported by this richinit"}, False
-        return dict(reboot() or {}, ok=True), False
     if verb == "reset-failed":
-        for n in args or list(sup.services):
-            s = sup.services.get(n)
-            if s is not None and s.state == S.FAILED:
-                s.starts, s.streak = [], 0
-                s._set(S.DOWN, "reset")
+        for n in args or [None]:
+            sup.reset_failed(n)
         return {"ok": True}, False
     if verb == "kill":
-        if len(args) < 3 or not args[0].isdigit() or args[1] not in ("main", "all"):
-            return _usage("kill SIGNAL main|all NAME...")
-        sig, who = int(args[0]), args[1]
-        missing = []
-        for n in args[2:]:
-            s = sup.services.get(n)
-            if s is None or not s.pids():
-                missing.append(n)
-                continue
-            for pid in ([s.pid] if who == "main" and s.pid else s.pids()):
-                if who == "main":
-                    sup.ops.kill(pid, sig)
-                else:
-                    sup.kill_group(pid, sig)
-        return {"ok": True, "not_running": missing}, False
+        if len(args) < 3 or not args[0].isdigit():
+            return _usage("kill SIGNAL main|control|all NAME...")
+        return {"ok": True, "results": [_result(sup, n, sup.kill_service(n, int(args[0]), args[1]))
+                                        for n in args[2:]]}, False
     if verb == "job":
-        if not args or args[0] not in JOB_VERBS:
-            return _usage("job %s [--no-block] NAME..." % "|".join(JOB_VERBS))
-        jverb, names = args[0], args[1:]
-        block = "--no-block" not in names
-        names = [n for n in names if n != "--no-block"]
+        if not args or args[0] not in JOBS:
+            return _usage("job %s [--no-block] NAME..." % "|".join(JOBS))
+        jverb = args[0]
+        names = [n for n in args[1:] if n != "--no-block"]
         if not names:
             return _usage("job %s NAME..." % jverb)
-        if init.phase not in ("booting", "running"):
-            return {"ok": False, "error": "the container is stopping"}, False
-        jobs, answered = [], []
-        for n in names:
-            s = sup.services.get(n)
-            if s is None:
-                answered.append({"name": n, "result": "not-loaded" if jverb == "stop" else "not-found"})
-                continue
-            now = _enqueue(s, jverb)
-            if now is not None:
-                answered.append(dict(now, name=n, state=s.state, reason=s.reason))
-            else:
-                jobs.append((n, s, "stop" if jverb == "stop" else "start"))
-        if not block:
-            return {"ok": True, "results": answered + [{"name": n, "result": "queued", "state": s.state}
-                                                       for n, s, _ in jobs]}, False
-        if all(_settled(s, kind) for _, s, kind in jobs):
-            return _job_reply(answered, jobs), False
-        if _jobs is None:
-            _jobs = Jobs(server)
-        _jobs.waiting.append((fd, server.clients[fd][0], answered, jobs))
-        return {"ok": True, "queued": [n for n, _, _ in jobs]}, True
+        answers = {n: _job(sup, jverb, n) for n in names}
+        if "--no-block" in args:
+            return {"ok": True, "results": [_result(sup, n, a) for n, a in answers.items()]}, False
+        waiter = Waiter(server, fd, answers)
+        if not waiter.pending:
+            return {"ok": True, "results": waiter.results()}, False
+        return {"ok": True, "queued": sorted(waiter.pending)}, True
     return _usage(" | ".join(VERBS))
 
 
 def _usage(text):
     return {"ok": False, "error": "usage: unit " + text}, False
-
-
-def _enqueue(s, verb):
-    """Ask the service for the job; a dict when it is answered at once (nothing to wait for)."""
-    running = bool(s.pids()) or s.state == S.UP or (s.state == S.DONE and s.spec.remain_after_exit)
-    if verb == "start":
-        s.start()
-    elif verb == "stop":
-        s.stop()
-        if s.state == S.DONE:
-            s._set(S.DOWN, "stopped")
-    elif verb in ("restart", "reload-or-restart") or (verb.startswith("try-") and running):
-        if verb.endswith("reload-or-restart") and s.spec.reload and running:
-            return _reload(s)
-        if s.state == S.DONE:
-            s._set(S.DOWN, "restart")
-        s.restart()
-    elif verb.startswith("try-"):
-        return {"result": "done"}
-    elif verb == "reload":
-        if not running:
-            return {"result": "failed"}
-        return _reload(s)
-    return None
-
-
-def _reload(s):
-    if not s.spec.reload:
-        return {"result": "not-applicable"}
-    s.reload()
-    return None

@@ -29,6 +29,9 @@ class FakeOps:
     def kill_all(self, sig):
         self.sent.append(("all", sig))
 
+    def oom_kills(self):
+        return 0
+
 
 def started(**kw):
     ops = FakeOps()

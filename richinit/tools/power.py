@@ -36,7 +36,7 @@ def main(prog, argv):
         sys.stderr.write("shutdown: only an immediate shutdown (now) is supported in a richinit container\n")
         return 1
     try:
-        reply = client.request(["unit", "reboot"] if action == "reboot" else ["shutdown"])
+        reply = client.request([action])
     except client.Unreachable as e:
         return client.fail_unreachable(prog, e)
     if not reply.get("ok"):

@@ -20,9 +20,10 @@ def status_all():
                        and os.access(os.path.join("/etc/init.d", n), os.X_OK))
     except OSError:
         names = []
-    loaded = sc._units(names) if names else {}
+    loaded = sc._units([n + ".service" for n in names]) if names else {}
     for n in names:
-        active = (loaded.get(n) or {}).get("active")
+        u = loaded.get(n + ".service")
+        active = u.get("ActiveState") if sc._loaded(u) else None
         mark = "?" if active is None else "+" if active == "active" else "-"
         print(" [ %s ]  %s" % (mark, n))
     return 0

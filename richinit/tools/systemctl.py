@@ -112,31 +112,30 @@ def err(msg):
 # ---------------------------------------------------------------- talking to PID 1
 
 def _units(names=()):
+    """{unit name: systemd's properties} from PID 1, for `names` (every service without)."""
     reply = client.request(["unit", "units"] + list(names))
     if not reply.get("ok"):
         raise client.Unreachable(reply.get("error", "no reply"))
-    return {u["name"]: u for u in reply["units"]}
+    units = reply["units"]
+    if names:
+        return dict(zip(names, units, strict=False))
+    return {u["Id"]: u for u in units}
 
 
-def _is_service(name):
-    return name.endswith(".service")
-
-
-def _service_stems(names):
-    return [uf.stem(n) for n in names if _is_service(n)]
-
-
-def _expand(args, o, known=None):
+def _expand(args, o):
     """Unit names from the arguments: `.service` added; globs matched against the loaded units."""
     out = []
     for a in args:
         if any(c in a for c in "*?["):
-            known = known if known is not None else _units()
-            pattern = uf.unit_name(a) if not a.endswith("*") else a
-            out += sorted(u["unit"] for u in known.values() if fnmatch.fnmatchcase(u["unit"], pattern))
+            pattern = a if "." in a.rsplit("*", 1)[-1] or a.endswith("*") else uf.unit_name(a)
+            out += sorted(n for n in _units() if fnmatch.fnmatchcase(n, pattern))
         else:
             out.append(uf.unit_name(a))
     return out
+
+
+def _loaded(u):
+    return bool(u) and u.get("LoadState") not in (None, "not-found")
 
 
 # ---------------------------------------------------------------- verbs
@@ -146,38 +145,34 @@ def cmd_job(verb, args, o):
     names = _expand(args, o)
     if not names:
         raise Usage("Too few arguments.")
-    code = 0
-    services, others = [n for n in names if _is_service(n)], [n for n in names if not _is_service(n)]
-    for n in others:
-        if n not in TARGETS_ALWAYS_ACTIVE and not n.endswith(".target"):
-            err("Failed to %s %s: Unit %s not found." % (verb, n, n))
-            code = 5
-    masked = [n for n in services if uf.state(n) == "masked"]
-    for n in masked:
-        if verb in ("start", "restart", "reload-or-restart", "try-restart", "try-reload-or-restart"):
+    code, ask = 0, []
+    for n in names:
+        if n.endswith(".target"):
+            continue  # targets group units; nothing to run for them here
+        if verb != "stop" and uf.state(n) == "masked":
             err("Failed to %s %s: Unit %s is masked." % (verb, n, n))
             code = 1
-    stems = [uf.stem(n) for n in services if n not in masked or verb == "stop"]
-    if not stems:
+            continue
+        ask.append(n)
+    if not ask:
         return code
-    words = ["unit", "job", verb] + (["--no-block"] if o.no_block else []) + stems
-    reply = client.request(words)
-    if not reply.get("ok"):
-        err("Failed to %s %s: %s" % (verb, " ".join(services), reply.get("error")))
+    reply = None
+    for reply in client.replies(["unit", "job", verb] + (["--no-block"] if o.no_block else []) + ask):
+        if "results" in reply or not reply.get("ok"):
+            break
+    if reply is None or not reply.get("ok"):
+        err("Failed to %s %s: %s" % (verb, " ".join(ask), (reply or {}).get("error", "no reply")))
         return 1
     for r in reply["results"]:
-        unit = r["name"] + ".service"
-        result = r["result"]
-        if result == "not-found":
-            err("Failed to %s %s: Unit %s not found." % (verb, unit, unit))
-            code = max(code, 5)
-        elif result == "not-loaded":
-            err("Failed to stop %s: Unit %s not loaded." % (unit, unit))
-            code = max(code, 5)
-        elif result == "not-applicable":
-            err("Failed to %s %s: Job type reload is not applicable for unit %s." % (verb, unit, unit))
-            code = max(code, 1)
-        elif result == "failed" and verb != "stop":
+        unit = r["name"]
+        if not r.get("ok", True):
+            error = r.get("error") or "failed"
+            if verb == "stop" and r.get("code") == 5:
+                error = "Unit %s not loaded." % unit
+            err("Failed to %s %s: %s" % (verb, unit, error))
+            code = max(code, r.get("code") or 1)
+        elif verb != "stop" and not o.no_block and r.get("Result") not in (None, "success") \
+                and r.get("ActiveState") in ("failed", "inactive"):
             if verb == "reload":
                 err("Job for %s failed." % unit)
             else:
@@ -195,14 +190,16 @@ def cmd_kill(args, o):
     num = signals.parse(o.signal)
     if not num:
         raise Usage("Failed to parse signal string %s." % o.signal)
-    who = "main" if o.kill_whom == "main" else "all"
-    reply = client.request(["unit", "kill", str(num), who] + _service_stems(names))
+    reply = client.request(["unit", "kill", str(num), o.kill_whom] + names)
     if not reply.get("ok"):
         err("Failed to kill unit: %s" % reply.get("error"))
         return 1
-    for n in reply.get("not_running", []):
-        err("Failed to kill unit %s.service: No main process to kill" % n)
-    return 1 if reply.get("not_running") else 0
+    code = 0
+    for r in reply["results"]:
+        if not r.get("ok", True):
+            err("Failed to kill unit %s: %s" % (r["name"], r.get("error")))
+            code = 1
+    return code
 
 
 def _ago(seconds):
@@ -217,9 +214,8 @@ def _ago(seconds):
     return " ".join(parts[:2]) + " ago"
 
 
-def _timestamp(since):
-    t = time.time() - since
-    return time.strftime("%a %Y-%m-%d %H:%M:%S %Z", time.localtime(t))
+def _date(usec):
+    return time.strftime("%a %Y-%m-%d %H:%M:%S %Z", time.localtime(usec / 1e6))
 
 
 def _comm(pid):
@@ -247,7 +243,7 @@ def _group_pids(pids):
         except OSError:
             pass
     out = []
-    for d in os.listdir("/proc"):
+    for d in os.listdir("/proc") if groups else ():
         if d.isdigit():
             try:
                 if os.getpgid(int(d)) in groups:
@@ -264,89 +260,84 @@ def _file_state(unit):
 
 def _loaded_line(u, unit):
     found = uf.locate(unit)
-    fstate = _file_state(unit)
     if found and found[1]:
         return "masked (Reason: Unit %s is masked.)" % unit
-    path = u.get("source") or (uf.fragment(unit) if found else None) or "/etc/init.d/" + uf.stem(unit)
-    if u.get("origin") == "sysv" or (not found and fstate):
+    fstate = _file_state(unit)
+    path = u.get("FragmentPath") or (uf.fragment(unit) if found else None) or "/etc/init.d/" + uf.stem(unit)
+    if path.startswith("/etc/init.d/") or (not found and fstate):
         return "loaded (%s; generated)" % path
-    preset = "enabled" if fstate in ("enabled", "disabled") else None
-    return "loaded (%s; %s%s)" % (path, fstate or "static", "; preset: %s" % preset if preset else "")
+    preset = "; preset: enabled" if fstate in ("enabled", "disabled") else ""
+    return "loaded (%s; %s%s)" % (path, fstate or "static", preset)
 
 
 def _bullet(active):
-    return {"active": "●", "failed": "×", "activating": "●", "deactivating": "●"}.get(active, "○")
+    return {"active": "●", "failed": "×", "activating": "●", "deactivating": "●", "reloading": "●"}.get(active, "○")
 
 
 def _status_one(unit, u, o, out):
-    active, sub = u.get("active") or "inactive", u.get("sub") or "dead"
-    desc = u.get("description") or ""
+    active, sub = u.get("ActiveState") or "inactive", u.get("SubState") or "dead"
+    desc = u.get("Description") or ""
     out.append("%s %s%s" % (_bullet(active), unit, " - " + desc if desc else ""))
     out.append("     Loaded: " + _loaded_line(u, unit))
-    if u.get("warnings"):
-        for w in u["warnings"][:3]:
-            out.append("    Warning: " + w)
-    line = "%s (%s)" % (active, sub) if active != "failed" else "failed (Result: %s)" % u.get("result")
-    if u.get("since") is not None:
-        line += " since %s; %s" % (_timestamp(u["since"]), _ago(u["since"]))
+    for w in (u.get("Warnings") or [])[:3]:
+        out.append("    Warning: " + w)
+    line = "failed (Result: %s)" % u.get("Result") if active == "failed" else "%s (%s)" % (active, sub)
+    since = u.get("ActiveEnterTimestamp") if active in ("active", "reloading") else \
+        u.get("InactiveEnterTimestamp") if active in ("inactive", "failed") else u.get("InactiveExitTimestamp")
+    if since:
+        line += " since %s; %s" % (_date(since), _ago(max(0.0, time.time() - since / 1e6)))
     out.append("     Active: " + line)
-    if u.get("state") == "skipped" and u.get("reason"):
-        out.append("  Condition: start condition failed: %s" % u["reason"])
-    elif u.get("reason") and active in ("failed", "inactive") and u.get("reason") not in ("stopped", "reset"):
-        out.append("     Reason: %s" % u["reason"])
-    if u.get("pid"):
-        out.append("   Main PID: %d (%s)" % (u["pid"], _comm(u["pid"])))
-    elif u.get("last_exit") is not None and active in ("failed", "inactive", "active"):
-        code = u["last_exit"]
-        status = "%d/%s" % (code, "SUCCESS" if code == 0 else "FAILURE") if code < 128 else \
-            "%d/signal" % (code - 128)
-        out.append("   Main PID: (code=%s, status=%s)" % ("exited" if code < 128 else "killed", status))
-    pids = _group_pids(u.get("pids") or [])
+    if u.get("Triggers"):
+        out.append("   Triggers: ● " + u["Triggers"])
+    reason = u.get("SubStateReason") or ""
+    if reason and active in ("failed", "inactive") and reason not in ("stopped", "reset", "exited with 0"):
+        out.append("     Reason: %s" % reason)
+    if u.get("StatusText"):
+        out.append("     Status: \"%s\"" % u["StatusText"])
+    pid = u.get("MainPID") or 0
+    if pid:
+        out.append("   Main PID: %d (%s)" % (pid, _comm(pid)))
+    elif u.get("ExecMainCode"):
+        code, killed = u.get("ExecMainStatus") or 0, u.get("ExecMainCode") == 2
+        status = "%d/%s" % (code, "SUCCESS" if code == 0 else "FAILURE") if not killed else "%d" % code
+        out.append("   Main PID: (code=%s, status=%s)" % ("killed" if killed else "exited", status))
+    pids = _group_pids([p for p in (pid, u.get("ControlPID") or 0) if p])
     if pids:
         out.append("      Tasks: %d" % len(pids))
         out.append("     CGroup: /system.slice/%s" % unit)
         for i, p in enumerate(pids):
             out.append("             %s%d %s" % ("└─" if i == len(pids) - 1 else "├─", p, _cmdline(p)))
-    if o.lines:
-        try:
-            logs = client.request(["logs", uf.stem(unit)])
-        except client.Unreachable:
-            logs = {}
-        lines = logs.get("lines") or []
+    if o.lines and unit.endswith(".service"):
+        lines = client.request(["logs", uf.stem(unit)]).get("lines") or []
         if lines:
             out.append("")
-            out += ["%s %s: %s" % (time.strftime("%b %d %H:%M:%S"), uf.stem(unit), x) for x in lines[-o.lines:]]
+            host = os.uname().nodename
+            out += ["%s %s %s: %s" % (time.strftime("%b %d %H:%M:%S"), host, uf.stem(unit), x)
+                    for x in lines[-o.lines:]]
 
 
 def cmd_status(args, o):
     if not args:
         return cmd_system_status(o)
     names = _expand(args, o)
-    loaded = _units(_service_stems(names))
+    loaded = _units(names)
     code, blocks = 0, []
     for unit in names:
-        if not _is_service(unit):
-            if unit in TARGETS_ALWAYS_ACTIVE or uf.locate(unit):
-                blocks.append(["● %s" % unit, "     Loaded: loaded (%s)" % (uf.fragment(unit) or unit),
-                               "     Active: active"])
-                continue
-            err("Unit %s could not be found." % unit)
-            code = max(code, 4)
-            continue
-        u = loaded.get(uf.stem(unit)) or {}
-        if u.get("active") is None:
-            st = uf.state(unit)
-            if st == "not-found":
+        u = loaded.get(unit) or {}
+        if not _loaded(u):
+            if unit in TARGETS_ALWAYS_ACTIVE:
+                u = {"ActiveState": "active", "SubState": "active", "FragmentPath": uf.fragment(unit) or ""}
+            elif uf.state(unit) == "not-found":
                 err("Unit %s could not be found." % unit)
                 code = max(code, 4)
                 continue
-            u = {"active": "inactive", "sub": "dead"}
         out = []
         _status_one(unit, u, o, out)
         blocks.append(out)
-        if u["active"] != "active":
+        if u.get("ActiveState") not in ("active", "reloading"):
             code = max(code, 3)
-    print("\n\n".join("\n".join(b) for b in blocks))
+    if blocks:
+        print("\n\n".join("\n".join(b) for b in blocks))
     return code
 
 
@@ -362,23 +353,17 @@ def cmd_is_active(args, o, failed=False):
     names = _expand(args, o)
     if not names:
         raise Usage("Too few arguments.")
-    loaded = _units(_service_stems(names))
-    code = 0 if failed is False else 1
-    ok_any = False
+    loaded = _units(names)
+    hits = 0
     for unit in names:
-        if _is_service(unit):
-            active = (loaded.get(uf.stem(unit)) or {}).get("active") or "inactive"
-        else:
-            active = "active" if unit in TARGETS_ALWAYS_ACTIVE or uf.locate(unit) else "inactive"
+        u = loaded.get(unit) or {}
+        active = "active" if unit in TARGETS_ALWAYS_ACTIVE else u.get("ActiveState") or "inactive"
         if not o.quiet:
             print(active)
-        hit = active == ("failed" if failed else "active")
-        ok_any = ok_any or hit
-        if not failed and not hit:
-            code = 3
+        hits += active == ("failed" if failed else "active")
     if failed:
-        return 0 if ok_any else 1
-    return code
+        return 0 if hits else 1
+    return 0 if hits == len(names) else 3
 
 
 def cmd_is_enabled(args, o):
@@ -490,19 +475,19 @@ def cmd_list_units(args, o):
     loaded = _units()
     rows = [("UNIT", "LOAD", "ACTIVE", "SUB", "DESCRIPTION")]
     failed_only = o.failed or "failed" in o.state
-    for u in sorted(loaded.values(), key=lambda u: u["unit"]):
-        if o.type and "service" not in o.type:
+    for unit, u in sorted(loaded.items()):
+        active, sub = u.get("ActiveState") or "inactive", u.get("SubState") or "dead"
+        if o.type and unit.rsplit(".", 1)[-1] not in o.type:
             continue
-        if args and not any(fnmatch.fnmatchcase(u["unit"], uf.unit_name(a) if "." not in a else a)
-                            for a in args):
+        if args and not any(fnmatch.fnmatchcase(unit, a if "." in a else uf.unit_name(a)) for a in args):
             continue
-        if failed_only and u["active"] != "failed":
+        if failed_only and active != "failed":
             continue
-        if o.state and not failed_only and u["active"] not in o.state and u["sub"] not in o.state:
+        if o.state and not failed_only and active not in o.state and sub not in o.state:
             continue
-        if not o.all and not o.state and not args and u["active"] == "inactive":
+        if not o.all and not o.state and not args and active == "inactive":
             continue
-        rows.append((u["unit"], "loaded", u["active"], u["sub"], u.get("description") or ""))
+        rows.append((unit, "loaded", active, sub, u.get("Description") or ""))
     _table(rows, o)
     if not o.no_legend:
         print("\n%d loaded units listed." % (len(rows) - 1))
@@ -525,17 +510,23 @@ def cmd_list_unit_files(args, o):
     return 0
 
 
+def _when(epoch):
+    return time.strftime("%a %Y-%m-%d %H:%M:%S %Z", time.localtime(epoch)) if epoch else "-"
+
+
+def _span(seconds, suffix):
+    return "-" if seconds is None else _ago(seconds).replace(" ago", suffix)
+
+
 def cmd_list_timers(args, o):
     rows = [("NEXT", "LEFT", "LAST", "PASSED", "UNIT", "ACTIVATES")]
-    reply = client.request(["unit", "units"])
-    timers = reply.get("timers") or []
-    for t in timers:
-        rows.append((t.get("next") or "n/a", t.get("left") or "n/a", t.get("last") or "n/a",
-                     t.get("passed") or "n/a", t["unit"], t.get("service", "") + ".service"))
-    if len(rows) == 1:
-        for name, st in uf.list_files():
-            if name.endswith(".timer") and st in uf.ENABLED_STATES:
-                rows.append(("n/a", "n/a", "n/a", "n/a", name, uf.stem(name) + ".service"))
+    for t in client.request(["timers"]).get("timers") or []:
+        if args and not any(fnmatch.fnmatchcase(t["unit"], a) for a in args):
+            continue
+        if not o.all and t.get("next") is None:
+            continue
+        rows.append((_when(t.get("next")), _span(t.get("left"), " left"), _when(t.get("last")),
+                     _span(t.get("passed"), " ago"), t["unit"], t.get("activates") or ""))
     _table(rows, o)
     if not o.no_legend:
         print("\n%d timers listed." % (len(rows) - 1))
@@ -543,28 +534,27 @@ def cmd_list_timers(args, o):
 
 
 def _properties(unit, u):
-    fstate = _file_state(unit)
+    props = {k: v for k, v in u.items() if not isinstance(v, (list, dict))}
+    props.setdefault("Id", unit)
     found = uf.locate(unit)
-    load = "masked" if found and found[1] else ("loaded" if u.get("active") is not None or found else "not-found")
-    pid = u.get("pid") or 0
-    props = {
-        "Id": unit, "Names": unit, "Description": u.get("description") or "",
-        "LoadState": load, "ActiveState": u.get("active") or "inactive", "SubState": u.get("sub") or "dead",
-        "UnitFileState": fstate or "", "UnitFilePreset": "enabled" if fstate in ("enabled", "disabled") else "",
-        "FragmentPath": u.get("source") or (uf.fragment(unit) or "" if found else ""),
-        "MainPID": str(pid), "ExecMainPID": str(pid),
-        "ExecMainStatus": str(u.get("last_exit") if u.get("last_exit") is not None else 0),
-        "NRestarts": str(u.get("restarts") or 0), "Result": u.get("result") or "success",
-        "Type": u.get("type") or "simple", "Restart": {"never": "no"}.get(u.get("restart"), u.get("restart") or "no"),
-        "RemainAfterExit": "yes" if u.get("remain_after_exit") else "no",
-        "After": " ".join(x + ".service" for x in u.get("after", [])),
-        "Requires": " ".join(x + ".service" for x in u.get("requires", [])),
-        "Wants": " ".join(x + ".service" for x in u.get("wants", [])),
-        "CanStart": "yes" if load == "loaded" else "no", "CanStop": "yes" if load == "loaded" else "no",
-        "CanReload": "yes" if u.get("reloadable") else "no",
-    }
-    if u.get("since") is not None and props["ActiveState"] == "active":
-        props["ActiveEnterTimestamp"] = _timestamp(u["since"])
+    if found and found[1]:
+        props["LoadState"] = "masked"
+    elif not _loaded(u):
+        props.update(LoadState="loaded" if found else "not-found", ActiveState="inactive", SubState="dead")
+    fstate = _file_state(unit)
+    if fstate:
+        props["UnitFileState"] = fstate
+        props["UnitFilePreset"] = "enabled" if fstate in ("enabled", "disabled") else ""
+    if not props.get("FragmentPath") and found and not found[1]:
+        props["FragmentPath"] = uf.fragment(unit) or ""
+    props["CanStart"] = props["CanStop"] = "yes" if props["LoadState"] == "loaded" else "no"
+    for key, value in list(props.items()):
+        if key.endswith("Timestamp"):
+            props[key] = _date(value) if value else ""
+        elif value is None:
+            props[key] = ""
+        elif value is True or value is False:
+            props[key] = "yes" if value else "no"
     return props
 
 
@@ -576,26 +566,19 @@ def cmd_show(args, o):
         _print_props(props, o)
         return 0
     names = _expand(args, o)
-    loaded = _units(_service_stems(names))
-    blocks = []
-    for unit in names:
-        u = loaded.get(uf.stem(unit)) or {} if _is_service(unit) else \
-            {"active": "active" if unit in TARGETS_ALWAYS_ACTIVE else None}
-        blocks.append(_properties(unit, u))
-    for i, props in enumerate(blocks):
+    loaded = _units(names)
+    for i, unit in enumerate(names):
         if i:
             print()
-        _print_props(props, o)
+        _print_props(_properties(unit, loaded.get(unit) or {}), o)
     return 0
 
 
 def _print_props(props, o):
-    keys = o.property or list(props)
-    for k in keys:
-        if k not in props and o.property:
-            props[k] = ""
-        if k in props and (o.property or o.all or props[k] != ""):
-            print(props[k] if o.value else "%s=%s" % (k, props[k]))
+    for k in o.property or list(props):
+        value = props.get(k, "")
+        if o.property or o.all or value != "":
+            print(value if o.value else "%s=%s" % (k, value))
 
 
 def cmd_cat(args, o):
@@ -615,7 +598,7 @@ def cmd_cat(args, o):
 
 
 def cmd_reset_failed(args, o):
-    reply = client.request(["unit", "reset-failed"] + _service_stems(_expand(args, o)))
+    reply = client.request(["unit", "reset-failed"] + _expand(args, o))
     return 0 if reply.get("ok") else 1
 
 
@@ -667,7 +650,7 @@ def run(verb, args, o):
     if verb == "default":
         return 0
     from richinit.tools import power
-    return power.main(verb, [])
+    return power.main("halt" if verb == "halt" else verb, [])
 
 
 def main(argv):
