@@ -679,12 +679,15 @@ class Supervisor:
             self._close_fds(s.name)
 
     # ---- sd_notify: one socket for every service, senders known by their credentials -----------
+    # CONTROL_DIR.notify (/run/richinit.notify): systemd's /run/systemd/notify, one for all.
 
     def _notify_socket(self):
         if self.notify_sock is not None:
             return self.notify_path
-        os.makedirs(self.control_dir, mode=0o755, exist_ok=True)
-        path = os.path.join(self.control_dir, "notify")
+        # Beside the control directory, not in it: that one is root's alone (0700), and a service
+        # running as another user must reach this socket.
+        path = self.control_dir.rstrip("/") + ".notify"
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
         try:
             os.unlink(path)
         except FileNotFoundError:
