@@ -87,9 +87,10 @@ class Client:
 
 class ControlServer:
     """Served from PID 1's loop, never waiting for a client: bounded input and output per connection,
-    at most MAX_CLIENTS connections (a new one pushes out the oldest that is not following logs),
-    and an fd held in reserve so that running out of fds (EMFILE) still lets a waiting connection
-    in to be told so, rather than leaving the listening socket readable forever."""
+    at most MAX_CLIENTS connections (a new one pushes out the oldest that is not following logs, as
+    it does when PID 1 runs out of fds), and an fd held in reserve so that out of fds with no
+    connection to close, a waiting one is still taken and told so, rather than leaving the listening
+    socket readable (and the loop spinning) forever."""
 
     def __init__(self, loop, init, sup, directory):
         self.loop, self.init, self.sup = loop, init, sup
@@ -109,6 +110,7 @@ class ControlServer:
         self.sock.listen(64)
         self.clients = {}  # fd -> Client, oldest first
         self.reserve = self._reserve()
+        self.starved = False  # ran out of fds once (said so)
         loop.add_reader(self.sock.fileno(), self._accept)
 
     @staticmethod
@@ -125,19 +127,32 @@ class ControlServer:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:
-                if e.errno not in (23, 24) or not self._refuse_one():  # ENFILE, EMFILE
-                    log.warning("control socket: %s", e.strerror or e)
-                    return
-                continue
+                # Out of fds (EMFILE, ENFILE): the oldest connection makes room for the waiting one;
+                # with none to close, the waiting one is told and closed (through the reserve fd).
+                if e.errno in (23, 24) and (self._evict() or self._refuse_one()):
+                    if not self.starved:  # once: under a flood this would be every connection
+                        self.starved = True
+                        log.warning("control socket: out of file descriptors with %d connections: the oldest "
+                                    "make room for new ones", len(self.clients))
+                    continue
+                log.warning("control socket: %s", e.strerror or e)
+                return
             conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fd)
             os.set_inheritable(fd, False)
             conn.setblocking(False)
             if len(self.clients) >= MAX_CLIENTS:
-                self._drop(next((f for f, c in self.clients.items() if not c.follows), next(iter(self.clients))))
+                self._evict()
             self.clients[fd] = Client(conn)
             self.loop.add_reader(fd, self._readable)
         if self.reserve is None:
             self.reserve = self._reserve()
+
+    def _evict(self):
+        """Close the oldest connection that is not following logs (or, with only those, the oldest)."""
+        if not self.clients:
+            return False
+        self._drop(next((f for f, c in self.clients.items() if not c.follows), next(iter(self.clients))))
+        return True
 
     def _refuse_one(self):
         """Out of fds: give up the reserve to take one waiting connection, tell it, close it."""
@@ -158,7 +173,6 @@ class ControlServer:
         except OSError:
             pass
         conn.close()
-        log.warning("control socket: out of file descriptors; a connection was refused")
         return True
 
     def _readable(self, fd):

@@ -13,7 +13,8 @@ class SysOps:
     def __init__(self, is_pid1):
         self.is_pid1 = is_pid1
         self.pid = os.getpid()
-        self._oom = None
+        from richinit.oom import OomCounter
+        self._oom = OomCounter()  # the count now: kills before PID 1 started are not ours
 
     now = staticmethod(time.monotonic)
 
@@ -65,7 +66,4 @@ class SysOps:
 
     def oom_kills(self):
         """How many processes the OOM killer took in our memory cgroup since the last call."""
-        if self._oom is None:
-            from richinit.oom import OomCounter
-            self._oom = OomCounter()
         return self._oom.new_kills()
