@@ -24,8 +24,11 @@ the stop signal goes to CMD, then after --grace every process left gets
 SIGTERM, then after --kill-grace SIGKILL.
 
 Services (sshd, cron, syslog and the image's services.d) run with --services:
-init scripts first, then services in dependency order, then CMD; at shutdown the
-services stop in reverse order after CMD. --vm keeps the container up after CMD
+init scripts first, then services in dependency order and CMD beside them; CMD
+waits only for the services --app-after names (PID 1 binds /dev/log before
+anything starts, so nothing logged is lost while syslog starts). Without init
+scripts or --app-after, CMD starts before the services are even read. At
+shutdown the services stop in reverse order after CMD. --vm keeps the container up after CMD
 exits, until a stop signal (CMD is optional then). richctl talks to the control
 socket in --control-dir.
 
@@ -41,6 +44,8 @@ options:
   --services all|none|NAME,...
                           supervise services from services.d: all of them, or the
                           named ones (default none)
+  --app-after NAME,...    start CMD once these services are ready (or failed,
+                          or skipped); default: none, CMD starts at once
   --vm                    keep running after CMD exits, until a stop signal
                           (implies --services all)
   --control-dir DIR       where control.sock lives (default /run/richinit)
@@ -51,12 +56,12 @@ options:
 
 Every option can also be set as an environment variable: RICHINIT_GRACE,
 RICHINIT_KILL_GRACE, RICHINIT_REWRITE (comma-separated), RICHINIT_FORWARD,
-RICHINIT_VERBOSE (a count), RICHINIT_SERVICES, RICHINIT_VM (1/0),
+RICHINIT_VERBOSE (a count), RICHINIT_SERVICES, RICHINIT_APP_AFTER, RICHINIT_VM (1/0),
 RICHINIT_CONTROL_DIR, RICHINIT_SAVE_ENV (1/0).
 """
 
 FORWARD_MODES = ("child", "group", "session")
-_WITH_VALUE = ("--grace", "--kill-grace", "--rewrite", "--forward", "--services", "--control-dir")
+_WITH_VALUE = ("--grace", "--kill-grace", "--rewrite", "--forward", "--services", "--control-dir", "--app-after")
 _FLAGS = ("--vm", "--no-save-env", "--verbose", "--help", "--version")
 
 
@@ -71,8 +76,8 @@ class Options:
     forward = "child"
     verbose = 0
     cmd = ()
-    faults = ()
     services = None   # None: no services; "all" or a list of names
+    app_after = ()    # services the app waits for
     vm = False
     control_dir = "/run/richinit"
     save_env = True
@@ -166,7 +171,8 @@ def _from_env(environ):
     for key, var in (("vm", "RICHINIT_VM"), ("save_env", "RICHINIT_SAVE_ENV")):
         if var in environ:
             d[key] = _bool(environ[var], var)
-    for key, var in (("services", "RICHINIT_SERVICES"), ("control_dir", "RICHINIT_CONTROL_DIR")):
+    for key, var in (("services", "RICHINIT_SERVICES"), ("control_dir", "RICHINIT_CONTROL_DIR"),
+                     ("app_after", "RICHINIT_APP_AFTER")):
         if environ.get(var):
             d[key] = environ[var]
     return d
@@ -199,11 +205,12 @@ def _build(argv, environ):
     elif o.vm:
         o.services = "all"
     o.control_dir = last("--control-dir") or env.get("control_dir", Options.control_dir)
+    after = last("--app-after") if "--app-after" in values else env.get("app_after", "")
+    o.app_after = tuple(n.strip() for n in after.split(",") if n.strip())
     o.save_env = False if flags.get("--no-save-env") else env.get("save_env", True)
     if not cmd and not o.vm:
         raise UsageError("no command given")
     o.cmd = list(cmd)
-    o.faults = tuple(f for f in environ.get("RICHINIT_INJECT_FAULT", "").split(",") if f)
     return o
 
 

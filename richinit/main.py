@@ -64,12 +64,21 @@ def _save_env(pid):
     return save_for(pid)
 
 
-def _setup_services(opts, loop, ops, is_pid1):
-    """Load services.d through the loader child; returns the Supervisor (or None when off)."""
-    if opts.services is None:
-        return None
-    from richinit.supervisor import Supervisor
-    sup = Supervisor(loop, ops, control_dir=opts.control_dir)
+def _init_scripts_present():
+    """Whether the image has an init script the app must wait for (what the loader would run)."""
+    from richinit.services.model import INIT_DIRS, RC_LOCAL
+    for directory, _ in INIT_DIRS:
+        try:
+            with os.scandir(directory) as it:
+                if any(True for _ in it):
+                    return True
+        except OSError:
+            pass
+    return os.access(RC_LOCAL, os.X_OK)
+
+
+def _load_services(opts, sup):
+    """Load services.d through the loader child into `sup`."""
     env_pid = None
     if opts.save_env:
         # Saved by a child forked from us, while the loader (another one) runs.
@@ -85,7 +94,6 @@ def _setup_services(opts, loop, ops, is_pid1):
         log.debug("services loaded: %d", len(sup.services))
     if env_pid is not None:
         sup._wait_for(env_pid)  # saved before any service (cron, sshd) starts
-    return sup
 
 
 def main(argv=None):
@@ -107,7 +115,13 @@ def main(argv=None):
     del cli  # not needed any more; let the module (and its help text) go
     sys.modules.pop("richinit.cli", None)
 
-    sup = _setup_services(opts, loop, ops, is_pid1)
+    sup = None
+    if opts.services is not None:
+        from richinit.sockets import bind_dev_log
+        from richinit.supervisor import Supervisor
+        sup = Supervisor(loop, ops, control_dir=opts.control_dir)
+        sup.app_after = opts.app_after
+        sup.prebound = bind_dev_log()  # before anything that may log starts
     app_env = _child_env(listen)
 
     def start_app():
@@ -117,10 +131,13 @@ def main(argv=None):
         return pid
 
     init = Init(ops, grace=opts.grace, kill_grace=opts.kill_grace, rewrite=opts.rewrite,
-                forward=opts.forward, faults=opts.faults, services=sup, vm=opts.vm,
+                forward=opts.forward, services=sup, vm=opts.vm,
                 start_app=start_app if opts.cmd else None)
     control = None
     if sup is not None:
+        if opts.cmd and not opts.app_after and not _init_scripts_present():
+            init.start_app_early()  # it waits for nothing: not even for the loader
+        _load_services(opts, sup)
         from richinit.control import ControlServer
         try:
             control = ControlServer(loop, init, sup, opts.control_dir)

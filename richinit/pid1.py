@@ -1,7 +1,8 @@
 """PID 1's decisions as a small state machine: (phase x event) -> named actions.
 
 Phases:
-  BOOTING            services mode: init scripts, then services, run; the app waits.
+  BOOTING            services mode: init scripts run, then services; the app waits for the
+                     services it names (--app-after), if it did not start before the loader.
   RUNNING            the app runs; signals are forwarded to it.
   STOPPING_MAIN      a stop signal came: the app got it; wait up to --grace.
   STOPPING_SERVICES  services stop in reverse dependency order, each with its own timeout.
@@ -30,13 +31,12 @@ KILL_WAIT = 5.0
 
 
 class Init:
-    def __init__(self, ops, grace=10.0, kill_grace=5.0, rewrite=None, forward="child", faults=(),
-                 services=None, vm=False, start_app=None):
+    def __init__(self, ops, grace=10.0, kill_grace=5.0, rewrite=None, forward="child", services=None,
+                 vm=False, start_app=None):
         self.ops = ops
         self.grace, self.kill_grace = grace, kill_grace
         self.rewrite = dict(rewrite or {})
         self.forward = forward
-        self.faults = set(faults)
         self.services = services
         self.vm = vm
         self.start_app = start_app  # () -> pid; raises spawn.ExecError
@@ -59,12 +59,21 @@ class Init:
 
     # ---- boot ---------------------------------------------------------------
 
+    def start_app_early(self):
+        """The app waits for nothing (no init script, no --app-after): start it before the services
+        are loaded; boot() then starts them beside it."""
+        self._start_app()
+
     def boot(self):
-        """Start the services (then the app), or the app alone."""
+        """Start the services and, once the init scripts ran and what --app-after names is ready,
+        the app (unless it started early); or the app alone."""
         if self.services is None:
             self._start_app()
             return
-        self.phase = BOOTING
+        if self.phase != RUNNING:
+            return  # the early app could not be started: the stop is under way
+        if self.app_started is None:
+            self.phase = BOOTING
         self.services.boot(self._booted)
 
     def _booted(self, ok, code):
@@ -102,7 +111,6 @@ class Init:
         self._enter_stopping_services()
 
     def on_signal(self, sig):
-        self._fault("signal")
         if sig == signal.SIGCHLD:
             return  # the loop reaps after every event
         if sig in sigs.SHUTDOWN:
@@ -128,7 +136,6 @@ class Init:
             self.app_exit = code
             if self.exit_code is None and not self.vm:
                 self.exit_code = code
-        self._fault("exit")
         if not is_main:
             if self.services is None or not self.services.on_exit(pid, code):
                 log.debug("reaped pid %d (exit %d)", pid, code)
@@ -143,8 +150,8 @@ class Init:
     def heal(self):
         """Re-derive the next step from the state: the loop calls this after every event.
 
-        If a handler failed half-way (a bug, an injected fault), the state it left is still
-        true, and this finds the transition that did not happen, so a stop never stalls.
+        If a handler failed half-way (a bug; tests inject such failures with tests/support/faultinit.py),
+        the state it left is still true, and this finds the transition that did not happen, so a stop never stalls.
         """
         if self.phase in (RUNNING, STOPPING_MAIN) and self.main_pid is None and self.app_started is not None \
                 and not (self.vm and self.phase == RUNNING):
@@ -239,7 +246,6 @@ class Init:
     def _forward(self, sig):
         sig = self.rewrite.get(sig, sig)
         if sig and self.main_pid is not None:
-            self._fault("forward")
             log.debug("forwarding %s to %d (%s)", sigs.name(sig), self.main_pid, self.forward)
             self._send_main(sig)
 
@@ -252,9 +258,3 @@ class Init:
             self.ops.kill_session(self.main_pid, sig)
         else:
             self.ops.kill(self.main_pid, sig)
-
-    def _fault(self, point):
-        """Test aid: RICHINIT_INJECT_FAULT=point raises once here to prove PID 1 survives."""
-        if point in self.faults:
-            self.faults.discard(point)
-            raise RuntimeError("injected fault at %s" % point)

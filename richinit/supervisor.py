@@ -1,9 +1,11 @@
 """The services side of PID 1: boot stages, dependencies, readiness, output, reload.
 
 Boot: init scripts one after the other (a failing one stops the boot unless optional),
-then services as their dependencies become ready (independent ones in parallel), then
-the app (pid1.Init starts it when `boot` calls back). Shutdown: services stop in
-reverse dependency order, each with its own signal and timeout.
+then services as their dependencies become ready (independent ones in parallel), and the
+app beside them, once the services it waits for (`app_after`) are ready (pid1.Init starts
+it when `boot` calls back). Sockets of the document are bound before any of it (sockets.py),
+timers armed on PID 1's own deadline (timers.py). Shutdown: services stop in reverse
+dependency order, each with its own signal and timeout.
 
 Definitions come from richinit.services.load, run in a short-lived child forked from PID 1
 (spawn_call) so PID 1 never imports yaml or the schema. Everything that touches the OS for a service (fds,
@@ -16,41 +18,12 @@ import os
 
 from richinit import log
 from richinit import svc as S
+from richinit.identity import passwd_lookup
+from richinit.sinks import OutputSink
 from richinit.spawn import spawn, spawn_call
 
 RUN_DIR = "/run/richinit"
 SCRIPT_STOP_TIMEOUT = 5.0  # an init script cut short by a stop, or a finish script: SIGKILL after this
-
-
-def _passwd_lookup(user, group):
-    """(uid, gid, groups) from the container's /etc/passwd and /etc/group (no NSS: works on any libc)."""
-    def table(path):
-        try:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
-        except OSError:
-            return []
-    users, groups = table("/etc/passwd"), table("/etc/group")
-    uid = gid = 0
-    name = "root"
-    if user is not None:
-        row = next((r for r in users if len(r) >= 4 and (r[0] == str(user) or r[2] == str(user))), None)
-        if row is None:
-            if not str(user).isdigit():
-                raise LookupError("unknown user %s" % user)
-            uid, gid, name = int(user), int(user), None
-        else:
-            uid, gid, name = int(row[2]), int(row[3]), row[0]
-    if group is not None:
-        row = next((r for r in groups if len(r) >= 3 and (r[0] == str(group) or r[2] == str(group))), None)
-        if row is None:
-            if not str(group).isdigit():
-                raise LookupError("unknown group %s" % group)
-            gid = int(group)
-        else:
-            gid = int(row[2])
-    extra = sorted({int(r[2]) for r in groups if len(r) >= 4 and name and name in r[3].split(",")} | {gid})
-    return uid, gid, extra
 
 
 def _load_document(fd, root, only):
@@ -63,92 +36,6 @@ def _run_builtin(name, args):
     """In a built-in's child: its module's main(args)."""
     from richinit import builtin
     return builtin.main(name, args)
-
-
-class OutputSink:
-    """A service's stdout+stderr: a pipe PID 1 reads, lines prefixed `[name] ` or written to a file."""
-
-    RING = 200  # lines kept for `richctl logs`
-
-    def __init__(self, mgr, name, spec_log):
-        self.mgr, self.name, self.spec = mgr, name, spec_log
-        self.rfd, self.wfd = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-        os.set_blocking(self.wfd, True)  # the writer (the service) blocks as usual
-        self.partial = b""
-        self.ring = []
-        self.followers = []
-        mgr.loop.add_reader(self.rfd, self._readable)
-
-    def _readable(self, fd):
-        try:
-            data = os.read(fd, 65536)
-        except BlockingIOError:
-            return
-        if not data:
-            return
-        lines = (self.partial + data).split(b"\n")
-        self.partial = lines.pop()
-        if len(self.partial) > 8192:  # a line without end: cut it
-            lines.append(self.partial)
-            self.partial = b""
-        for line in lines:
-            self._line(line)
-
-    def _line(self, line):
-        text = line.decode("utf-8", "replace")
-        self.ring.append(text)
-        del self.ring[:-self.RING]
-        kind = self.spec.kind
-        if kind == "file":
-            self._to_file(line)
-        elif kind == "syslog":
-            self._to_syslog(line)
-        elif kind == "stdout":
-            try:
-                os.write(1, b"[" + self.name.encode() + b"] " + line + b"\n")
-            except OSError:
-                pass
-        for f in list(self.followers):
-            f(text)
-
-    def _to_file(self, line):
-        path, limit, keep = self.spec.path, self.spec.max_size, self.spec.keep or 0
-        try:
-            if limit and os.path.exists(path) and os.path.getsize(path) + len(line) + 1 > limit:
-                for i in range(keep - 1, 0, -1):
-                    if os.path.exists("%s.%d" % (path, i)):
-                        os.replace("%s.%d" % (path, i), "%s.%d" % (path, i + 1))
-                if keep:
-                    os.replace(path, path + ".1")
-                else:
-                    os.unlink(path)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-            try:
-                os.write(fd, line + b"\n")
-            finally:
-                os.close(fd)
-        except OSError as e:
-            log.warning("%s: log file %s: %s", self.name, path, e.strerror)
-
-    def _to_syslog(self, line):
-        msg = b"<30>" + self.name.encode() + b": " + line  # daemon.info
-        try:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, 0)
-            try:
-                s.sendto(msg, "/dev/log")
-            finally:
-                s.close()
-        except OSError:
-            os.write(1, b"[" + self.name.encode() + b"] " + line + b"\n")
-
-    def close(self):
-        self._readable(self.rfd)
-        self.mgr.loop.remove_reader(self.rfd)
-        for fd in (self.rfd, self.wfd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
 
 
 class Supervisor:
@@ -177,6 +64,12 @@ class Supervisor:
         self.finish_pid = None
         self.script_deadline = None
         self.batch = False       # starting several services: no progress until all are WAITING
+        self.sockets = None      # richinit.sockets.Sockets when the document has sockets
+        self.timers = None       # richinit.timers.Timers when it has timers
+        self.templates = {}      # "foo@" -> ServiceSpec, for instances (Accept=yes sockets)
+        self.transient = set()   # instance names, dropped once down
+        self.prebound = {}       # (kind, address) -> socket PID 1 bound before the loader (/dev/log)
+        self.app_after = ()      # services the app waits for (--app-after); the others start beside it
 
     # ---- loading ------------------------------------------------------------
 
@@ -268,7 +161,37 @@ class Supervisor:
         if boot:
             self.init_scripts = [InitScript.from_dict(d) for d in doc.get("init_scripts", [])]
             self.finish_scripts = [InitScript.from_dict(d) for d in doc.get("finish_scripts", [])]
+        self._apply_units(doc)
         return added, removed, changed
+
+    def _apply_units(self, doc):
+        """Sockets (bound now, before any service starts), timers and templates of the document."""
+        from richinit.services.model import ServiceSpec, SocketSpec, TimerSpec
+        self.templates = {k: ServiceSpec.from_dict(v) for k, v in doc.get("templates", {}).items()}
+        if doc.get("sockets") or self.prebound:
+            from richinit.sockets import Sockets, release
+            if self.sockets is None:
+                self.sockets = Sockets(self)
+            left = self.sockets.apply([SocketSpec.from_dict(d) for d in doc.get("sockets", [])], self.prebound)
+            self.prebound = {}
+            release(left)  # bound early for a service that is not there (--services, a condition)
+        if doc.get("timers"):
+            from richinit.timers import Timers
+            if self.timers is None:
+                self.timers = Timers(self)
+            self.timers.apply([TimerSpec.from_dict(d) for d in doc["timers"]], self.ops.now())
+
+    def start_instance(self, template, name):
+        """Start `name`, an instance of `template` ("foo@") that runs once; False if there is no template."""
+        tspec = self.templates.get(template)
+        if tspec is None:
+            log.error("no template %s for instance %s", template, name)
+            return False
+        spec = tspec.replace(name=name, unit=name + ".service", restart="never", enabled=True)
+        s = self.services[name] = S.Service(spec, self)
+        self.transient.add(name)
+        s.start()
+        return True
 
     def reload(self):
         """Re-read services.d: start added ones, stop removed ones, restart changed ones."""
@@ -284,8 +207,12 @@ class Supervisor:
     # ---- boot ---------------------------------------------------------------
 
     def boot(self, done):
-        """Run init scripts, then start every runnable service; `done(ok, code)` once all settled."""
+        """Run init scripts, then start every runnable service; `done(ok, code)` once the init scripts
+        ran and the services in `app_after` settled (ready, failed or skipped): the app's turn."""
         self.booting = done
+        for name in self.app_after:
+            if name not in self.services:
+                log.warning("--app-after: no service %s: the app does not wait for it", name)
         self.init_queue = list(self.init_scripts)
         self._next_init_script()
 
@@ -351,7 +278,8 @@ class Supervisor:
                     s.deps_ready()
                     moved = True
         if self.booting and self.init_pid is None and not self.init_queue \
-                and all(s.state not in (S.WAITING, S.PRE, S.STARTING) for s in self.services.values()):
+                and all(s.state not in (S.WAITING, S.PRE, S.STARTING)
+                        for s in (self.services.get(n) for n in self.app_after) if s is not None):
             cb, self.booting = self.booting, None
             cb(True, 0)
 
@@ -428,9 +356,13 @@ class Supervisor:
         ds = [s.deadline for s in self.services.values() if s.deadline is not None]
         if self.script_deadline is not None:
             ds.append(self.script_deadline)
+        if self.timers is not None and self.timers.deadline is not None:
+            ds.append(self.timers.deadline)
         return min(ds) if ds else None
 
     def on_timer(self, now):
+        if self.timers is not None:
+            self.timers.on_timer(now)
         for s in list(self.services.values()):
             if s.deadline is not None and now >= s.deadline:
                 s.on_timer(now)
@@ -454,10 +386,16 @@ class Supervisor:
         self.ops.killpg(pgid, 9)
 
     def changed(self, s):
+        down = s.state in (S.DOWN, S.FAILED, S.DONE, S.SKIPPED) and not s.pids()
+        if self.sockets is not None:
+            self.sockets.service_changed(s, down)
+        if self.timers is not None:
+            self.timers.service_changed(s, down)
         if s.state in (S.DOWN, S.FAILED, S.DONE) and not s.pids():
             self._close_fds(s.name)
-            if s.removed and self.services.get(s.name) is s:
+            if (s.removed or s.name in self.transient) and self.services.get(s.name) is s:
                 del self.services[s.name]
+                self.transient.discard(s.name)
             rep = s.replacement
             if rep is not None and self.services.get(s.name) is s:
                 self.services[s.name] = rep
@@ -528,7 +466,7 @@ class Supervisor:
             env.update(extra)
         user = None
         if spec.user is not None or spec.group is not None:
-            user = _passwd_lookup(spec.user, spec.group)
+            user = passwd_lookup(spec.user, spec.group)
         sink = self.sinks.get(s.name)
         if spec.log.kind == "none":
             out = os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC)
@@ -537,8 +475,15 @@ class Supervisor:
                 sink = self.sinks[s.name] = OutputSink(self, s.name, spec.log)
             out = sink.wfd
         extra_fds = {}
+        listen = {}  # PID 1's sockets for this service: placed at 3.., never closed here
         if main:
             self._close_fds(s.name)
+            if self.sockets is not None:
+                fds = self.sockets.handover(s.name, spec.sockets)
+                listen = {3 + i: fd for i, (fd, _) in enumerate(fds)}
+                if fds:
+                    env.update(self.sockets.env_for(s.name), LISTEN_FDS=str(len(fds)),
+                               LISTEN_FDNAMES=":".join(n for _, n in fds))
             if spec.ready.kind == "fd":
                 rfd, wfd = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
                 self.ready_fds[s.name] = rfd
@@ -548,15 +493,21 @@ class Supervisor:
                 env["NOTIFY_SOCKET"] = self._notify_socket(s)
         # Services never read the container's stdin (the app may own a terminal).
         null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        if not listen:
+            for k in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
+                env.pop(k, None)
         try:
             if spec.builtin and argv[:2] == ["@builtin", spec.builtin]:
                 # Forked, not exec'd: the interpreter is up already (see spawn_call).
                 return spawn_call(_run_builtin, (spec.builtin, list(argv[2:])), env=env, cwd=spec.workdir or "/",
-                                  user=user, stdio=(null, out, out), extra_fds=extra_fds,
+                                  user=user, stdio=(null, out, out), extra_fds={**extra_fds, **listen},
+                                  listen_fds=tuple(listen),
                                   title="richinit-%s %s" % (spec.builtin, " ".join(argv[2:])))
             return spawn(argv, env=env, cwd=spec.workdir or "/", user=user, stdio=(null, out, out),
-                         extra_fds=extra_fds)
+                         extra_fds={**extra_fds, **listen}, listen_fds=tuple(listen))
         finally:
+            if main and self.sockets is not None:
+                self.sockets.launched(s.name)
             os.close(null)
             for fd in extra_fds.values():
                 os.close(fd)

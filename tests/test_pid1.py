@@ -6,6 +6,7 @@ import pytest
 
 from richinit import pid1
 from richinit.pid1 import Init
+from tests.support.faultinit import inject
 
 
 class FakeOps:
@@ -171,7 +172,8 @@ def test_main_never_reported_exits_137():
 
 
 def test_injected_fault_raises_once_and_leaves_state_consistent():
-    ops, init = started(faults=["forward"])
+    ops, init = started()
+    inject(init, ["forward"])
     with pytest.raises(RuntimeError):
         init.on_signal(signal.SIGUSR1)
     assert init.phase == pid1.RUNNING and ops.sent == []
@@ -180,7 +182,8 @@ def test_injected_fault_raises_once_and_leaves_state_consistent():
 
 
 def test_heal_moves_a_stop_on_when_the_exit_handler_failed_half_way():
-    ops, init = started(faults=["exit"])
+    ops, init = started()
+    inject(init, ["stop-services"])
     init.on_signal(signal.SIGTERM)
     with pytest.raises(RuntimeError):
         init.on_exit(42, 143)  # bookkeeping done, then the injected fault: no transition

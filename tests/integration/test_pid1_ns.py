@@ -286,14 +286,25 @@ def test_process_title_says_what_it_supervises(tmp_path):
 
 
 def test_injected_fault_does_not_kill_pid1(tmp_path):
-    env = dict(os.environ, RICHINIT_INJECT_FAULT="forward,exit", PYTHONPATH=REPO)
-    with Pid1(tmp_path, child_argv(str(tmp_path / "report"), "daemon"), env=env) as p:
+    launcher = [sys.executable, "-m", "tests.support.faultinit", "forward,stop-services"]
+    with Pid1(tmp_path, child_argv(str(tmp_path / "report"), "daemon"), launcher=launcher) as p:
         p.wait_line("ready")
         p.wait_line("daemon ")
         p.signal(signal.SIGUSR1)  # the forward raises: logged, survived, signal lost
         time.sleep(0.2)
         assert os.path.exists("/proc/%d" % p.pid)
-        p.signal(signal.SIGTERM)  # the main child's exit handler raises once too
+        p.signal(signal.SIGTERM)  # the transition after the main child's exit raises once too
         rc = p.wait(timeout=30)
     assert "injected fault at forward" in p.err and "survived" in p.err
+    assert "injected fault at stop-services" in p.err
     assert rc == 143, p.err
+
+
+def test_the_environment_cannot_inject_faults(tmp_path):
+    """RICHINIT_INJECT_FAULT was a test aid read in production: an image could make PID 1 drop docker stop's TERM."""
+    env = dict(os.environ, RICHINIT_INJECT_FAULT="signal,forward,exit", PYTHONPATH=REPO)
+    with Pid1(tmp_path, ["sh", "-c", "echo ready > %s; exec sleep 1000" % (tmp_path / "report")], env=env) as p:
+        p.wait_line("ready")
+        p.signal(signal.SIGTERM)
+        rc = p.wait(timeout=30)
+    assert rc == 143 and "injected" not in p.err, p.err

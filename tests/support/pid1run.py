@@ -21,10 +21,10 @@ class Pid1:
     test child's lines. Always use as a context manager: it kills by PID on exit.
     """
 
-    def __init__(self, tmp, cmd, opts=(), env=None, pidns=True, cwd=None):
+    def __init__(self, tmp, cmd, opts=(), env=None, pidns=True, cwd=None, launcher=RICHINIT):
         self.report = os.path.join(str(tmp), "report")
         open(self.report, "w").close()
-        argv = RICHINIT + list(opts) + ["--"] + list(cmd)
+        argv = list(launcher) + list(opts) + ["--"] + list(cmd)
         if pidns:
             argv = ["unshare", "--fork", "--pid", "--mount-proc", "--kill-child"] + argv
         full_env = dict(os.environ if env is None else env)
