@@ -1,7 +1,8 @@
 """PID 1's decisions as a small state machine: (phase x event) -> named actions.
 
 Phases:
-  BOOTING            services mode: init scripts, then services, run; the app waits.
+  BOOTING            services mode: init scripts run, then services; the app waits for the
+                     services it names (--app-after), if it did not start before the loader.
   RUNNING            the app runs; signals are forwarded to it.
   STOPPING_MAIN      a stop signal came: the app got it; wait up to --grace.
   STOPPING_SERVICES  services stop in reverse dependency order, each with its own timeout.
@@ -58,12 +59,21 @@ class Init:
 
     # ---- boot ---------------------------------------------------------------
 
+    def start_app_early(self):
+        """The app waits for nothing (no init script, no --app-after): start it before the services
+        are loaded; boot() then starts them beside it."""
+        self._start_app()
+
     def boot(self):
-        """Start the services (then the app), or the app alone."""
+        """Start the services and, once the init scripts ran and what --app-after names is ready,
+        the app (unless it started early); or the app alone."""
         if self.services is None:
             self._start_app()
             return
-        self.phase = BOOTING
+        if self.phase != RUNNING:
+            return  # the early app could not be started: the stop is under way
+        if self.app_started is None:
+            self.phase = BOOTING
         self.services.boot(self._booted)
 
     def _booted(self, ok, code):

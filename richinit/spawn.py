@@ -157,14 +157,15 @@ def _close_all_but(keep):
 
 
 def spawn_call(fn, args=(), env=None, cwd=None, user=None, stdio=(None, None, None), extra_fds=None, title=None,
-               brief=False):
+               brief=False, listen_fds=()):
     """Fork a child that runs fn(*args) and exits with its return value; returns the pid.
 
     The child gets what spawn() gives an exec'd one: default signals, an empty mask, its own
     session, stdio and extra_fds placed, every other fd closed, `env` as its environment,
-    `cwd`, `user`; `title` names it in ps (it would show PID 1's otherwise). Objects inherited
-    from PID 1 never reach the garbage collector: collecting one could close an fd number the
-    child has reused, and not scanning them keeps their pages shared. A `brief` child (it exits
+    `cwd`, `user`; `title` names it in ps (it would show PID 1's otherwise); with `listen_fds`
+    (socket activation, placed through extra_fds) LISTEN_PID is the child's own pid, as in
+    spawn(). Objects inherited from PID 1 never reach the garbage collector: collecting one could
+    close an fd number the child has reused, and not scanning them keeps their pages shared. A `brief` child (it exits
     within milliseconds) runs with the collector off; a daemon freezes what it inherited.
     """
     import gc
@@ -194,6 +195,8 @@ def spawn_call(fn, args=(), env=None, cwd=None, user=None, stdio=(None, None, No
                 if env is not os.environ:
                     os.environ.clear()
                     os.environ.update(env)
+                if listen_fds:
+                    os.environ["LISTEN_PID"] = str(os.getpid())
                 _become(user, cwd)
                 if title:
                     from richinit.title import set_title

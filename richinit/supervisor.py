@@ -1,9 +1,11 @@
 """The services side of PID 1: boot stages, dependencies, readiness, output, reload.
 
 Boot: init scripts one after the other (a failing one stops the boot unless optional),
-then services as their dependencies become ready (independent ones in parallel), then
-the app (pid1.Init starts it when `boot` calls back). Shutdown: services stop in
-reverse dependency order, each with its own signal and timeout.
+then services as their dependencies become ready (independent ones in parallel), and the
+app beside them, once the services it waits for (`app_after`) are ready (pid1.Init starts
+it when `boot` calls back). Sockets of the document are bound before any of it (sockets.py),
+timers armed on PID 1's own deadline (timers.py). Shutdown: services stop in reverse
+dependency order, each with its own signal and timeout.
 
 Definitions come from richinit.services.load, run in a short-lived child forked from PID 1
 (spawn_call) so PID 1 never imports yaml or the schema. Everything that touches the OS for a service (fds,
@@ -76,6 +78,12 @@ class Supervisor:
         self.finish_pid = None
         self.script_deadline = None
         self.batch = False       # starting several services: no progress until all are WAITING
+        self.sockets = None      # richinit.sockets.Sockets when the document has sockets
+        self.timers = None       # richinit.timers.Timers when it has timers
+        self.templates = {}      # "foo@" -> ServiceSpec, for instances (Accept=yes sockets)
+        self.transient = set()   # instance names, dropped once down
+        self.prebound = {}       # (kind, address) -> socket PID 1 bound before the loader (/dev/log)
+        self.app_after = ()      # services the app waits for (--app-after); the others start beside it
 
     # ---- loading ------------------------------------------------------------
 
@@ -170,7 +178,37 @@ class Supervisor:
         if boot:
             self.init_scripts = [InitScript.from_dict(d) for d in doc.get("init_scripts", [])]
             self.finish_scripts = [InitScript.from_dict(d) for d in doc.get("finish_scripts", [])]
+        self._apply_units(doc)
         return added, removed, changed
+
+    def _apply_units(self, doc):
+        """Sockets (bound now, before any service starts), timers and templates of the document."""
+        from richinit.services.model import ServiceSpec, SocketSpec, TimerSpec
+        self.templates = {k: ServiceSpec.from_dict(v) for k, v in doc.get("templates", {}).items()}
+        if doc.get("sockets") or self.prebound:
+            from richinit.sockets import Sockets, release
+            if self.sockets is None:
+                self.sockets = Sockets(self)
+            left = self.sockets.apply([SocketSpec.from_dict(d) for d in doc.get("sockets", [])], self.prebound)
+            self.prebound = {}
+            release(left)  # bound early for a service that is not there (--services, a condition)
+        if doc.get("timers"):
+            from richinit.timers import Timers
+            if self.timers is None:
+                self.timers = Timers(self)
+            self.timers.apply([TimerSpec.from_dict(d) for d in doc["timers"]], self.ops.now())
+
+    def start_instance(self, template, name):
+        """Start `name`, an instance of `template` ("foo@") that runs once; False if there is no template."""
+        tspec = self.templates.get(template)
+        if tspec is None:
+            log.error("no template %s for instance %s", template, name)
+            return False
+        spec = tspec.replace(name=name, unit=name + ".service", restart="never", enabled=True)
+        s = self.services[name] = S.Service(spec, self)
+        self.transient.add(name)
+        s.start()
+        return True
 
     def reload(self):
         """Re-read services.d: start added ones, stop removed ones, restart changed ones."""
@@ -186,8 +224,12 @@ class Supervisor:
     # ---- boot ---------------------------------------------------------------
 
     def boot(self, done):
-        """Run init scripts, then start every runnable service; `done(ok, code)` once all settled."""
+        """Run init scripts, then start every runnable service; `done(ok, code)` once the init scripts
+        ran and the services in `app_after` settled (ready, failed or skipped): the app's turn."""
         self.booting = done
+        for name in self.app_after:
+            if name not in self.services:
+                log.warning("--app-after: no service %s: the app does not wait for it", name)
         self.init_queue = list(self.init_scripts)
         self._next_init_script()
 
@@ -265,7 +307,8 @@ class Supervisor:
                         s.deps_ready()
                     moved = True
         if self.booting and self.init_pid is None and not self.init_queue \
-                and all(s.state not in (S.WAITING,) + _STARTING for s in self.services.values()):
+                and all(s.state not in (S.WAITING,) + _STARTING
+                        for s in (self.services.get(n) for n in self.app_after) if s is not None):
             cb, self.booting = self.booting, None
             cb(True, 0)
 
@@ -356,9 +399,13 @@ class Supervisor:
         ds = [s.deadline for s in self.services.values() if s.deadline is not None]
         if self.script_deadline is not None:
             ds.append(self.script_deadline)
+        if self.timers is not None and self.timers.deadline is not None:
+            ds.append(self.timers.deadline)
         return min(ds) if ds else None
 
     def on_timer(self, now):
+        if self.timers is not None:
+            self.timers.on_timer(now)
         for s in list(self.services.values()):
             if s.deadline is not None and now >= s.deadline:
                 s.on_timer(now)
@@ -418,10 +465,16 @@ class Supervisor:
         return min(left) if len(left) >= 1 else None
 
     def changed(self, s):
+        down = s.state in (S.DOWN, S.FAILED, S.DONE, S.SKIPPED) and not s.pids()
+        if self.sockets is not None:
+            self.sockets.service_changed(s, down)
+        if self.timers is not None:
+            self.timers.service_changed(s, down)
         if s.state in (S.DOWN, S.FAILED, S.DONE) and not s.pids():
             self._close_fds(s.name)
-            if s.removed and self.services.get(s.name) is s:
+            if (s.removed or s.name in self.transient) and self.services.get(s.name) is s:
                 del self.services[s.name]
+                self.transient.discard(s.name)
             rep = s.replacement
             if rep is not None and self.services.get(s.name) is s:
                 self.services[s.name] = rep
@@ -584,8 +637,15 @@ class Supervisor:
         if s.unit and s.state in (S.STOPPING, S.STOP_POST):
             env.update(_exit_env(s))
         extra_fds = {}
+        listen = {}  # PID 1's sockets for this service: placed at 3.., never closed here
         if main:
             self._close_fds(s.name)
+            if self.sockets is not None:
+                fds = self.sockets.handover(s.name, spec.sockets)
+                listen = {3 + i: fd for i, (fd, _) in enumerate(fds)}
+                if fds:
+                    env.update(self.sockets.env_for(s.name), LISTEN_FDS=str(len(fds)),
+                               LISTEN_FDNAMES=":".join(n for _, n in fds))
             if spec.ready.kind == "fd":
                 rfd, wfd = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
                 self.ready_fds[s.name] = rfd
@@ -617,18 +677,24 @@ class Supervisor:
         err, close_err = self._output(s, 2) if spec.stderr_log is not None else (out, False)
         # Services never read the container's stdin (the app may own a terminal).
         null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        if not listen:
+            for k in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
+                env.pop(k, None)
         try:
             if spec.builtin and argv[:2] == ["@builtin", spec.builtin]:
                 # Forked, not exec'd: the interpreter is up already (see spawn_call).
                 return spawn_call(_run_builtin, (spec.builtin, list(argv[2:])), env=env, cwd=cwd,
-                                  user=user, stdio=(null, out, err), extra_fds=extra_fds,
+                                  user=user, stdio=(null, out, err), extra_fds={**extra_fds, **listen},
+                                  listen_fds=tuple(listen),
                                   title="richinit-%s %s" % (spec.builtin, " ".join(argv[2:])))
-            pid = spawn(argv, env=env, cwd=cwd, user=user, stdio=(null, out, err), extra_fds=extra_fds,
-                        program=program, setup=setup)
+            pid = spawn(argv, env=env, cwd=cwd, user=user, stdio=(null, out, err),
+                        extra_fds={**extra_fds, **listen}, listen_fds=tuple(listen), program=program, setup=setup)
             if main and s.watchdog:
                 log.debug("%s: watchdog %.1fs for pid %d", s.name, s.watchdog, pid)
             return pid
         finally:
+            if main and self.sockets is not None:
+                self.sockets.launched(s.name)
             os.close(null)
             for fd in extra_fds.values():
                 os.close(fd)

@@ -4,6 +4,7 @@
     rich ps | exec NAME -- CMD | stop NAME [--time S] | logs NAME | rm [-f] NAME
     rich runtime build [--output DIR]                          the portable richinit runtime
     rich quota ls [--json]                                     every container's quota directories
+    rich inspect ROOTFS_DIR|ROOTFS_TARBALL [--json]            the image's services, pre-flight (runtime_hooks.inspect)
     rich install [--podman] [--containerd] [--docker] [--root DIR] / rich uninstall [--root DIR]
 
 Where things live (each also an environment variable, so tests and second installations can
@@ -62,7 +63,7 @@ def _add_run(sub):
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD")
 
 
-COMMANDS = ("run", "ps", "exec", "stop", "logs", "rm", "runtime", "quota", "install", "uninstall")
+COMMANDS = ("run", "ps", "exec", "stop", "logs", "rm", "runtime", "quota", "inspect", "install", "uninstall")
 
 
 # `rich run`'s options for parse_run: (names, attribute, what) where what is "value" (one
@@ -171,6 +172,10 @@ def build_parser(only=None):
         qs = q.add_subparsers(dest="quota_cmd", required=True, parser_class=_Parser)
         ls = qs.add_parser("ls", help="every container's quota directories: backend, ID, limit, usage")
         ls.add_argument("--json", action="store_true")
+    if want("inspect"):
+        n = sub.add_parser("inspect", help="pre-flight report: the image's units and scripts, what is skipped")
+        n.add_argument("rootfs", metavar="ROOTFS_DIR|ROOTFS_TARBALL")
+        n.add_argument("--json", action="store_true")
     for name, what in (("install", "put the hook bundle in place"), ("uninstall", "take it away")):
         if not want(name):
             continue
@@ -236,6 +241,12 @@ def dispatch(args):
         return _runtime_build(args)
     if args.command == "quota":
         return _quota_ls(args)
+    if args.command == "inspect":
+        from runtime_hooks import inspect
+        try:
+            return inspect.inspect(args.rootfs, args.json)
+        except inspect.InspectError as e:
+            raise CliError("%s inspect: %s" % (PROG, e))
     from runtime_hooks import install
     try:
         if args.command == "install":

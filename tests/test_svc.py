@@ -472,12 +472,23 @@ def _supervisor(services, deps):
 def test_boot_starts_a_service_only_after_its_dependency_is_ready():
     sup, launched = _supervisor({"syslog": {"ready": Ready(kind="notify")}, "cron": {}, "app2": {}},
                                 {"syslog": [], "cron": ["syslog"], "app2": ["cron"]})
+    sup.app_after = ("app2",)
     booted = []
     sup.boot(lambda ok, code: booted.append(ok))
     assert launched == ["syslog"], "cron sorts first but must wait for syslog"
-    assert booted == [], "the boot is not done while syslog is starting"
+    assert booted == [], "the app waits for app2, which waits for cron, which waits for syslog"
     sup.services["syslog"].on_ready()
     assert launched == ["syslog", "cron", "app2"] and booted == [True]
+
+
+def test_the_app_waits_for_no_service_unless_told():
+    sup, launched = _supervisor({"syslog": {"ready": Ready(kind="notify")}, "cron": {}},
+                                {"syslog": [], "cron": ["syslog"]})
+    booted = []
+    sup.boot(lambda ok, code: booted.append(ok))
+    assert launched == ["syslog"] and booted == [True], "the app's turn comes while syslog starts"
+    sup.services["syslog"].on_ready()
+    assert launched == ["syslog", "cron"]
 
 
 def test_reload_starts_added_services_in_dependency_order():

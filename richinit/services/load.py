@@ -14,14 +14,17 @@ prints one JSON document on stdout:
      "failed":         [name, ...]                    names with an error (they are not started)
      "errors":         [{"service", "file", "line", "message"}, ...]
      "warnings":       [same shape]                   nothing failed, but something looks wrong
+     "sockets":        [SocketSpec.to_dict(), ...]    what PID 1 binds before any service starts; a
+                                                      services.d `listen:` is a socket named after its
+                                                      service, not enabled (it activates nothing); with
+                                                      units=True also the image's socket units
      "init_scripts":   [InitScript.to_dict(), ...]    in the order to run them
      "finish_scripts": [InitScript.to_dict(), ...]    s6-overlay's cont-finish.d, for shutdown
      "order":          [[names], [names], ...]        start waves (stop: reversed); runnable services only
      "deps":           {name: [names]},               each runnable service's effective dependencies
-     "sockets":        [SocketSpec.to_dict(), ...]    the image's socket units (with units=True)
      "timers":         [TimerSpec.to_dict(), ...]     its timer units
      "templates":      {"foo@": ServiceSpec.to_dict()}  service templates, for Accept=yes sockets and
-                                                      `systemctl start foo@x` (richinit.services.instance)
+                                                      `systemctl start foo@x` (unitfile.instantiate)
      "unit_files":     {"nginx.service": "enabled"|"disabled"|"static"|"masked"|"generated"|"alias"|
                         "indirect"|"bad"}}            systemctl list-unit-files' states
 
@@ -108,11 +111,11 @@ class Result:
             "failed": self.failed,
             "errors": [p.to_dict() for p in self.errors],
             "warnings": [p.to_dict() for p in self.warnings],
+            "sockets": [s.to_dict() for s in self.sockets],
             "init_scripts": [s.to_dict() for s in self.init_scripts],
             "finish_scripts": [s.to_dict() for s in self.finish_scripts],
             "order": [list(w) for w in self.order],
             "deps": {k: sorted(v) for k, v in self.deps.items()},
-            "sockets": [s.to_dict() for s in self.sockets],
             "timers": [t.to_dict() for t in self.timers],
             "templates": {k: v.to_dict() for k, v in self.templates.items()},
             "unit_files": dict(self.unit_files),
@@ -405,7 +408,9 @@ def _check_requires(entries, by_name, runnable):
                 target = by_name.get(r)
                 if target is None:
                     why = "requires unknown service %r" % r
-                elif target.skip and not target.problems and not target.soft_skip:
+                elif target.soft_skip and not target.problems:
+                    continue
+                elif target.skip and not target.problems:
                     why = "requires %r, which is skipped: %s" % (r, target.skip)
                 elif r not in runnable:
                     why = "requires %r, which failed" % r
@@ -515,6 +520,11 @@ def load(root="/", defaults=DEFAULTS_DIR, only=None, environ=None, search_path=N
         result.init_scripts = compat.init_scripts(r, environ, warn)
         result.finish_scripts = compat.finish_scripts(r, warn)
     for e in sorted(entries, key=lambda e: e.name):
+        listen = e.definition.listen if e.definition is not None else ()
+        if e.spec is not None and listen and not e.skip and not e.problems:
+            result.sockets.append(S.SocketSpec(name=e.name, source=e.file, service=e.name, listen=listen,
+                                               enabled=False))
+            e.spec = e.spec.replace(sockets=(e.name,))
         if e.spec is not None:
             result.services.append(e.spec)
         if e.skip and not e.problems:
@@ -528,9 +538,11 @@ def _add_units(root, entries, by_name, result, warn, environ):
     """The units' services join the entries; the defaults they replace leave."""
     from richinit.services import units as U
     loaded = U.load_units(root, warn, environ)
-    result.sockets, result.timers = loaded.sockets, loaded.timers
+    result.sockets.extend(loaded.sockets)
+    result.timers = loaded.timers
     result.templates, result.unit_files = loaded.templates, loaded.unit_files
     result.warnings.extend(loaded.warnings)
+    result.errors.extend(loaded.template_errors)
     result.skipped.update(loaded.skipped)
     for spec, problems, skip, lines, stem, unit in loaded.services:
         other = by_name.get(stem)

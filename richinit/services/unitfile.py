@@ -370,3 +370,27 @@ def expand(text, table, keep=""):
             raise ValueError("unknown specifier %%%s in %r" % (x, text[:80]))
         i += 2
     return "".join(out)
+
+
+def instantiate(template, instance):
+    """A service template's dict (the loader document's "templates") made into instance `instance`:
+    every string's %i %I %n %N %f %j %J and %% filled in, name and unit set. ValueError when the
+    instance name is not valid."""
+    prefix = template["name"].rstrip("@")
+    unit = "%s@%s.service" % (prefix, instance)
+    split_name(unit)
+    table = name_specifiers(unit)
+
+    def fill(v):
+        if isinstance(v, str):
+            return expand(v, table)
+        if isinstance(v, list):
+            return [fill(x) for x in v]
+        if isinstance(v, tuple):
+            return tuple(fill(x) for x in v)
+        if isinstance(v, dict):
+            return {k: fill(x) for k, x in v.items()}
+        return v
+    out = fill({k: v for k, v in template.items() if k not in ("name", "unit")})
+    out["name"], out["unit"] = unit[:-len(".service")], unit
+    return out

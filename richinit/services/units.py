@@ -39,7 +39,7 @@ the spec's `warnings`, never a refused boot. Time spans follow systemd.time(7); 
 the timeouts) means no limit (0 in the spec).
 
 Templates ("templates": {"foo@": spec}) keep the instance specifiers %i %I %n %N %f %j %J (and %%)
-as written; `richinit.services.instance.instantiate` fills them in for `foo@x`.
+as written; `richinit.services.unitfile.instantiate` fills them in for `foo@x`.
 """
 
 import os
@@ -110,7 +110,7 @@ def _glob(pattern, name):
 
 def _matches(pattern, unit):
     """A pattern without a type matches the unit's name without its type (and "foo@" templates' too)."""
-    if "." in pattern.rsplit("*", 1)[-1] or pattern.endswith((".service", ".socket", ".timer", ".target")):
+    if pattern.rpartition(".")[2] in U.UNIT_TYPES:
         return _glob(pattern, unit)
     stem = unit.rpartition(".")[0]
     return _glob(pattern, stem) or (stem.endswith("@") and _glob(pattern, stem[:-1]))
@@ -401,6 +401,7 @@ class Loaded:
     def __init__(self):
         self.services, self.templates, self.sockets, self.timers = [], {}, [], []
         self.unit_files, self.skipped, self.warnings = {}, {}, []
+        self.template_errors = []  # templates pulled without an instance
         self.names = {}   # service stem -> every name it answers to (unit names, aliases), for the defaults
         self.order_hint = {}
 
@@ -520,10 +521,15 @@ def load_units(root, warn, environ=None):
     for name in ld.catalog.unit_names():
         if name.rpartition(".")[2] in RUN_TYPES and ld.canonical(name) == name:
             todo.setdefault(name)
-    for name in list(pulled) + list(todo):
+    for name, by in pulled.items():
         reason = ld.skip.reason(name)
-        if reason and name in pulled:
+        if reason:
             out.skipped[_skip_key(name)] = reason
+        elif name.partition("@")[2].startswith(".") and name.rpartition(".")[2] in RUN_TYPES:
+            where = ld.units[by].found.path if by in ld.units and ld.units[by].found.path else by
+            out.template_errors.append(M.Problem(
+                service=_skip_key(name), file=where, message="%s is a template: enable an instance "
+                "(%s) instead; nothing started for it" % (name, name.replace("@.", "@NAME.", 1))))
     specs = {}      # unit name -> (kind, spec-in-making)
     for name in todo:
         if ld.skip.reason(name):
@@ -828,7 +834,8 @@ def _socket(ld, u, enabled, out):
     warnings = list(u.errors) + list(conv.warnings) + list(conv.errors)
     stem = _stem(u.name)
     accept = bool(f.get("accept"))
-    service = _stem(f["service"]) if f.get("service") else (stem + "@" if accept else stem)
+    service = stem + "@" if accept and not f.get("service") else \
+        _stem(ld.canonical(f.get("service") or stem + ".service"))
     listen = conv.listen
     if u.name == "syslog.socket":
         # journald forwards to /run/systemd/journal/syslog; without journald, the syslog daemon it
@@ -862,7 +869,7 @@ def _timer(ld, u, enabled, out):
     f = conv.fields
     warnings = list(u.errors) + list(conv.warnings) + list(conv.errors)
     stem = _stem(u.name)
-    service = _stem(f["service"]) if f.get("service") else stem
+    service = _stem(ld.canonical(f.get("service") or stem + ".service"))
     _dynamic, skip = _conditions(conv, [])
     if skip and enabled:
         out.skipped[u.name] = skip

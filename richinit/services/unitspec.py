@@ -48,7 +48,7 @@ _SANDBOX_PREFIXES = ("Protect", "Restrict", "SystemCall", "ReadWrite", "ReadOnly
                      "CPUScheduling", "CPUAffinity", "IOScheduling", "NUMA", "TimerSlack", "Delegate",
                      "Slice", "Socket", "LogRateLimit", "LogLevelMax", "LogExtraFields", "LogNamespace",
                      "UtmpIdentifier", "UtmpMode", "TTY", "StandardInput", "GuessMainPID", "FileDescriptorStore",
-                     "USBFunction", "BusName", "NonBlocking", "ExitType", "RootHash", "RootVerity",
+                     "USBFunction", "NonBlocking", "ExitType", "RootHash", "RootVerity",
                      "ExtensionImages", "ExtensionDirectories", "CoredumpFilter", "SyslogLevel",
                      "SyslogFacility", "SyslogLevelPrefix", "ManagedOOM", "MemoryPressure")
 _RESOURCE_PREFIXES = ("CPU", "Memory", "IO", "Tasks", "BlockIO", "StartupCPU", "StartupIO", "AllowedCPUs",
@@ -62,7 +62,7 @@ _QUIET = frozenset({
     "Perpetual", "SurviveFinalKillSignal", "Also", "WantedBy", "RequiredBy", "UpheldBy", "Alias",
     "DefaultInstance", "OnSuccess", "StopPropagatedFrom", "PropagatesStopTo", "TimeoutCleanSec",
     "RuntimeMaxSec", "RuntimeRandomizedExtraSec", "FinalKillSignal", "RestartKillSignal",
-    "WatchdogSignal", "DynamicUser", "OOMScoreAdjust"})
+    "WatchdogSignal", "DynamicUser", "BusName"})
 
 
 class Converted:
@@ -670,7 +670,8 @@ def _calendar(c, a, v, ctx):
     if v == "":
         c.calendar = []
         return
-    c.calendar.append(" ".join(v.split()))
+    from richinit import calendar
+    c.calendar.append(calendar.normalize(v))  # ValueError: a warning, the expression dropped
 
 
 for _k, _kind in (("ListenStream", "stream"), ("ListenDatagram", "dgram"), ("ListenSequentialPacket", "seqpacket"),
