@@ -428,7 +428,11 @@ class Supervisor:
         if not self.ops.killpg(pid, sig):
             self.ops.kill(pid, sig)
         if self.unit_mode:
-            self.ops.kill_session(pid, sig)
+            from osbase import procfs
+            for p in procfs.pids():
+                f = procfs.ppid_state(p)
+                if f is not None and f[3] == pid and f[2] != pid:  # in the session, another group
+                    self.ops.kill(p, sig)
 
     def kill_process(self, pid, sig):
         self.ops.kill(pid, sig)

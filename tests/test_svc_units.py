@@ -444,9 +444,6 @@ class _Ops:
     def kill(self, pid, sig):
         return True
 
-    def kill_session(self, sid, sig):
-        pass
-
 
 def _sup(services, deps=None):
     from richinit.supervisor import Supervisor
