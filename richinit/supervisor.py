@@ -430,7 +430,11 @@ class Supervisor:
         if not self.ops.killpg(pid, sig):
             self.ops.kill(pid, sig)
         if self.unit_mode:
-            self.ops.kill_session(pid, sig)
+            from osbase import procfs
+            for p in procfs.pids():
+                f = procfs.ppid_state(p)
+                if f is not None and f[3] == pid and f[2] != pid:  # in the session, another group
+                    self.ops.kill(p, sig)
 
     def kill_process(self, pid, sig):
         self.ops.kill(pid, sig)
@@ -747,12 +751,15 @@ class Supervisor:
             self._close_fds(s.name)
 
     # ---- sd_notify: one socket for every service, senders known by their credentials -----------
+    # CONTROL_DIR.notify (/run/richinit.notify): systemd's /run/systemd/notify, one for all.
 
     def _notify_socket(self):
         if self.notify_sock is not None:
             return self.notify_path
-        os.makedirs(self.control_dir, mode=0o755, exist_ok=True)
-        path = os.path.join(self.control_dir, "notify")
+        # Beside the control directory, not in it: that one is root's alone (0700), and a service
+        # running as another user must reach this socket.
+        path = self.control_dir.rstrip("/") + ".notify"
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
         try:
             os.unlink(path)
         except FileNotFoundError:

@@ -14,14 +14,14 @@ prints one JSON document on stdout:
      "failed":         [name, ...]                    names with an error (they are not started)
      "errors":         [{"service", "file", "line", "message"}, ...]
      "warnings":       [same shape]                   nothing failed, but something looks wrong
+     "sockets":        [SocketSpec.to_dict(), ...]    what PID 1 binds before any service starts; a
+                                                      services.d `listen:` is a socket named after its
+                                                      service, not enabled (it activates nothing); with
+                                                      units=True also the image's socket units
      "init_scripts":   [InitScript.to_dict(), ...]    in the order to run them
      "finish_scripts": [InitScript.to_dict(), ...]    s6-overlay's cont-finish.d, for shutdown
      "order":          [[names], [names], ...]        start waves (stop: reversed); runnable services only
      "deps":           {name: [names]},               each runnable service's effective dependencies
-     "sockets":        [SocketSpec.to_dict(), ...]    what PID 1 binds before any service starts: the
-                                                      image's socket units (with units=True), and for a
-                                                      services.d `listen:` a socket named after its
-                                                      service, not enabled (it activates nothing)
      "timers":         [TimerSpec.to_dict(), ...]     its timer units
      "templates":      {"foo@": ServiceSpec.to_dict()}  service templates, for Accept=yes sockets and
                                                       `systemctl start foo@x` (unitfile.instantiate)
@@ -115,7 +115,6 @@ class Result:
             "finish_scripts": [s.to_dict() for s in self.finish_scripts],
             "order": [list(w) for w in self.order],
             "deps": {k: sorted(v) for k, v in self.deps.items()},
-            "sockets": [s.to_dict() for s in self.sockets],
             "timers": [t.to_dict() for t in self.timers],
             "templates": {k: v.to_dict() for k, v in self.templates.items()},
             "unit_files": dict(self.unit_files),
@@ -538,7 +537,8 @@ def _add_units(root, entries, by_name, result, warn, environ):
     """The units' services join the entries; the defaults they replace leave."""
     from richinit.services import units as U
     loaded = U.load_units(root, warn, environ)
-    result.sockets, result.timers = result.sockets + loaded.sockets, loaded.timers
+    result.sockets.extend(loaded.sockets)
+    result.timers = loaded.timers
     result.templates, result.unit_files = loaded.templates, loaded.unit_files
     result.warnings.extend(loaded.warnings)
     result.errors.extend(loaded.template_errors)

@@ -670,7 +670,8 @@ def _calendar(c, a, v, ctx):
     if v == "":
         c.calendar = []
         return
-    c.calendar.append(" ".join(v.split()))
+    from richinit import calendar
+    c.calendar.append(calendar.normalize(v))  # ValueError: a warning, the expression dropped
 
 
 for _k, _kind in (("ListenStream", "stream"), ("ListenDatagram", "dgram"), ("ListenSequentialPacket", "seqpacket"),
