@@ -208,7 +208,7 @@ def test_skip_list_keep_and_image_skip(image):
     assert out.skipped["mine"] == "not in containers, says the team"
     assert spec(out, "networking")[0].enabled
     with Root(root) as r:
-        rules = SkipRules(r, lambda *a: None)
+        rules = SkipRules(r)
     assert rules.reason("tmp.mount") and rules.reason("apt-daily.timer") and rules.reason("foo.service") is None
 
 

@@ -117,28 +117,52 @@ def _matches(pattern, unit):
 
 
 class SkipRules:
-    """The built-in SKIP list plus the image's units.skip, minus its units.keep."""
+    """The built-in SKIP list plus the image's units.skip, minus its units.keep. Answers are
+    remembered; a plain name or a `prefix*` pattern is a dictionary or prefix test, not a glob."""
 
-    def __init__(self, root, warn):
-        self.rules = [(p, reason) for patterns, reason in SKIP for p in patterns]
-        self.keep = []
-        for path, into in ((SKIP_FILE, self.rules), (KEEP_FILE, self.keep)):
-            for n, pattern, reason in _pattern_lines(root, path):
-                if not pattern:
-                    warn(path, n, "empty pattern")
-                elif into is self.keep:
-                    into.append(pattern)
+    def __init__(self, root):
+        rules = []
+        keep = []
+        for path, into in ((SKIP_FILE, rules), (KEEP_FILE, keep)):
+            for _n, pattern, reason in _pattern_lines(root, path):
+                if into is keep:
+                    keep.append(pattern)
                 else:
-                    into.insert(0, (pattern, reason or "listed in %s" % SKIP_FILE))
+                    rules.append((pattern, reason or "listed in %s" % SKIP_FILE))
+        rules.extend((p, reason) for patterns, reason in SKIP for p in patterns)  # the image's first
+        self.keep = keep
+        self.exact, self.prefixes, self.globs = {}, [], []
+        for pattern, reason in rules:
+            star = pattern.find("*")
+            if star < 0:
+                self.exact.setdefault(pattern, reason)
+            elif star == len(pattern) - 1:
+                self.prefixes.append((pattern[:-1], reason))
+            else:
+                self.globs.append((pattern, reason))
+        self._memo = {}
 
     def reason(self, unit):
         """Why `unit` is skipped, or None."""
+        hit = self._memo.get(unit, False)
+        if hit is False:
+            hit = self._memo[unit] = self._reason(unit)
+        return hit
+
+    def _reason(self, unit):
         if any(_matches(p, unit) for p in self.keep):
             return None
-        for pattern, reason in self.rules:
+        stem, _, utype = unit.rpartition(".")
+        names = (unit, stem, stem[:-1]) if stem.endswith("@") else (unit, stem)
+        for n in names:
+            if n in self.exact:
+                return self.exact[n]
+        for prefix, reason in self.prefixes:
+            if unit.startswith(prefix):
+                return reason
+        for pattern, reason in self.globs:
             if _matches(pattern, unit):
                 return reason
-        utype = unit.rpartition(".")[2]
         if utype not in RUN_TYPES and utype != "target":
             return "%s units are not supported in a container" % utype
         return None
@@ -345,11 +369,6 @@ class Unit:
     def values(self, section, key):
         return [a for a in self.assigns if a.section == section and a.key == key]
 
-    def has_install(self):
-        return any(a.section == "Install" and a.key in ("WantedBy", "RequiredBy", "Alias", "Also",
-                                                        "UpheldBy", "DefaultInstance") and a.value
-                   for a in self.assigns)
-
 
 def read_unit(root, catalog, name, aliases=()):
     """Unit for a name: its file parsed, then its drop-ins. Problems are in the Unit, never raised."""
@@ -416,7 +435,7 @@ class _Loader:
         self.S = unitspec
         self.root, self.warn = root, warn
         self.catalog = Catalog(root)
-        self.skip = SkipRules(root, warn)
+        self.skip = SkipRules(root)
         self.ctx = unitspec.Context(root, environ)
         self.alias_map = self.catalog.aliases()
         self.units = {}     # name -> Unit
@@ -622,18 +641,29 @@ def _unit_files(ld, out):
             state = "bad"
         elif f.id != name and f.template is None:
             state = "alias"
+        elif name in linked or name in config_aliases:
+            state = "enabled"
         else:
-            u = ld.unit(name)
-            if name in linked or name in config_aliases:
-                state = "enabled"
-            elif not u.has_install():
+            keys = _install_keys(ld.root, f.path)
+            if not keys:
                 state = "static"
-            elif not any(a.section == "Install" and a.key in ("WantedBy", "RequiredBy", "Alias", "UpheldBy")
-                         and a.value for a in u.assigns):
+            elif not keys & {"WantedBy", "RequiredBy", "Alias", "UpheldBy"}:
                 state = "indirect"
             else:
                 state = "disabled"
         out.unit_files[name] = state
+
+
+def _install_keys(root, path):
+    """The [Install] settings a unit file gives a value (its drop-ins do not count, as for systemctl)."""
+    try:
+        data = root.read(path)
+    except OSError:
+        return set()
+    if b"[Install]" not in data:
+        return set()
+    entries, _ = U.parse(data.decode("utf-8", "replace"))
+    return {k for s, k, v, _n in entries if s == "Install" and v}
 
 
 def _log(value, ident, warnings, stream):
