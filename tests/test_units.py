@@ -509,3 +509,16 @@ def test_rich_inspect_directory_and_tarball(image, tmp_path):
     assert not marker.exists()
     out = subprocess.run(rich + ["inspect", str(tmp_path / "nothing")], capture_output=True, text=True, timeout=60)
     assert out.returncode == 125 and out.stderr.count("\n") == 1 and "no such directory or tarball" in out.stderr
+
+
+def test_specifiers_expand_per_word_and_static_virtualization(image):
+    root = image
+    put(root, LIB + "/say@.service", "[Unit]\nConditionVirtualization=podman\n[Service]\n"
+        "ExecStart=/usr/bin/app %I \"%i\" x%%y\nEnvironment=WHO=%I\n")
+    link(root, WANTS + "/say@a\\x20b.service", "/" + LIB + "/say@.service")
+    out = loaded(root, {"container": "podman"})
+    s, problems, skip = spec(out, "say@a\\x20b")
+    assert not problems and skip is None
+    assert s.command == ("/usr/bin/app", "a b", "a\\x20b", "x%y") and s.environment == {"WHO": "a b"}
+    out = loaded(root, {"container": "docker"})
+    assert spec(out, "say@a\\x20b")[2].startswith("condition failed: ConditionVirtualization=podman")

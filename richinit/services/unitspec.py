@@ -79,6 +79,7 @@ class Converted:
         self.exec = {}              # ExecXxx key -> [(flags, argv, line)]
         self.listen = []            # socket: Listen records
         self.calendar = []
+        self.fill = None            # the specifier expansion of the assignment being read
 
 
 class Context:
@@ -175,12 +176,15 @@ def convert(unit, ctx, template=False):
             continue
         if a.section == "Install":
             continue
+        handler = _HANDLERS.get((a.section, a.key))
         try:
-            value = U.expand(a.value, table, keep)
+            # Command lines and assignments are split into words first, then each word is expanded
+            # (a specifier's value may hold spaces or quotes); everything else is expanded whole.
+            value = a.value if handler in _WORDWISE else U.expand(a.value, table, keep)
         except ValueError as e:
             c.warnings.append((a.file, a.line, "%s=: %s; ignored" % (a.key, e)))
             continue
-        handler = _HANDLERS.get((a.section, a.key)) or _HANDLERS.get((None, a.key))
+        c.fill = lambda w: U.expand(w, table, keep)
         try:
             if handler is not None:
                 handler(c, a, value, ctx)
@@ -272,6 +276,11 @@ def _exec(key):
         except ValueError as e:
             c.errors.append((a.file, a.line, "%s=: %s" % (key, e)))
             return
+        try:
+            cmds = [(flags, [c.fill(w) for w in argv]) for flags, argv in cmds]
+        except ValueError as e:
+            c.errors.append((a.file, a.line, "%s=: %s" % (key, e)))
+            return
         for flags, argv in cmds:
             c.exec.setdefault(key, []).append((flags, argv, a.line, a.file))
     return h
@@ -333,7 +342,7 @@ def _environment(c, a, v, ctx):
         c.fields["environment"] = {}
         return
     env = c.fields.setdefault("environment", {})
-    for w in U.split_words(v):
+    for w in [c.fill(w) for w in U.split_words(v)]:
         key, eq, value = w.partition("=")
         if not eq or not M._identifier(key):
             c.warnings.append((a.file, a.line, "Environment=: %r is not NAME=VALUE; ignored" % w[:60]))
@@ -648,6 +657,8 @@ for _s in ("Service", "Socket"):
         _HANDLERS[(_s, _d + "Mode")] = _dir_mode
     _HANDLERS[(_s, "RuntimeDirectoryPreserve")] = _preserve
 _HANDLERS[("Service", "ReloadSignal")] = _signal("reload_signal")
+_WORDWISE = frozenset([_HANDLERS[("Service", "Environment")], _HANDLERS[("Socket", "Environment")]] +
+                      [h for (sec, key), h in _HANDLERS.items() if key.startswith("Exec")])
 
 
 def _listen(kind):
