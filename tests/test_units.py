@@ -347,7 +347,10 @@ def test_sockets_accept_and_templates(image):
     put(root, LIB + "/apid.service", "[Service]\nExecStart=/usr/bin/app\n")
     link(root, ETC + "/sockets.target.wants/echo.socket", "/" + LIB + "/echo.socket")
     link(root, ETC + "/sockets.target.wants/api.socket", "/" + LIB + "/api.socket")
+    put(root, LIB + "/gated.socket", "[Unit]\nConditionPathExists=/etc/gate\n[Socket]\nListenStream=9\n")
+    link(root, ETC + "/sockets.target.wants/gated.socket", "/" + LIB + "/gated.socket")
     res = full(root)
+    assert res.skipped["gated.socket"] == "condition failed: ConditionPathExists=/etc/gate"
     socks = {s.name: s for s in res.sockets}
     assert socks["echo"].accept and socks["echo"].service == "echo@" and socks["echo"].max_connections == 8
     assert socks["echo"].listen == (M.Listen(kind="stream", address="127.0.0.1:7777"),)
@@ -426,7 +429,11 @@ def test_sysv_scripts(image):
                         ("S01hwclock.sh", "hwclock.sh"), ("S01both", "both")):
         link(root, "etc/rc2.d/" + entry, "../init.d/" + name)
     link(root, "etc/rc3.d/S01nope", "../init.d/legacy")
+    put(root, "etc/init.d/idle", "#!/bin/sh\n", 0o755)
+    put(root, "etc/init.d/README", "not a script\n")
     res = full(root)
+    assert not res.spec("idle").enabled and res.skipped["idle"] == "not enabled (generated)"
+    assert res.spec("README") is None
     legacy = res.spec("legacy")
     assert legacy.origin == "sysv" and legacy.type == "forking" and legacy.pidfile == "/run/legacy.pid"
     assert legacy.command == ("/etc/init.d/legacy", "start") and legacy.remain_after_exit

@@ -542,7 +542,7 @@ def _add_units(root, entries, by_name, result, warn, environ):
     result.timers = loaded.timers
     result.templates, result.unit_files = loaded.templates, loaded.unit_files
     result.warnings.extend(loaded.warnings)
-    result.errors.extend(loaded.template_errors)
+    result.errors.extend(loaded.errors)
     result.skipped.update(loaded.skipped)
     for spec, problems, skip, lines, stem, unit in loaded.services:
         other = by_name.get(stem)

@@ -420,7 +420,7 @@ class Loaded:
     def __init__(self):
         self.services, self.templates, self.sockets, self.timers = [], {}, [], []
         self.unit_files, self.skipped, self.warnings = {}, {}, []
-        self.template_errors = []  # templates pulled without an instance
+        self.errors = []  # Problems of no service: templates pulled without an instance, broken sockets...
         self.names = {}   # service stem -> every name it answers to (unit names, aliases), for the defaults
         self.order_hint = {}
 
@@ -546,7 +546,7 @@ def load_units(root, warn, environ=None):
             out.skipped[_skip_key(name)] = reason
         elif name.partition("@")[2].startswith(".") and name.rpartition(".")[2] in RUN_TYPES:
             where = ld.units[by].found.path if by in ld.units and ld.units[by].found.path else by
-            out.template_errors.append(M.Problem(
+            out.errors.append(M.Problem(
                 service=_skip_key(name), file=where, message="%s is a template: enable an instance "
                 "(%s) instead; nothing started for it" % (name, name.replace("@.", "@NAME.", 1))))
     specs = {}      # unit name -> (kind, spec-in-making)
@@ -587,11 +587,12 @@ def _sysv(ld, out, specs, pulled):
         u = Unit(uname, Found(uname, path=path))
         u.generated = True
         read_text_unit(u, path, text)
-        if not lsb and earlier:
+        if not lsb and earlier and snum is not None:
             lower = [n for n, s in earlier if s < snum]
             if lower:
                 u.assigns.append(Assign("Unit", "After", " ".join(lower), path, None))
-        earlier.append((uname, snum))
+        if snum is not None:
+            earlier.append((uname, snum))
         dropins = {}
         for entry, (dpath, link, _st) in ld.catalog.subdir_entries(uname + ".d").items():
             if entry.endswith(".conf"):
@@ -603,7 +604,8 @@ def _sysv(ld, out, specs, pulled):
                 _append_file(ld.root, u, dpath)
         ld.units[uname] = u
         specs[uname] = ("service", u)
-        pulled.setdefault(uname, "runlevel scripts")
+        if snum is not None:
+            pulled.setdefault(uname, "runlevel scripts")
         out.unit_files[uname] = "generated"
 
 
@@ -738,6 +740,41 @@ def _conditions(conv, errors):
     return dynamic, failed
 
 
+def _path_holds(root, rec):
+    """A path Condition record evaluated now, in the root (sockets and timers have no start to wait for)."""
+    v, name = rec.value, rec.name
+    if name == "PathExists":
+        ok = root.exists(v)
+    elif name == "PathExistsGlob":
+        d, _, base = v.rpartition("/")
+        ok = any(_glob(base, n) for n in root.listdir(d or "/") or ())
+    elif name == "PathIsDirectory":
+        ok = root.is_dir(v)
+    elif name == "PathIsSymbolicLink":
+        ok = root.lstat_link(v)[1] is not None
+    elif name == "DirectoryNotEmpty":
+        ok = bool(root.listdir(v))
+    elif name == "FileNotEmpty":
+        st = root.stat(v)
+        ok = st is not None and stat.S_ISREG(st.st_mode) and st.st_size > 0
+    elif name == "FileIsExecutable":
+        ok = root.is_executable(v)
+    else:  # PathIsMountPoint, PathIsReadWrite, PathIsEncrypted: taken as they are on a VM
+        ok = name != "PathIsEncrypted"
+    return ok != rec.negate
+
+
+def _conditions_now(root, recs):
+    """Why the Condition records fail now, or None (triggering ones: any one suffices)."""
+    triggers = [r for r in recs if r.trigger]
+    for r in recs:
+        if not r.trigger and not _path_holds(root, r):
+            return "condition failed: Condition%s=%s%s" % (r.name, "!" if r.negate else "", r.value)
+    if triggers and not any(_path_holds(root, r) for r in triggers):
+        return "no triggering condition holds"
+    return None
+
+
 def service_fields(ld, u, conv, template=False):
     """ServiceSpec keyword arguments of a converted service unit, with (errors, warnings, skip)."""
     f = conv.fields
@@ -773,7 +810,9 @@ def service_fields(ld, u, conv, template=False):
     for kind in M.DIRECTORY_KINDS:
         mode = f.get(kind + "_mode", 0o755)
         directories.extend(M.Directory(kind=kind, path=p, mode=mode) for p in f.get(kind + "_dirs", ()))
-    ident = f.get("syslog_identifier") or None
+    # systemd's default identifier is the process name (sshd for ssh.service).
+    ident = f.get("syslog_identifier") or (start_cmds[0].argv[1 if "@" in start_cmds[0].flags else 0]
+                                           .rpartition("/")[2] if start_cmds else None)
     log = _log(f.get("stdout"), ident, warnings, "stdout")
     err = _log(f.get("stderr"), ident, warnings, "stderr")
     user = f.get("user")
@@ -832,8 +871,8 @@ def _build(ld, out, specs, pulled):
             if u.type == "service" and u.instance != "":
                 services[name] = (None, [(u.found.where or name, None, u.found.problem)], [], None, u, None)
             else:
-                out.warnings.append(M.Problem(service=_skip_key(name), file=u.found.where or name,
-                                              message=u.found.problem))
+                out.errors.append(M.Problem(service=_skip_key(name), file=u.found.where or name,
+                                            message=u.found.problem))
             continue
         if kind == "service":
             template = u.instance == ""
@@ -878,6 +917,7 @@ def _socket(ld, u, enabled, out):
         for _flags, _argv, line, file in conv.exec.get(key, ()):
             warnings.append((file, line, "%s= in a socket unit is not supported; ignored" % key))
     dynamic, skip = _conditions(conv, [])
+    skip = skip or _conditions_now(ld.root, dynamic)
     if skip and enabled:
         out.skipped[u.name] = skip
         enabled = False
@@ -900,7 +940,8 @@ def _timer(ld, u, enabled, out):
     warnings = list(u.errors) + list(conv.warnings) + list(conv.errors)
     stem = _stem(u.name)
     service = _stem(ld.canonical(f.get("service") or stem + ".service"))
-    _dynamic, skip = _conditions(conv, [])
+    dynamic, skip = _conditions(conv, [])
+    skip = skip or _conditions_now(ld.root, dynamic)
     if skip and enabled:
         out.skipped[u.name] = skip
         enabled = False

@@ -412,9 +412,7 @@ def _limit(c, a, v):
             raise ValueError("negative limit")
         return n
     s, h = one(soft), one(hard)
-    if s is not None and (h is None or s <= h):
-        pass
-    elif s is None and h is not None or (s is not None and h is not None and s > h):
+    if h is not None and (s is None or s > h):
         raise ValueError("soft limit above the hard one")
     c.fields.setdefault("limits", {})[name] = [s, h]
 
