@@ -529,3 +529,17 @@ def test_specifiers_expand_per_word_and_static_virtualization(image):
     assert s.command == ("/usr/bin/app", "a b", "a\\x20b", "x%y") and s.environment == {"WHO": "a b"}
     out = loaded(root, {"container": "docker"})
     assert spec(out, "say@a\\x20b")[2].startswith("condition failed: ConditionVirtualization=podman")
+
+
+def test_requires_does_not_order_and_crossed_aliases_end(image):
+    root = image
+    put(root, LIB + "/a.service", "[Unit]\nRequires=b.service\n[Service]\nExecStart=/bin/true\n")
+    put(root, LIB + "/b.service", "[Unit]\nAfter=a.service\n[Service]\nExecStart=/bin/true\n")
+    enable(root, "a.service")
+    put(root, LIB + "/x.service", "[Service]\nExecStart=/bin/true\n")
+    put(root, LIB + "/y.service", "[Service]\nExecStart=/bin/true\n")
+    link(root, ETC + "/x.service", "/" + LIB + "/y.service")
+    link(root, ETC + "/y.service", "/" + LIB + "/x.service")
+    res = full(root)
+    assert res.order == [["a"], ["b"]] and res.spec("a").requires == ("b",)
+    assert res.unit_files["x.service"] == "alias" and res.unit_files["y.service"] == "alias"

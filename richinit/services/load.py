@@ -391,7 +391,9 @@ def _resolve(root, entry, search_path):
 
 def _effective_deps(entry, runnable):
     spec = entry.spec
-    names = list(spec.after) + list(spec.requires)
+    # services.d's requires also orders; a unit's Requires= does not (systemd starts both at once
+    # unless After= says otherwise, and "B After=A" with "A Requires=B" is no cycle).
+    names = list(spec.after) + ([] if spec.unit else list(spec.requires))
     if spec.log.kind == "syslog" and spec.name != "syslog":
         names.append("syslog")
     return {n for n in names if n in runnable}

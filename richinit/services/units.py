@@ -244,6 +244,8 @@ class Catalog:
         """Found for a unit name (cached)."""
         hit = self._found.get(name)
         if hit is None:
+            # A placeholder while this name resolves: two aliases naming each other end here.
+            self._found[name] = Found(name, problem="alias loop through %s" % name)
             hit = self._found[name] = self._find(name)
         return hit
 
