@@ -164,17 +164,15 @@ def convert(unit, ctx, template=False):
     c = Converted()
     keep = U.INSTANCE_SPECIFIERS if template else ""
     table = ctx.table(unit.name, unit.found.path)
-    sections = {"Unit", "Install", {"service": "Service", "socket": "Socket", "timer": "Timer"}.get(unit.type, "")}
+    own = {"service": "Service", "socket": "Socket", "timer": "Timer"}.get(unit.type)
+    c.fill = lambda w: U.expand(w, table, keep)
     for a in unit.assigns:
-        if a.section not in sections:
-            if not a.section.startswith("X-") and a.section not in ("Service", "Socket", "Timer", "Unit",
-                                                                    "Install"):
-                c.warnings.append((a.file, a.line, "section [%s] unknown; %s= ignored" % (a.section, a.key)))
-            elif a.section not in sections and not a.section.startswith("X-"):
-                c.warnings.append((a.file, a.line, "[%s] does not belong in a %s unit; %s= ignored"
-                                   % (a.section, unit.type, a.key)))
+        if a.section == "Install" or a.section.startswith("X-"):
             continue
-        if a.section == "Install":
+        if a.section not in ("Unit", own):
+            what = "does not belong in a %s unit" % unit.type if a.section in ("Service", "Socket", "Timer") \
+                else "is unknown"
+            c.warnings.append((a.file, a.line, "section [%s] %s; %s= ignored" % (a.section, what, a.key)))
             continue
         handler = _HANDLERS.get((a.section, a.key))
         try:
@@ -184,7 +182,6 @@ def convert(unit, ctx, template=False):
         except ValueError as e:
             c.warnings.append((a.file, a.line, "%s=: %s; ignored" % (a.key, e)))
             continue
-        c.fill = lambda w: U.expand(w, table, keep)
         try:
             if handler is not None:
                 handler(c, a, value, ctx)
