@@ -913,7 +913,8 @@ def _socket(ld, u, enabled, out):
         # activates (rsyslog) is what /dev/log must reach.
         listen = [M.Listen(kind=x.kind, address="/dev/log") if x.address == "/run/systemd/journal/syslog" else x
                   for x in listen]
-        warnings.append((u.found.path, None, "ListenDatagram=/run/systemd/journal/syslog bound as /dev/log "
+        line = next((a.line for a in u.assigns if a.value == "/run/systemd/journal/syslog"), None)
+        warnings.append((u.found.path, line, "ListenDatagram=/run/systemd/journal/syslog bound as /dev/log "
                          "(no journald in the container)"))
     for key in ("ExecStartPre", "ExecStartPost", "ExecStopPre", "ExecStopPost"):
         for _flags, _argv, line, file in conv.exec.get(key, ()):

@@ -10,7 +10,8 @@ Approximations, each a warning: Type=dbus runs as simple; DynamicUser= runs as U
 StandardOutput=journal+console goes to syslog; socket/fd outputs go to the console; file: is
 opened for appending. Ignored with a warning: sandboxing (Protect*, Private* but PrivateTmp,
 Restrict*, SystemCall*, capabilities, ReadWritePaths...: the container is the sandbox) and resource
-control (CPU*, Memory*, IO*, Tasks*: the container's limits apply). Accepted silently: what only
+control (CPU*, Memory*, IO*, Tasks*: the container's limits apply); "not supported" for the rest
+richinit knows and does not do (socket options, StandardInput=, credentials...). Accepted silently: what only
 documents or affects systemd's own bookkeeping (Documentation=, SourcePath=, IgnoreOnIsolate=,
 AllowIsolate=, CollectMode=...).
 
@@ -39,20 +40,32 @@ _DEPS = ("After", "Before", "Requires", "Wants", "BindsTo", "PartOf", "Requisite
          "OnFailure", "Upholds", "PropagatesReloadTo", "ReloadPropagatedFrom")
 
 _SANDBOX_PREFIXES = ("Protect", "Restrict", "SystemCall", "ReadWrite", "ReadOnly", "Inaccessible",
-                     "NoExec", "Exec", "Bind", "Temporary", "Capability", "AmbientCapabilities",
-                     "Private", "Secure", "NoNewPrivileges", "LockPersonality", "MemoryDenyWrite",
-                     "RemoveIPC", "KeyringMode", "AppArmor", "SELinux", "SmackProcess", "RootDirectory",
-                     "RootImage", "MountAPIVFS", "MountFlags", "PrivateMounts", "IPAddress", "Network",
-                     "DevicePolicy", "DeviceAllow", "ProcSubset", "LoadCredential", "SetCredential",
-                     "ImportCredential", "Personality", "IgnoreSIGPIPE", "OOMScoreAdjust", "OOMPolicy",
-                     "CPUScheduling", "CPUAffinity", "IOScheduling", "NUMA", "TimerSlack", "Delegate",
-                     "Slice", "Socket", "LogRateLimit", "LogLevelMax", "LogExtraFields", "LogNamespace",
-                     "UtmpIdentifier", "UtmpMode", "TTY", "StandardInput", "GuessMainPID", "FileDescriptorStore",
-                     "USBFunction", "NonBlocking", "ExitType", "RootHash", "RootVerity",
-                     "ExtensionImages", "ExtensionDirectories", "CoredumpFilter", "SyslogLevel",
-                     "SyslogFacility", "SyslogLevelPrefix", "ManagedOOM", "MemoryPressure")
+                     "NoExecPaths", "ExecPaths", "BindPaths", "BindReadOnlyPaths", "TemporaryFileSystem",
+                     "CapabilityBoundingSet", "AmbientCapabilities", "Private", "Secure", "NoNewPrivileges",
+                     "LockPersonality", "MemoryDenyWrite", "RemoveIPC", "KeyringMode", "AppArmor", "SELinux",
+                     "SmackProcess", "RootDirectory", "RootImage", "MountAPIVFS", "MountFlags", "IPAddress",
+                     "NetworkNamespacePath", "IPCNamespacePath", "DevicePolicy", "DeviceAllow", "ProcSubset",
+                     "Personality", "RootHash", "RootVerity", "ExtensionImages", "ExtensionDirectories",
+                     "ReadWriteDirectories", "ReadOnlyDirectories", "InaccessibleDirectories")
 _RESOURCE_PREFIXES = ("CPU", "Memory", "IO", "Tasks", "BlockIO", "StartupCPU", "StartupIO", "AllowedCPUs",
-                      "AllowedMemoryNodes", "StartupAllowed", "DefaultMemory", "Limit_")
+                      "AllowedMemoryNodes", "StartupAllowed", "DefaultMemory", "Delegate", "Slice",
+                      "OOMScoreAdjust", "OOMPolicy", "ManagedOOM", "IOScheduling", "NUMA", "TimerSlack",
+                      "CoredumpFilter", "ControlGroup")
+# Understood, and not done: each a warning "not supported".
+_UNSUPPORTED = ("IgnoreSIGPIPE", "StandardInput", "TTY", "Utmp", "LogRateLimit", "LogLevelMax", "LogExtraFields",
+                "LogNamespace", "SyslogLevel", "SyslogFacility", "GuessMainPID", "FileDescriptorStore",
+                "USBFunction", "NonBlocking", "ExitType", "LoadCredential", "SetCredential", "ImportCredential",
+                "Sockets", "OpenFile", "RootDirectoryStartOnly", "RestartSteps", "RestartMaxDelaySec",
+                "RestartMode", "TimeoutStartFailureMode", "TimeoutStopFailureMode",
+                # socket options: richinit binds with the kernel's defaults
+                "Pass", "ReceiveBuffer", "SendBuffer", "KeepAlive", "NoDelay", "Priority", "ReusePort",
+                "BindIPv6Only", "FreeBind", "Transparent", "Broadcast", "IPTOS", "IPTTL", "Mark", "PipeSize",
+                "MessageQueue", "DeferAcceptSec", "TCPCongestion", "Timestamping", "SELinuxContextFromNet",
+                "Symlinks", "DirectoryMode", "Writable", "FlushPending", "TriggerLimit", "PollLimit",
+                "SocketProtocol", "BindToDevice", "MaxConnectionsPerSource", "ListenNetlink", "ListenSpecial",
+                "ListenMessageQueue", "ListenUSBFunction", "ExecStopPre",
+                # timer options
+                "WakeSystem", "RemainAfterElapse", "OnClockChange", "OnTimezoneChange", "FixedRandomDelay")
 _QUIET = frozenset({
     "Description", "Documentation", "SourcePath", "IgnoreOnIsolate", "AllowIsolate", "RefuseManualStart",
     "RefuseManualStop", "StopWhenUnneeded", "CollectMode", "JobTimeoutSec", "JobRunningTimeoutSec",
@@ -202,10 +215,12 @@ def _unknown(c, a):
         if k == "DynamicUser" and a.value.strip().lower() in ("yes", "true", "1", "on"):
             c.fields["dynamic_user"] = a.line
         return
-    if k.startswith(_SANDBOX_PREFIXES) and k != "PrivateTmp":
+    if k.startswith(_SANDBOX_PREFIXES):
         c.warnings.append((a.file, a.line, "%s= ignored (sandboxing: the container is the sandbox)" % k))
     elif k.startswith(_RESOURCE_PREFIXES):
         c.warnings.append((a.file, a.line, "%s= ignored (resource control: the container's limits apply)" % k))
+    elif k.startswith(_UNSUPPORTED):
+        c.warnings.append((a.file, a.line, "%s= not supported; ignored" % k))
     else:
         c.warnings.append((a.file, a.line, "unknown directive %s= in [%s]; ignored" % (k, a.section)))
 
