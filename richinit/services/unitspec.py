@@ -2,8 +2,8 @@
 
 `convert(unit, ctx)` walks a unit's assignments in order (file, then drop-ins): a later assignment
 of a single-valued setting wins, list settings accumulate and an empty assignment resets them, as
-systemd does. Values are %-expanded first (systemd.unit(5) specifiers; a template keeps the instance
-ones). The result is a `Converted`: the fields, the dependencies by unit name with the line of each,
+systemd does. Values are %-expanded (systemd.unit(5) specifiers; a template keeps the instance
+ones): command lines and Environment= word by word once split, the others whole. The result is a `Converted`: the fields, the dependencies by unit name with the line of each,
 the conditions, the errors (the unit cannot run) and the warnings (ignored or approximated).
 
 Approximations, each a warning: Type=dbus runs as simple; DynamicUser= runs as User= or nobody;
