@@ -28,11 +28,11 @@ init scripts first, then services in dependency order and CMD beside them; CMD
 waits only for the services --app-after names (PID 1 binds /dev/log before
 anything starts, so nothing logged is lost while syslog starts). Without init
 scripts or --app-after, CMD starts before the services are even read. At
-shutdown the services stop in reverse order after CMD. --vm keeps the container
-up after CMD exits, until a stop signal (CMD is optional then). The image's own
-init as CMD (/sbin/init, /bin/init, /lib/systemd/systemd, /usr/lib/systemd/systemd,
-or a link to systemd) means VM mode: richinit takes its place and runs the image's
-units. richctl talks to the control socket in --control-dir.
+shutdown the services stop in reverse order after CMD. --vm keeps the container up after CMD
+exits, until a stop signal (CMD is optional then). The image's own init as CMD
+(/sbin/init, /bin/init, /lib/systemd/systemd, /usr/lib/systemd/systemd, or a link
+to systemd) means VM mode: richinit takes its place and runs the image's units.
+richctl talks to the control socket in --control-dir.
 
 options:
   --grace SECONDS         how long CMD has to exit after the stop signal (default 10)
@@ -66,8 +66,8 @@ RICHINIT_CONTROL_DIR, RICHINIT_SAVE_ENV (1/0).
 """
 
 FORWARD_MODES = ("child", "group", "session")
-_WITH_VALUE = ("--grace", "--kill-grace", "--rewrite", "--forward", "--services", "--control-dir", "--units",
-               "--app-after")
+_WITH_VALUE = ("--grace", "--kill-grace", "--rewrite", "--forward", "--services", "--control-dir", "--app-after",
+               "--units")
 INIT_PATHS = ("/sbin/init", "/bin/init", "/usr/sbin/init", "/lib/systemd/systemd", "/usr/lib/systemd/systemd")
 _FLAGS = ("--vm", "--no-save-env", "--verbose", "--help", "--version")
 

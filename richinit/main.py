@@ -95,7 +95,7 @@ def _init_scripts_present():
 
 
 def _load_services(opts, sup):
-    """Load services.d through the loader child into `sup`."""
+    """Load services.d (and, with --units, the image's units) through the loader child into `sup`."""
     env_pid = None
     if opts.save_env:
         # Saved by a child forked from us, while the loader (another one) runs.

@@ -164,6 +164,18 @@ class Supervisor:
             old = self.services.get(name)
             if old is not None and old.spec == spec and name not in failed:
                 continue
+            if old is not None and spec.unit and old.spec.unit and name not in failed and not boot:
+                # systemctl daemon-reload: a unit's new definition applies from its next start;
+                # what runs is neither stopped nor restarted (enable/disable change nothing now).
+                old.spec = spec
+                if not old.pids():
+                    old.watchdog = spec.watchdog
+                if name in skipped and not old.pids() and old.state in (S.DOWN, S.SKIPPED):
+                    old.skip(skipped[name])
+                elif old.state == S.SKIPPED and name not in skipped:
+                    old._set(S.DOWN, "")
+                changed.append(name)
+                continue
             (changed if old else added).append(name)
             new = S.Service(spec, self)
             if old is not None and old.pids():
@@ -212,13 +224,17 @@ class Supervisor:
         return True
 
     def reload(self):
-        """Re-read services.d: start added ones, stop removed ones, restart changed ones."""
+        """Re-read services.d: start added ones, stop removed ones, restart changed ones. Units
+        (systemctl daemon-reload) only get their new definitions: nothing starts or restarts."""
         doc = self.load(self.only)
         if doc is None:
             return {"ok": False, "error": "the services loader failed; nothing changed"}
         added, removed, changed = self.apply(doc, boot=False)
+        # services.d: what was added or changed starts; units wait for a start (systemctl start,
+        # deb-systemd-invoke), as after systemd's daemon-reload.
         self._start_batch([s for s in (self.services.get(n) for n in added + changed)
-                           if s is not None and s.state == S.DOWN and s.spec.enabled and not s.pids()])
+                           if s is not None and s.state == S.DOWN and s.spec.enabled and not s.pids()
+                           and not s.spec.unit])
         log.info("reload: added %s, removed %s, changed %s", added, removed, changed)
         return {"ok": True, "added": added, "removed": removed, "changed": changed}
 
@@ -430,7 +446,11 @@ class Supervisor:
         if not self.ops.killpg(pid, sig):
             self.ops.kill(pid, sig)
         if self.unit_mode:
-            self.ops.kill_session(pid, sig)
+            from osbase import procfs
+            for p in procfs.pids():
+                f = procfs.ppid_state(p)
+                if f is not None and f[3] == pid and f[2] != pid:  # in the session, another group
+                    self.ops.kill(p, sig)
 
     def kill_process(self, pid, sig):
         self.ops.kill(pid, sig)
@@ -747,12 +767,15 @@ class Supervisor:
             self._close_fds(s.name)
 
     # ---- sd_notify: one socket for every service, senders known by their credentials -----------
+    # CONTROL_DIR.notify (/run/richinit.notify): systemd's /run/systemd/notify, one for all.
 
     def _notify_socket(self):
         if self.notify_sock is not None:
             return self.notify_path
-        os.makedirs(self.control_dir, mode=0o755, exist_ok=True)
-        path = os.path.join(self.control_dir, "notify")
+        # Beside the control directory, not in it: that one is root's alone (0700), and a service
+        # running as another user must reach this socket.
+        path = self.control_dir.rstrip("/") + ".notify"
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
         try:
             os.unlink(path)
         except FileNotFoundError:

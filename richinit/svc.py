@@ -191,6 +191,8 @@ class Service:
         if na:
             return na
         notify = self.spec.type in ("notify", "notify-reload") or self.spec.ready.kind == "notify"
+        if not self.unit:
+            return "all" if notify else "none"  # services.d: READY=1 from any of its processes, as before
         return "main" if notify or self.spec.watchdog else "none"
 
     @property

@@ -241,7 +241,8 @@ def probe_private_tmp():
 
 def child_setup(umask, nice, limits, with_private_tmp):
     """The function spawn runs in the child before the user switch and exec: UMask=, Nice=,
-    Limit*= (setrlimit; None is infinity), PrivateTmp=."""
+    Limit*= (setrlimit; None is infinity; above the hard limit the container allows, clamped to it
+    as systemd's setrlimit_closest does), PrivateTmp=."""
     def setup():
         if with_private_tmp:
             private_tmp()
@@ -256,5 +257,13 @@ def child_setup(umask, nice, limits, with_private_tmp):
                 if which is None:
                     continue
                 inf = resource.RLIM_INFINITY
-                resource.setrlimit(which, (inf if soft is None else soft, inf if hard is None else hard))
+                want = (inf if soft is None else soft, inf if hard is None else hard)
+                try:
+                    resource.setrlimit(which, want)
+                except (OSError, ValueError):
+                    # systemd's setrlimit_closest: without CAP_SYS_RESOURCE the hard limit cannot be
+                    # raised; take the closest the container allows instead of refusing the start.
+                    top = resource.getrlimit(which)[1]
+                    resource.setrlimit(which, tuple(v if top == inf or (v != inf and v <= top) else top
+                                                    for v in want))
     return setup

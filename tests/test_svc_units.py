@@ -334,6 +334,14 @@ def test_notify_access_all_and_mainpid():
     assert not s.on_notify(s.pid, {"READY": "1"}) and s.state == S.STARTING
 
 
+def test_services_d_notify_readiness_accepts_any_of_its_processes():
+    h = FakeHost()
+    s = S.Service(ServiceSpec(name="y", command=("sh", "-c", "daemon"), ready=Ready(kind="notify")), h)
+    s.start()
+    s.deps_ready()
+    assert s.notify_access == "all" and s.on_notify(s.pid + 1, {"READY": "1"}) and s.state == S.UP
+
+
 def test_notify_stopping_then_exit():
     s, h = up(type="notify", ready=Ready(kind="notify"), restart="on-failure")
     s.on_notify(s.pid, {"READY": "1"})
@@ -435,9 +443,6 @@ class _Ops:
 
     def kill(self, pid, sig):
         return True
-
-    def kill_session(self, sid, sig):
-        pass
 
 
 def _sup(services, deps=None):

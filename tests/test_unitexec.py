@@ -95,3 +95,30 @@ def test_child_setup_in_a_child():
     os.waitpid(pid, 0)
     assert out.startswith("27 ") and out.endswith("(100, 200)")
     assert int(out.split()[1]) >= 5
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a mount namespace needs root")
+def test_private_tmp_in_a_child(tmp_path):
+    from richinit.unitexec import probe_private_tmp
+    marker = "/tmp/richinit-private-%d" % os.getpid()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(r)
+            if probe_private_tmp() == 0:
+                with open(marker, "w") as f:
+                    f.write("x")
+                os.write(w, b"%d" % len(os.listdir("/tmp")))
+                code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    seen = os.read(r, 20)
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        pytest.skip("no mount namespace here")
+    assert seen == b"1", "the child's /tmp was empty but for its own file"
+    assert not os.path.exists(marker), "the host's /tmp is untouched"

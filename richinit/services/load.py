@@ -14,14 +14,14 @@ prints one JSON document on stdout:
      "failed":         [name, ...]                    names with an error (they are not started)
      "errors":         [{"service", "file", "line", "message"}, ...]
      "warnings":       [same shape]                   nothing failed, but something looks wrong
+     "sockets":        [SocketSpec.to_dict(), ...]    what PID 1 binds before any service starts; a
+                                                      services.d `listen:` is a socket named after its
+                                                      service, not enabled (it activates nothing); with
+                                                      units=True also the image's socket units
      "init_scripts":   [InitScript.to_dict(), ...]    in the order to run them
      "finish_scripts": [InitScript.to_dict(), ...]    s6-overlay's cont-finish.d, for shutdown
      "order":          [[names], [names], ...]        start waves (stop: reversed); runnable services only
      "deps":           {name: [names]},               each runnable service's effective dependencies
-     "sockets":        [SocketSpec.to_dict(), ...]    what PID 1 binds before any service starts: the
-                                                      image's socket units (with units=True), and for a
-                                                      services.d `listen:` a socket named after its
-                                                      service, not enabled (it activates nothing)
      "timers":         [TimerSpec.to_dict(), ...]     its timer units
      "templates":      {"foo@": ServiceSpec.to_dict()}  service templates, for Accept=yes sockets and
                                                       `systemctl start foo@x` (unitfile.instantiate)
@@ -391,7 +391,9 @@ def _resolve(root, entry, search_path):
 
 def _effective_deps(entry, runnable):
     spec = entry.spec
-    names = list(spec.after) + list(spec.requires)
+    # services.d's requires also orders; a unit's Requires= does not (systemd starts both at once
+    # unless After= says otherwise, and "B After=A" with "A Requires=B" is no cycle).
+    names = list(spec.after) + ([] if spec.unit else list(spec.requires))
     if spec.log.kind == "syslog" and spec.name != "syslog":
         names.append("syslog")
     return {n for n in names if n in runnable}
@@ -538,10 +540,11 @@ def _add_units(root, entries, by_name, result, warn, environ):
     """The units' services join the entries; the defaults they replace leave."""
     from richinit.services import units as U
     loaded = U.load_units(root, warn, environ)
-    result.sockets, result.timers = result.sockets + loaded.sockets, loaded.timers
+    result.sockets.extend(loaded.sockets)
+    result.timers = loaded.timers
     result.templates, result.unit_files = loaded.templates, loaded.unit_files
     result.warnings.extend(loaded.warnings)
-    result.errors.extend(loaded.template_errors)
+    result.errors.extend(loaded.errors)
     result.skipped.update(loaded.skipped)
     for spec, problems, skip, lines, stem, unit in loaded.services:
         other = by_name.get(stem)

@@ -36,10 +36,11 @@ RestartSec=300ms
 [Install]
 WantedBy=multi-user.target
 """,
-    # a watchdog service that stops pinging after a few pings
+    # a watchdog service that stops pinging after a few pings (as a user: the socket is reachable)
     "dog.service": """
 [Service]
 Type=notify
+User=nobody
 ExecStart={python} /notify_client.py 3
 WatchdogSec=1
 Restart=on-watchdog
