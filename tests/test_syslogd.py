@@ -323,6 +323,7 @@ def test_an_inherited_socket_is_served_and_left_in_place(tmp_path):
         assert got is not None and got.getsockname() == path
         sender = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
         sender.sendto(b"<13>Jan  2 03:04:05 host tag: queued before the daemon", path)
+        sender.close()  # it may sit on fd 3, which inherited_dgram closed: gone before 3 is restored
         messages = tmp_path / "messages"
         pid = os.fork()
         if pid == 0:
@@ -334,6 +335,7 @@ def test_an_inherited_socket_is_served_and_left_in_place(tmp_path):
             os.kill(pid, 15)
             os.waitpid(pid, 0)
         assert os.path.exists(path) and not os.path.exists(tmp_path / "unused")
+        got.close()
     finally:
         if saved is not None:
             os.dup2(saved, 3)
