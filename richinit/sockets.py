@@ -210,12 +210,17 @@ class Sockets:
     # ---- set-up -------------------------------------------------------------
 
     def apply(self, specs, prebound=None):
-        """Bind every socket (before any service starts). `prebound`: {(kind, address): socket} PID 1
-        bound earlier (/dev/log), taken over instead of bound again; returns what nobody claimed."""
+        """Bind every socket (before any service starts; on a reload, the new and changed ones, and
+        close those gone). `prebound`: {(kind, address): socket} PID 1 bound earlier (/dev/log),
+        taken over instead of bound again; returns what nobody claimed."""
         prebound = dict(prebound or {})
+        wanted = {spec.name: spec for spec in specs}
+        for name, unit in list(self.units.items()):  # a reload: gone or changed ones are closed
+            if wanted.get(name) != unit.spec:
+                self._close(name)
         for spec in specs:
             if spec.name in self.units:
-                continue  # a reload keeps the bound fds
+                continue  # unchanged: a reload keeps the bound fds (and what waits in them)
             unit = self.units[spec.name] = Unit(spec)
             for listen in spec.listen:
                 obj = prebound.pop((listen.kind, listen.address), None)

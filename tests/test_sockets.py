@@ -192,3 +192,14 @@ def test_a_failed_service_releases_its_hand_over_socket(tmp_path):
     with pytest.raises(OSError):  # a writer gets an error instead of blocking on a full queue
         w.sendto(b"x", path)
     w.close()
+
+
+def test_a_reload_keeps_unchanged_sockets_and_closes_gone_ones(tmp_path):
+    host = Host("a", "b")
+    socks = K.Sockets(host)
+    a = SocketSpec(name="a", service="a", listen=(Listen(kind="dgram", address=str(tmp_path / "a")),))
+    b = SocketSpec(name="b", service="b", listen=(Listen(kind="dgram", address=str(tmp_path / "b")),))
+    socks.apply([a, b])
+    fd_a = socks.units["a"].fds[0][0]
+    socks.apply([a])
+    assert socks.units["a"].fds[0][0] == fd_a and "b" not in socks.units and not (tmp_path / "b").exists()
