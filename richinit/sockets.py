@@ -198,8 +198,9 @@ class Unit:
 
 
 class Sockets:
-    """Every socket of the document. `host` is the supervisor: host.loop, host.services (name ->
-    svc.Service), host.start_instance(template, name, conn_fd, env)."""
+    """Every socket of the document. `host` is the supervisor: host.loop (add_reader, remove_reader),
+    host.services (name -> svc.Service), host.start_instance(template, name) -> bool, which launches
+    the instance through host.launch, where handover(), env_for() and launched() are asked."""
 
     def __init__(self, host):
         self.host = host
