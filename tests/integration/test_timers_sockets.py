@@ -57,7 +57,7 @@ print(c.makefile().readline().strip())
 
 UNITS = {
     "tick.timer": "[Timer]\nOnActiveSec=2s\nOnUnitActiveSec=2s\nAccuracySec=1ms\n[Install]\nWantedBy=timers.target\n",
-    "tick.service": "[Service]\nType=oneshot\n"
+    "tick.service": "[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=oneshot\n"
                     "ExecStart=/bin/sh -c 'read up idle < /proc/uptime; echo \"$$$$ $up\" >> /shared/ticks'\n",
     "daily.timer": "[Timer]\nOnCalendar=daily\nPersistent=true\n[Install]\nWantedBy=timers.target\n",
     "daily.service": "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo daily >> /shared/daily'\n",
