@@ -2,7 +2,8 @@
 
 Requests are one text line: `status` | `start NAME` | `stop NAME` | `restart NAME` |
 `logs NAME [follow]` | `reload` | `shutdown` | `poweroff` (the same) | `reboot` (every service
-restarts in order; the container stays) (one per connection). Replies are JSON lines: {"ok": true, ...} or
+restarts in order; the container stays) | `timers` | `sockets` | `unit VERB ...` (systemctl's
+verbs, richinit.verbs) (one per connection). Replies are JSON lines: {"ok": true, ...} or
 {"ok": false, "error": "one line"}; `logs NAME follow` then streams {"line": ...} objects.
 Text in, JSON out, because PID 1 then needs no JSON parser and only a small encoder (the json
 package and socket.py cost PID 1 about 1.4 MB for its whole life). Clients are non-blocking
@@ -20,7 +21,8 @@ MAX_OUTPUT = 256 * 1024  # bytes waiting to go out to one client
 MAX_CLIENTS = 16
 MAX_FOLLOWERS = 8       # `logs NAME follow` connections
 ACCEPT_BATCH = 8        # connections taken per wake-up (fewer than MAX_CLIENTS: none pushed out unread)
-COMMANDS = ("status", "start", "stop", "restart", "logs", "reload", "shutdown", "poweroff", "reboot")
+COMMANDS = ("status", "start", "stop", "restart", "logs", "reload", "shutdown", "poweroff", "reboot", "timers",
+            "sockets", "unit")
 
 
 def dumps(obj):
@@ -62,6 +64,8 @@ def parse_request(line):
     if not words or words[0] not in COMMANDS:
         raise ValueError("unknown command: %s" % (words[0] if words else ""))
     cmd, args = words[0], words[1:]
+    if cmd == "unit":
+        return {"cmd": cmd, "words": args or [""]}
     if cmd in ("start", "stop", "restart", "logs"):
         if not args or len(args) > (2 if cmd == "logs" else 1) or (len(args) == 2 and args[1] != "follow"):
             raise ValueError("usage: %s NAME%s" % (cmd, " [follow]" if cmd == "logs" else ""))
@@ -262,9 +266,16 @@ class ControlServer:
         cmd = req.get("cmd")
         name = req.get("name")
         sup = self.sup
+        if cmd == "unit":
+            from richinit import verbs
+            return verbs.handle(self, fd, req["words"])
         if cmd == "status":
             return {"ok": True, "phase": self.init.phase, "app": self.init.app_status(),
                     "services": sup.status(), "errors": sup.errors}, False
+        if cmd == "timers":  # systemctl list-timers
+            return {"ok": True, "timers": sup.timers.status() if sup.timers is not None else []}, False
+        if cmd == "sockets":  # systemctl list-sockets
+            return {"ok": True, "sockets": sup.sockets.status() if sup.sockets is not None else []}, False
         if cmd in ("shutdown", "poweroff"):
             self.init.request_stop()
             return {"ok": True}, False

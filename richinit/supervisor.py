@@ -48,6 +48,7 @@ class Supervisor:
 
     def __init__(self, loop, ops, control_dir=RUN_DIR, root="/", units=False):
         self.loop, self.ops = loop, ops
+        self.started = ops.now()  # PID 1's start, near enough: OnBootSec=/OnStartupSec= count from it
         self.units = units       # ask the loader for the image's systemd units and SysV scripts
         self.control_dir, self.root = control_dir, root
         self.services = {}
@@ -399,8 +400,9 @@ class Supervisor:
         ds = [s.deadline for s in self.services.values() if s.deadline is not None]
         if self.script_deadline is not None:
             ds.append(self.script_deadline)
-        if self.timers is not None and self.timers.deadline is not None:
-            ds.append(self.timers.deadline)
+        wheel = self.timers.next_deadline(self.ops.now()) if self.timers is not None else None
+        if wheel is not None:
+            ds.append(wheel)
         return min(ds) if ds else None
 
     def on_timer(self, now):

@@ -162,6 +162,38 @@ def _check_rootfs(bundle, cfg, path):
     os.close(fd)
 
 
+def image_tools(rootfs):
+    """[(tool, path)] of the image's own copies of the runtime's tools to bind ours over: regular
+    files only (a link to systemctl runs ours through it; a link elsewhere, busybox, is left
+    alone), each file once, looked up inside the rootfs through osbase.safepath."""
+    from osbase import safepath
+    from runtime_hooks.portable_manifest import TOOL_PATHS
+    out, seen = [], set()
+    try:
+        rootfd = safepath.open_root(rootfs)
+    except OSError:
+        return out
+    try:
+        for name, path in TOOL_PATHS:
+            parent, base = path.rsplit("/", 1)
+            try:
+                pfd = safepath.open_in_root(rootfd, parent, safepath.O_PATH | os.O_DIRECTORY, mode=0)
+            except OSError:
+                continue
+            try:
+                st = os.stat(base, dir_fd=pfd, follow_symlinks=False)
+            except OSError:
+                continue
+            finally:
+                os.close(pfd)
+            if st.st_mode & 0o170000 == 0o100000 and (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                out.append((name, path))
+    finally:
+        os.close(rootfd)
+    return out
+
+
 def _write_atomically(path, data, st):
     """Temp file next to config.json with its mode and owner, fsync, rename over it."""
     d, base = os.path.split(path)
@@ -228,7 +260,8 @@ def rich_config(cfg, path, bundle, conf, container_id=None, runtime=None, argv0=
                            % path)
     try:
         new = ociconfig.rewrite(cfg, runtime_dir, richinit_argv(loader=manifest["loader"]), hooks,
-                                default_services="all" if host_side else None)
+                                default_services="all" if host_side else None,
+                                tools=image_tools(os.path.join(bundle, cfg["root"]["path"])))
     except ociconfig.ConfigError as e:
         raise WrapperError("%s: %s" % (path, e))
     undo = []

@@ -208,7 +208,7 @@ def test_skip_list_keep_and_image_skip(image):
     assert out.skipped["mine"] == "not in containers, says the team"
     assert spec(out, "networking")[0].enabled
     with Root(root) as r:
-        rules = SkipRules(r, lambda *a: None)
+        rules = SkipRules(r)
     assert rules.reason("tmp.mount") and rules.reason("apt-daily.timer") and rules.reason("foo.service") is None
 
 
@@ -347,7 +347,10 @@ def test_sockets_accept_and_templates(image):
     put(root, LIB + "/apid.service", "[Service]\nExecStart=/usr/bin/app\n")
     link(root, ETC + "/sockets.target.wants/echo.socket", "/" + LIB + "/echo.socket")
     link(root, ETC + "/sockets.target.wants/api.socket", "/" + LIB + "/api.socket")
+    put(root, LIB + "/gated.socket", "[Unit]\nConditionPathExists=/etc/gate\n[Socket]\nListenStream=9\n")
+    link(root, ETC + "/sockets.target.wants/gated.socket", "/" + LIB + "/gated.socket")
     res = full(root)
+    assert res.skipped["gated.socket"] == "condition failed: ConditionPathExists=/etc/gate"
     socks = {s.name: s for s in res.sockets}
     assert socks["echo"].accept and socks["echo"].service == "echo@" and socks["echo"].max_connections == 8
     assert socks["echo"].listen == (M.Listen(kind="stream", address="127.0.0.1:7777"),)
@@ -426,7 +429,11 @@ def test_sysv_scripts(image):
                         ("S01hwclock.sh", "hwclock.sh"), ("S01both", "both")):
         link(root, "etc/rc2.d/" + entry, "../init.d/" + name)
     link(root, "etc/rc3.d/S01nope", "../init.d/legacy")
+    put(root, "etc/init.d/idle", "#!/bin/sh\n", 0o755)
+    put(root, "etc/init.d/README", "not a script\n")
     res = full(root)
+    assert not res.spec("idle").enabled and res.skipped["idle"] == "not enabled (generated)"
+    assert res.spec("README") is None
     legacy = res.spec("legacy")
     assert legacy.origin == "sysv" and legacy.type == "forking" and legacy.pidfile == "/run/legacy.pid"
     assert legacy.command == ("/etc/init.d/legacy", "start") and legacy.remain_after_exit
@@ -509,3 +516,30 @@ def test_rich_inspect_directory_and_tarball(image, tmp_path):
     assert not marker.exists()
     out = subprocess.run(rich + ["inspect", str(tmp_path / "nothing")], capture_output=True, text=True, timeout=60)
     assert out.returncode == 125 and out.stderr.count("\n") == 1 and "no such directory or tarball" in out.stderr
+
+
+def test_specifiers_expand_per_word_and_static_virtualization(image):
+    root = image
+    put(root, LIB + "/say@.service", "[Unit]\nConditionVirtualization=podman\n[Service]\n"
+        "ExecStart=/usr/bin/app %I \"%i\" x%%y\nEnvironment=WHO=%I\n")
+    link(root, WANTS + "/say@a\\x20b.service", "/" + LIB + "/say@.service")
+    out = loaded(root, {"container": "podman"})
+    s, problems, skip = spec(out, "say@a\\x20b")
+    assert not problems and skip is None
+    assert s.command == ("/usr/bin/app", "a b", "a\\x20b", "x%y") and s.environment == {"WHO": "a b"}
+    out = loaded(root, {"container": "docker"})
+    assert spec(out, "say@a\\x20b")[2].startswith("condition failed: ConditionVirtualization=podman")
+
+
+def test_requires_does_not_order_and_crossed_aliases_end(image):
+    root = image
+    put(root, LIB + "/a.service", "[Unit]\nRequires=b.service\n[Service]\nExecStart=/bin/true\n")
+    put(root, LIB + "/b.service", "[Unit]\nAfter=a.service\n[Service]\nExecStart=/bin/true\n")
+    enable(root, "a.service")
+    put(root, LIB + "/x.service", "[Service]\nExecStart=/bin/true\n")
+    put(root, LIB + "/y.service", "[Service]\nExecStart=/bin/true\n")
+    link(root, ETC + "/x.service", "/" + LIB + "/y.service")
+    link(root, ETC + "/y.service", "/" + LIB + "/x.service")
+    res = full(root)
+    assert res.order == [["a"], ["b"]] and res.spec("a").requires == ("b",)
+    assert res.unit_files["x.service"] == "alias" and res.unit_files["y.service"] == "alias"

@@ -111,7 +111,6 @@ class Result:
             "failed": self.failed,
             "errors": [p.to_dict() for p in self.errors],
             "warnings": [p.to_dict() for p in self.warnings],
-            "sockets": [s.to_dict() for s in self.sockets],
             "init_scripts": [s.to_dict() for s in self.init_scripts],
             "finish_scripts": [s.to_dict() for s in self.finish_scripts],
             "order": [list(w) for w in self.order],
@@ -391,7 +390,9 @@ def _resolve(root, entry, search_path):
 
 def _effective_deps(entry, runnable):
     spec = entry.spec
-    names = list(spec.after) + list(spec.requires)
+    # services.d's requires also orders; a unit's Requires= does not (systemd starts both at once
+    # unless After= says otherwise, and "B After=A" with "A Requires=B" is no cycle).
+    names = list(spec.after) + ([] if spec.unit else list(spec.requires))
     if spec.log.kind == "syslog" and spec.name != "syslog":
         names.append("syslog")
     return {n for n in names if n in runnable}
@@ -542,7 +543,7 @@ def _add_units(root, entries, by_name, result, warn, environ):
     result.timers = loaded.timers
     result.templates, result.unit_files = loaded.templates, loaded.unit_files
     result.warnings.extend(loaded.warnings)
-    result.errors.extend(loaded.template_errors)
+    result.errors.extend(loaded.errors)
     result.skipped.update(loaded.skipped)
     for spec, problems, skip, lines, stem, unit in loaded.services:
         other = by_name.get(stem)

@@ -1,6 +1,7 @@
 """SysV init scripts as systemd-sysv-generator makes units of them (never run here: only read).
 
-The scripts started at boot are the /etc/init.d scripts linked from the default runlevel's
+Every /etc/init.d script becomes a service (for `service NAME start`); the ones started at boot are
+those linked from the default runlevel's
 /etc/rcN.d/S* (/etc/rc.d/rcN.d on RHEL-likes): the runlevel is /etc/inittab's initdefault, else 2
 on Debian-likes (/etc/debian_version, or debian in os-release's ID/ID_LIKE) and 3 elsewhere. A
 script is left to its unit when a unit of that name exists (a masked one included), and skipped
@@ -101,30 +102,36 @@ def unit_text(name, path, header, reload):
     return "\n".join(lines) + "\n"
 
 
+NOT_SCRIPTS = frozenset({"README", "skeleton", "functions", "rc", "rcS", "rc.local", "halt", "reboot", "killall"})
+
+
 def scripts(root, os_release, has_unit, skip_reason, warn):
-    """[(name, path, unit text, S number, has LSB header)] for the default runlevel, in S order;
-    plus {name: reason} for the scripts skipped."""
+    """([(name, path, unit text, S number or None, has LSB header)], {name: skip reason}): every
+    /etc/init.d script no unit replaces (so `service NAME start` works), in S order; the S number is
+    None for the ones the default runlevel does not start."""
     level = runlevel(root, os_release)
     d = rc_dir(root, level)
+    started = {}
+    for entry, _st, link in (root.scan(d) or ()) if d else ():
+        if entry.startswith("S") and len(entry) > 3 and entry[1:3].isdigit():
+            name = (link.rpartition("/")[2] if link else "") or entry[3:]
+            started.setdefault(name, (int(entry[1:3]), "%s/%s" % (d, entry)))
     out, skipped = [], {}
-    if d is None:
-        return out, skipped
-    for entry, _st, link in root.scan(d) or ():
-        if not entry.startswith("S") or len(entry) < 4 or not entry[1:3].isdigit():
+    for name, _st, _link in root.scan(INIT_D) or ():
+        if name.startswith(".") or name in NOT_SCRIPTS or name.endswith("~") or ".dpkg-" in name:
             continue
-        name = (link.rpartition("/")[2] if link else entry[3:]) or entry[3:]
         path = "%s/%s" % (INIT_D, name)
-        if not U.valid_name(name + ".service"):
-            warn("%s/%s" % (d, entry), None, "%r is not a usable service name; script skipped" % name)
-            continue
-        if has_unit(name + ".service"):
+        snum, where = started.get(name, (None, None))
+        if not U.valid_name(name + ".service") or has_unit(name + ".service"):
             continue
         reason = skip_reason(name + ".service")
         if reason:
-            skipped[name] = reason
+            if snum is not None:
+                skipped[name] = reason
             continue
         if not root.is_executable(path):
-            warn("%s/%s" % (d, entry), None, "%s is missing or not executable; skipped" % path)
+            if snum is not None:
+                warn(where, None, "%s is not executable; skipped" % path)
             continue
         try:
             text = root.read(path).decode("utf-8", "replace")
@@ -132,5 +139,9 @@ def scripts(root, os_release, has_unit, skip_reason, warn):
             warn(path, None, "cannot read: %s" % (e.strerror or e))
             continue
         header = lsb_header(text[:HEAD])
-        out.append((name, path, unit_text(name, path, header, "reload" in text), int(entry[1:3]), "lsb" in header))
+        out.append((name, path, unit_text(name, path, header, "reload" in text), snum, "lsb" in header))
+    for name, (_snum, where) in sorted(started.items()):
+        if not root.exists("%s/%s" % (INIT_D, name)) and not has_unit(name + ".service"):
+            warn(where, None, "%s/%s does not exist; skipped" % (INIT_D, name))
+    out.sort(key=lambda x: (x[3] is None, x[3] or 0, x[0]))
     return out, skipped

@@ -117,28 +117,52 @@ def _matches(pattern, unit):
 
 
 class SkipRules:
-    """The built-in SKIP list plus the image's units.skip, minus its units.keep."""
+    """The built-in SKIP list plus the image's units.skip, minus its units.keep. Answers are
+    remembered; a plain name or a `prefix*` pattern is a dictionary or prefix test, not a glob."""
 
-    def __init__(self, root, warn):
-        self.rules = [(p, reason) for patterns, reason in SKIP for p in patterns]
-        self.keep = []
-        for path, into in ((SKIP_FILE, self.rules), (KEEP_FILE, self.keep)):
-            for n, pattern, reason in _pattern_lines(root, path):
-                if not pattern:
-                    warn(path, n, "empty pattern")
-                elif into is self.keep:
-                    into.append(pattern)
+    def __init__(self, root):
+        rules = []
+        keep = []
+        for path, into in ((SKIP_FILE, rules), (KEEP_FILE, keep)):
+            for _n, pattern, reason in _pattern_lines(root, path):
+                if into is keep:
+                    keep.append(pattern)
                 else:
-                    into.insert(0, (pattern, reason or "listed in %s" % SKIP_FILE))
+                    rules.append((pattern, reason or "listed in %s" % SKIP_FILE))
+        rules.extend((p, reason) for patterns, reason in SKIP for p in patterns)  # the image's first
+        self.keep = keep
+        self.exact, self.prefixes, self.globs = {}, [], []
+        for pattern, reason in rules:
+            star = pattern.find("*")
+            if star < 0:
+                self.exact.setdefault(pattern, reason)
+            elif star == len(pattern) - 1:
+                self.prefixes.append((pattern[:-1], reason))
+            else:
+                self.globs.append((pattern, reason))
+        self._memo = {}
 
     def reason(self, unit):
         """Why `unit` is skipped, or None."""
+        hit = self._memo.get(unit, False)
+        if hit is False:
+            hit = self._memo[unit] = self._reason(unit)
+        return hit
+
+    def _reason(self, unit):
         if any(_matches(p, unit) for p in self.keep):
             return None
-        for pattern, reason in self.rules:
+        stem, _, utype = unit.rpartition(".")
+        names = (unit, stem, stem[:-1]) if stem.endswith("@") else (unit, stem)
+        for n in names:
+            if n in self.exact:
+                return self.exact[n]
+        for prefix, reason in self.prefixes:
+            if unit.startswith(prefix):
+                return reason
+        for pattern, reason in self.globs:
             if _matches(pattern, unit):
                 return reason
-        utype = unit.rpartition(".")[2]
         if utype not in RUN_TYPES and utype != "target":
             return "%s units are not supported in a container" % utype
         return None
@@ -220,6 +244,8 @@ class Catalog:
         """Found for a unit name (cached)."""
         hit = self._found.get(name)
         if hit is None:
+            # A placeholder while this name resolves: two aliases naming each other end here.
+            self._found[name] = Found(name, problem="alias loop through %s" % name)
             hit = self._found[name] = self._find(name)
         return hit
 
@@ -345,11 +371,6 @@ class Unit:
     def values(self, section, key):
         return [a for a in self.assigns if a.section == section and a.key == key]
 
-    def has_install(self):
-        return any(a.section == "Install" and a.key in ("WantedBy", "RequiredBy", "Alias", "Also",
-                                                        "UpheldBy", "DefaultInstance") and a.value
-                   for a in self.assigns)
-
 
 def read_unit(root, catalog, name, aliases=()):
     """Unit for a name: its file parsed, then its drop-ins. Problems are in the Unit, never raised."""
@@ -401,7 +422,7 @@ class Loaded:
     def __init__(self):
         self.services, self.templates, self.sockets, self.timers = [], {}, [], []
         self.unit_files, self.skipped, self.warnings = {}, {}, []
-        self.template_errors = []  # templates pulled without an instance
+        self.errors = []  # Problems of no service: templates pulled without an instance, broken sockets...
         self.names = {}   # service stem -> every name it answers to (unit names, aliases), for the defaults
         self.order_hint = {}
 
@@ -416,7 +437,7 @@ class _Loader:
         self.S = unitspec
         self.root, self.warn = root, warn
         self.catalog = Catalog(root)
-        self.skip = SkipRules(root, warn)
+        self.skip = SkipRules(root)
         self.ctx = unitspec.Context(root, environ)
         self.alias_map = self.catalog.aliases()
         self.units = {}     # name -> Unit
@@ -527,7 +548,7 @@ def load_units(root, warn, environ=None):
             out.skipped[_skip_key(name)] = reason
         elif name.partition("@")[2].startswith(".") and name.rpartition(".")[2] in RUN_TYPES:
             where = ld.units[by].found.path if by in ld.units and ld.units[by].found.path else by
-            out.template_errors.append(M.Problem(
+            out.errors.append(M.Problem(
                 service=_skip_key(name), file=where, message="%s is a template: enable an instance "
                 "(%s) instead; nothing started for it" % (name, name.replace("@.", "@NAME.", 1))))
     specs = {}      # unit name -> (kind, spec-in-making)
@@ -568,11 +589,12 @@ def _sysv(ld, out, specs, pulled):
         u = Unit(uname, Found(uname, path=path))
         u.generated = True
         read_text_unit(u, path, text)
-        if not lsb and earlier:
+        if not lsb and earlier and snum is not None:
             lower = [n for n, s in earlier if s < snum]
             if lower:
                 u.assigns.append(Assign("Unit", "After", " ".join(lower), path, None))
-        earlier.append((uname, snum))
+        if snum is not None:
+            earlier.append((uname, snum))
         dropins = {}
         for entry, (dpath, link, _st) in ld.catalog.subdir_entries(uname + ".d").items():
             if entry.endswith(".conf"):
@@ -584,7 +606,8 @@ def _sysv(ld, out, specs, pulled):
                 _append_file(ld.root, u, dpath)
         ld.units[uname] = u
         specs[uname] = ("service", u)
-        pulled.setdefault(uname, "runlevel scripts")
+        if snum is not None:
+            pulled.setdefault(uname, "runlevel scripts")
         out.unit_files[uname] = "generated"
 
 
@@ -622,18 +645,29 @@ def _unit_files(ld, out):
             state = "bad"
         elif f.id != name and f.template is None:
             state = "alias"
+        elif name in linked or name in config_aliases:
+            state = "enabled"
         else:
-            u = ld.unit(name)
-            if name in linked or name in config_aliases:
-                state = "enabled"
-            elif not u.has_install():
+            keys = _install_keys(ld.root, f.path)
+            if not keys:
                 state = "static"
-            elif not any(a.section == "Install" and a.key in ("WantedBy", "RequiredBy", "Alias", "UpheldBy")
-                         and a.value for a in u.assigns):
+            elif not keys & {"WantedBy", "RequiredBy", "Alias", "UpheldBy"}:
                 state = "indirect"
             else:
                 state = "disabled"
         out.unit_files[name] = state
+
+
+def _install_keys(root, path):
+    """The [Install] settings a unit file gives a value (its drop-ins do not count, as for systemctl)."""
+    try:
+        data = root.read(path)
+    except OSError:
+        return set()
+    if b"[Install]" not in data:
+        return set()
+    entries, _ = U.parse(data.decode("utf-8", "replace"))
+    return {k for s, k, v, _n in entries if s == "Install" and v}
 
 
 def _log(value, ident, warnings, stream):
@@ -708,6 +742,41 @@ def _conditions(conv, errors):
     return dynamic, failed
 
 
+def _path_holds(root, rec):
+    """A path Condition record evaluated now, in the root (sockets and timers have no start to wait for)."""
+    v, name = rec.value, rec.name
+    if name == "PathExists":
+        ok = root.exists(v)
+    elif name == "PathExistsGlob":
+        d, _, base = v.rpartition("/")
+        ok = any(_glob(base, n) for n in root.listdir(d or "/") or ())
+    elif name == "PathIsDirectory":
+        ok = root.is_dir(v)
+    elif name == "PathIsSymbolicLink":
+        ok = root.lstat_link(v)[1] is not None
+    elif name == "DirectoryNotEmpty":
+        ok = bool(root.listdir(v))
+    elif name == "FileNotEmpty":
+        st = root.stat(v)
+        ok = st is not None and stat.S_ISREG(st.st_mode) and st.st_size > 0
+    elif name == "FileIsExecutable":
+        ok = root.is_executable(v)
+    else:  # PathIsMountPoint, PathIsReadWrite, PathIsEncrypted: taken as they are on a VM
+        ok = name != "PathIsEncrypted"
+    return ok != rec.negate
+
+
+def _conditions_now(root, recs):
+    """Why the Condition records fail now, or None (triggering ones: any one suffices)."""
+    triggers = [r for r in recs if r.trigger]
+    for r in recs:
+        if not r.trigger and not _path_holds(root, r):
+            return "condition failed: Condition%s=%s%s" % (r.name, "!" if r.negate else "", r.value)
+    if triggers and not any(_path_holds(root, r) for r in triggers):
+        return "no triggering condition holds"
+    return None
+
+
 def service_fields(ld, u, conv, template=False):
     """ServiceSpec keyword arguments of a converted service unit, with (errors, warnings, skip)."""
     f = conv.fields
@@ -743,7 +812,9 @@ def service_fields(ld, u, conv, template=False):
     for kind in M.DIRECTORY_KINDS:
         mode = f.get(kind + "_mode", 0o755)
         directories.extend(M.Directory(kind=kind, path=p, mode=mode) for p in f.get(kind + "_dirs", ()))
-    ident = f.get("syslog_identifier") or None
+    # systemd's default identifier is the process name (sshd for ssh.service).
+    ident = f.get("syslog_identifier") or (start_cmds[0].argv[1 if "@" in start_cmds[0].flags else 0]
+                                           .rpartition("/")[2] if start_cmds else None)
     log = _log(f.get("stdout"), ident, warnings, "stdout")
     err = _log(f.get("stderr"), ident, warnings, "stderr")
     user = f.get("user")
@@ -802,8 +873,8 @@ def _build(ld, out, specs, pulled):
             if u.type == "service" and u.instance != "":
                 services[name] = (None, [(u.found.where or name, None, u.found.problem)], [], None, u, None)
             else:
-                out.warnings.append(M.Problem(service=_skip_key(name), file=u.found.where or name,
-                                              message=u.found.problem))
+                out.errors.append(M.Problem(service=_skip_key(name), file=u.found.where or name,
+                                            message=u.found.problem))
             continue
         if kind == "service":
             template = u.instance == ""
@@ -842,12 +913,14 @@ def _socket(ld, u, enabled, out):
         # activates (rsyslog) is what /dev/log must reach.
         listen = [M.Listen(kind=x.kind, address="/dev/log") if x.address == "/run/systemd/journal/syslog" else x
                   for x in listen]
-        warnings.append((u.found.path, None, "ListenDatagram=/run/systemd/journal/syslog bound as /dev/log "
+        line = next((a.line for a in u.assigns if a.value == "/run/systemd/journal/syslog"), None)
+        warnings.append((u.found.path, line, "ListenDatagram=/run/systemd/journal/syslog bound as /dev/log "
                          "(no journald in the container)"))
     for key in ("ExecStartPre", "ExecStartPost", "ExecStopPre", "ExecStopPost"):
         for _flags, _argv, line, file in conv.exec.get(key, ()):
             warnings.append((file, line, "%s= in a socket unit is not supported; ignored" % key))
     dynamic, skip = _conditions(conv, [])
+    skip = skip or _conditions_now(ld.root, dynamic)
     if skip and enabled:
         out.skipped[u.name] = skip
         enabled = False
@@ -870,7 +943,8 @@ def _timer(ld, u, enabled, out):
     warnings = list(u.errors) + list(conv.warnings) + list(conv.errors)
     stem = _stem(u.name)
     service = _stem(ld.canonical(f.get("service") or stem + ".service"))
-    _dynamic, skip = _conditions(conv, [])
+    dynamic, skip = _conditions(conv, [])
+    skip = skip or _conditions_now(ld.root, dynamic)
     if skip and enabled:
         out.skipped[u.name] = skip
         enabled = False

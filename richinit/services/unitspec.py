@@ -2,15 +2,16 @@
 
 `convert(unit, ctx)` walks a unit's assignments in order (file, then drop-ins): a later assignment
 of a single-valued setting wins, list settings accumulate and an empty assignment resets them, as
-systemd does. Values are %-expanded first (systemd.unit(5) specifiers; a template keeps the instance
-ones). The result is a `Converted`: the fields, the dependencies by unit name with the line of each,
+systemd does. Values are %-expanded (systemd.unit(5) specifiers; a template keeps the instance
+ones): command lines and Environment= word by word once split, the others whole. The result is a `Converted`: the fields, the dependencies by unit name with the line of each,
 the conditions, the errors (the unit cannot run) and the warnings (ignored or approximated).
 
 Approximations, each a warning: Type=dbus runs as simple; DynamicUser= runs as User= or nobody;
 StandardOutput=journal+console goes to syslog; socket/fd outputs go to the console; file: is
 opened for appending. Ignored with a warning: sandboxing (Protect*, Private* but PrivateTmp,
 Restrict*, SystemCall*, capabilities, ReadWritePaths...: the container is the sandbox) and resource
-control (CPU*, Memory*, IO*, Tasks*: the container's limits apply). Accepted silently: what only
+control (CPU*, Memory*, IO*, Tasks*: the container's limits apply); "not supported" for the rest
+richinit knows and does not do (socket options, StandardInput=, credentials...). Accepted silently: what only
 documents or affects systemd's own bookkeeping (Documentation=, SourcePath=, IgnoreOnIsolate=,
 AllowIsolate=, CollectMode=...).
 
@@ -39,20 +40,32 @@ _DEPS = ("After", "Before", "Requires", "Wants", "BindsTo", "PartOf", "Requisite
          "OnFailure", "Upholds", "PropagatesReloadTo", "ReloadPropagatedFrom")
 
 _SANDBOX_PREFIXES = ("Protect", "Restrict", "SystemCall", "ReadWrite", "ReadOnly", "Inaccessible",
-                     "NoExec", "Exec", "Bind", "Temporary", "Capability", "AmbientCapabilities",
-                     "Private", "Secure", "NoNewPrivileges", "LockPersonality", "MemoryDenyWrite",
-                     "RemoveIPC", "KeyringMode", "AppArmor", "SELinux", "SmackProcess", "RootDirectory",
-                     "RootImage", "MountAPIVFS", "MountFlags", "PrivateMounts", "IPAddress", "Network",
-                     "DevicePolicy", "DeviceAllow", "ProcSubset", "LoadCredential", "SetCredential",
-                     "ImportCredential", "Personality", "IgnoreSIGPIPE", "OOMScoreAdjust", "OOMPolicy",
-                     "CPUScheduling", "CPUAffinity", "IOScheduling", "NUMA", "TimerSlack", "Delegate",
-                     "Slice", "Socket", "LogRateLimit", "LogLevelMax", "LogExtraFields", "LogNamespace",
-                     "UtmpIdentifier", "UtmpMode", "TTY", "StandardInput", "GuessMainPID", "FileDescriptorStore",
-                     "USBFunction", "NonBlocking", "ExitType", "RootHash", "RootVerity",
-                     "ExtensionImages", "ExtensionDirectories", "CoredumpFilter", "SyslogLevel",
-                     "SyslogFacility", "SyslogLevelPrefix", "ManagedOOM", "MemoryPressure")
+                     "NoExecPaths", "ExecPaths", "BindPaths", "BindReadOnlyPaths", "TemporaryFileSystem",
+                     "CapabilityBoundingSet", "AmbientCapabilities", "Private", "Secure", "NoNewPrivileges",
+                     "LockPersonality", "MemoryDenyWrite", "RemoveIPC", "KeyringMode", "AppArmor", "SELinux",
+                     "SmackProcess", "RootDirectory", "RootImage", "MountAPIVFS", "MountFlags", "IPAddress",
+                     "NetworkNamespacePath", "IPCNamespacePath", "DevicePolicy", "DeviceAllow", "ProcSubset",
+                     "Personality", "RootHash", "RootVerity", "ExtensionImages", "ExtensionDirectories",
+                     "ReadWriteDirectories", "ReadOnlyDirectories", "InaccessibleDirectories")
 _RESOURCE_PREFIXES = ("CPU", "Memory", "IO", "Tasks", "BlockIO", "StartupCPU", "StartupIO", "AllowedCPUs",
-                      "AllowedMemoryNodes", "StartupAllowed", "DefaultMemory", "Limit_")
+                      "AllowedMemoryNodes", "StartupAllowed", "DefaultMemory", "Delegate", "Slice",
+                      "OOMScoreAdjust", "OOMPolicy", "ManagedOOM", "IOScheduling", "NUMA", "TimerSlack",
+                      "CoredumpFilter", "ControlGroup")
+# Understood, and not done: each a warning "not supported".
+_UNSUPPORTED = ("IgnoreSIGPIPE", "StandardInput", "TTY", "Utmp", "LogRateLimit", "LogLevelMax", "LogExtraFields",
+                "LogNamespace", "SyslogLevel", "SyslogFacility", "GuessMainPID", "FileDescriptorStore",
+                "USBFunction", "NonBlocking", "ExitType", "LoadCredential", "SetCredential", "ImportCredential",
+                "Sockets", "OpenFile", "RootDirectoryStartOnly", "RestartSteps", "RestartMaxDelaySec",
+                "RestartMode", "TimeoutStartFailureMode", "TimeoutStopFailureMode",
+                # socket options: richinit binds with the kernel's defaults
+                "Pass", "ReceiveBuffer", "SendBuffer", "KeepAlive", "NoDelay", "Priority", "ReusePort",
+                "BindIPv6Only", "FreeBind", "Transparent", "Broadcast", "IPTOS", "IPTTL", "Mark", "PipeSize",
+                "MessageQueue", "DeferAcceptSec", "TCPCongestion", "Timestamping", "SELinuxContextFromNet",
+                "Symlinks", "DirectoryMode", "Writable", "FlushPending", "TriggerLimit", "PollLimit",
+                "SocketProtocol", "BindToDevice", "MaxConnectionsPerSource", "ListenNetlink", "ListenSpecial",
+                "ListenMessageQueue", "ListenUSBFunction", "ExecStopPre",
+                # timer options
+                "WakeSystem", "RemainAfterElapse", "OnClockChange", "OnTimezoneChange", "FixedRandomDelay")
 _QUIET = frozenset({
     "Description", "Documentation", "SourcePath", "IgnoreOnIsolate", "AllowIsolate", "RefuseManualStart",
     "RefuseManualStop", "StopWhenUnneeded", "CollectMode", "JobTimeoutSec", "JobRunningTimeoutSec",
@@ -79,6 +92,7 @@ class Converted:
         self.exec = {}              # ExecXxx key -> [(flags, argv, line)]
         self.listen = []            # socket: Listen records
         self.calendar = []
+        self.fill = None            # the specifier expansion of the assignment being read
 
 
 class Context:
@@ -163,24 +177,24 @@ def convert(unit, ctx, template=False):
     c = Converted()
     keep = U.INSTANCE_SPECIFIERS if template else ""
     table = ctx.table(unit.name, unit.found.path)
-    sections = {"Unit", "Install", {"service": "Service", "socket": "Socket", "timer": "Timer"}.get(unit.type, "")}
+    own = {"service": "Service", "socket": "Socket", "timer": "Timer"}.get(unit.type)
+    c.fill = lambda w: U.expand(w, table, keep)
     for a in unit.assigns:
-        if a.section not in sections:
-            if not a.section.startswith("X-") and a.section not in ("Service", "Socket", "Timer", "Unit",
-                                                                    "Install"):
-                c.warnings.append((a.file, a.line, "section [%s] unknown; %s= ignored" % (a.section, a.key)))
-            elif a.section not in sections and not a.section.startswith("X-"):
-                c.warnings.append((a.file, a.line, "[%s] does not belong in a %s unit; %s= ignored"
-                                   % (a.section, unit.type, a.key)))
+        if a.section == "Install" or a.section.startswith("X-"):
             continue
-        if a.section == "Install":
+        if a.section not in ("Unit", own):
+            what = "does not belong in a %s unit" % unit.type if a.section in ("Service", "Socket", "Timer") \
+                else "is unknown"
+            c.warnings.append((a.file, a.line, "section [%s] %s; %s= ignored" % (a.section, what, a.key)))
             continue
+        handler = _HANDLERS.get((a.section, a.key))
         try:
-            value = U.expand(a.value, table, keep)
+            # Command lines and assignments are split into words first, then each word is expanded
+            # (a specifier's value may hold spaces or quotes); everything else is expanded whole.
+            value = a.value if handler in _WORDWISE else U.expand(a.value, table, keep)
         except ValueError as e:
             c.warnings.append((a.file, a.line, "%s=: %s; ignored" % (a.key, e)))
             continue
-        handler = _HANDLERS.get((a.section, a.key)) or _HANDLERS.get((None, a.key))
         try:
             if handler is not None:
                 handler(c, a, value, ctx)
@@ -201,10 +215,12 @@ def _unknown(c, a):
         if k == "DynamicUser" and a.value.strip().lower() in ("yes", "true", "1", "on"):
             c.fields["dynamic_user"] = a.line
         return
-    if k.startswith(_SANDBOX_PREFIXES) and k != "PrivateTmp":
+    if k.startswith(_SANDBOX_PREFIXES):
         c.warnings.append((a.file, a.line, "%s= ignored (sandboxing: the container is the sandbox)" % k))
     elif k.startswith(_RESOURCE_PREFIXES):
         c.warnings.append((a.file, a.line, "%s= ignored (resource control: the container's limits apply)" % k))
+    elif k.startswith(_UNSUPPORTED):
+        c.warnings.append((a.file, a.line, "%s= not supported; ignored" % k))
     else:
         c.warnings.append((a.file, a.line, "unknown directive %s= in [%s]; ignored" % (k, a.section)))
 
@@ -272,6 +288,11 @@ def _exec(key):
         except ValueError as e:
             c.errors.append((a.file, a.line, "%s=: %s" % (key, e)))
             return
+        try:
+            cmds = [(flags, [c.fill(w) for w in argv]) for flags, argv in cmds]
+        except ValueError as e:
+            c.errors.append((a.file, a.line, "%s=: %s" % (key, e)))
+            return
         for flags, argv in cmds:
             c.exec.setdefault(key, []).append((flags, argv, a.line, a.file))
     return h
@@ -333,7 +354,7 @@ def _environment(c, a, v, ctx):
         c.fields["environment"] = {}
         return
     env = c.fields.setdefault("environment", {})
-    for w in U.split_words(v):
+    for w in [c.fill(w) for w in U.split_words(v)]:
         key, eq, value = w.partition("=")
         if not eq or not M._identifier(key):
             c.warnings.append((a.file, a.line, "Environment=: %r is not NAME=VALUE; ignored" % w[:60]))
@@ -403,9 +424,7 @@ def _limit(c, a, v):
             raise ValueError("negative limit")
         return n
     s, h = one(soft), one(hard)
-    if s is not None and (h is None or s <= h):
-        pass
-    elif s is None and h is not None or (s is not None and h is not None and s > h):
+    if h is not None and (s is None or s > h):
         raise ValueError("soft limit above the hard one")
     c.fields.setdefault("limits", {})[name] = [s, h]
 
@@ -648,6 +667,8 @@ for _s in ("Service", "Socket"):
         _HANDLERS[(_s, _d + "Mode")] = _dir_mode
     _HANDLERS[(_s, "RuntimeDirectoryPreserve")] = _preserve
 _HANDLERS[("Service", "ReloadSignal")] = _signal("reload_signal")
+_WORDWISE = frozenset([_HANDLERS[("Service", "Environment")], _HANDLERS[("Socket", "Environment")]] +
+                      [h for (sec, key), h in _HANDLERS.items() if key.startswith("Exec")])
 
 
 def _listen(kind):
