@@ -253,8 +253,26 @@ def child_setup(umask, nice, limits, with_private_tmp):
             import resource
             for name, (soft, hard) in limits.items():
                 which = getattr(resource, "RLIMIT_" + name, None)
-                if which is None:
-                    continue
-                inf = resource.RLIM_INFINITY
-                resource.setrlimit(which, (inf if soft is None else soft, inf if hard is None else hard))
+                if which is not None:
+                    _set_limit(resource, which, name, soft, hard)
     return setup
+
+
+def _set_limit(resource, which, name, soft, hard):
+    """setrlimit; above what the container allows (no CAP_SYS_RESOURCE to raise a hard limit), the
+    most it allows, said on the service's stderr: systemd would refuse to start, but in a
+    container the unit was written for another machine's limits."""
+    inf = resource.RLIM_INFINITY
+    want = (inf if soft is None else soft, inf if hard is None else hard)
+    try:
+        resource.setrlimit(which, want)
+        return
+    except (OSError, ValueError) as e:
+        _, cur_hard = resource.getrlimit(which)
+
+        def cap(v):
+            return cur_hard if cur_hard != inf and (v == inf or v > cur_hard) else v
+        got = (cap(want[0]), cap(want[1]))
+        resource.setrlimit(which, got)
+        os.write(2, ("richinit: Limit%s=%s: %s; %s instead\n" % (
+            name, want, getattr(e, "strerror", None) or e, got)).encode())
