@@ -157,14 +157,21 @@ class Supervisor:
                 removed.append(name)
                 old = self.services[name]
                 old.removed = True
-                old.stop()
-                if not old.pids():
+                if not old.spec.unit:
+                    old.stop()  # a unit whose file went away runs on until stopped, as under systemd
+                if not old.pids() and not old.active:
                     del self.services[name]
         for name, spec in specs.items():
             old = self.services.get(name)
             if old is not None and old.spec == spec and name not in failed:
                 continue
             (changed if old else added).append(name)
+            if old is not None and old.spec.unit and spec.unit and name not in failed \
+                    and (old.active or old.pids() or name not in skipped):
+                # systemd's daemon-reload: a loaded unit keeps its state and processes; the new
+                # definition applies from its next start.
+                old.spec, old.removed = spec, False
+                continue
             new = S.Service(spec, self)
             if old is not None and old.pids():
                 # Changed while running: stop the old one; the new one starts when it is down.
@@ -212,13 +219,17 @@ class Supervisor:
         return True
 
     def reload(self):
-        """Re-read services.d: start added ones, stop removed ones, restart changed ones."""
+        """Re-read the definitions (richctl reload, systemctl daemon-reload): services.d ones are
+        started when added, stopped when removed, restarted when changed; units are only reloaded,
+        as systemd does (a running unit keeps running, its new definition applies at its next
+        start; nothing starts or stops by itself)."""
         doc = self.load(self.only)
         if doc is None:
             return {"ok": False, "error": "the services loader failed; nothing changed"}
         added, removed, changed = self.apply(doc, boot=False)
         self._start_batch([s for s in (self.services.get(n) for n in added + changed)
-                           if s is not None and s.state == S.DOWN and s.spec.enabled and not s.pids()])
+                           if s is not None and not s.unit and s.state == S.DOWN and s.spec.enabled
+                           and not s.pids()])
         log.info("reload: added %s, removed %s, changed %s", added, removed, changed)
         return {"ok": True, "added": added, "removed": removed, "changed": changed}
 

@@ -559,6 +559,19 @@ def test_reboot_restarts_every_service_in_order():
     assert not sup.stopping
 
 
+def test_daemon_reload_keeps_running_units_and_starts_nothing():
+    sup, launched = _sup({"a": {}, "b": {"enabled": False}})
+    a = sup.services["a"]
+    doc = {"services": [unit(name="a", enabled=False, description="new").to_dict(),
+                        unit(name="b", enabled=True).to_dict(), unit(name="c").to_dict()],
+           "deps": {"a": [], "b": [], "c": []}, "order": []}
+    sup.load = lambda only=None: doc
+    r = sup.reload()
+    assert r["ok"] and sup.services["a"] is a and a.state == S.UP and a.spec.description == "new"
+    assert launched == ["a"], "daemon-reload starts nothing (b newly enabled, c added)"
+    assert sup.start_service("c") == {"ok": True} and launched == ["a", "c"]
+
+
 def test_log_file_kinds_open_the_file_for_the_child(tmp_path):
     from richinit.supervisor import Supervisor
     sup = Supervisor(_Loop(), _Ops(), control_dir=str(tmp_path))
