@@ -390,15 +390,18 @@ def read_unit(root, catalog, name, aliases=()):
         if link == "/dev/null":
             continue
         unit.dropins.append(path)
-        _append_file(root, unit, path)
+        _append_file(root, unit, path, dropin=True)
     return unit
 
 
-def _append_file(root, unit, path):
+def _append_file(root, unit, path, dropin=False):
+    """A file's assignments onto the unit. An unreadable unit file is an error; an unreadable
+    drop-in a warning (systemd goes on without it)."""
     try:
         text = root.read(path).decode("utf-8", "replace")
     except OSError as e:
-        unit.errors.append((path, None, "cannot read: %s" % (e.strerror or e)))
+        (unit.warnings if dropin else unit.errors).append(
+            (path, None, "cannot read%s: %s" % (" (drop-in ignored)" if dropin else "", e.strerror or e)))
         return
     entries, problems = U.parse(text)
     for line, message in problems:
@@ -603,7 +606,7 @@ def _sysv(ld, out, specs, pulled):
             dpath, link = dropins[entry]
             if link != "/dev/null":
                 u.dropins.append(dpath)
-                _append_file(ld.root, u, dpath)
+                _append_file(ld.root, u, dpath, dropin=True)
         ld.units[uname] = u
         specs[uname] = ("service", u)
         if snum is not None:
