@@ -587,12 +587,12 @@ def _sysv(ld, out, specs, pulled):
     found, skipped = sysv.scripts(ld.root, ld.ctx.os_release, has_unit, ld.skip.reason, ld.warn)
     out.skipped.update(skipped)
     earlier = []
-    for name, path, text, snum, lsb in found:
+    for name, path, text, snum in found:
         uname = name + ".service"
         u = Unit(uname, Found(uname, path=path))
         u.generated = True
         read_text_unit(u, path, text)
-        if not lsb and earlier and snum is not None:
+        if earlier and snum is not None:
             lower = [n for n, s in earlier if s < snum]
             if lower:
                 u.assigns.append(Assign("Unit", "After", " ".join(lower), path, None))
