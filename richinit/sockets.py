@@ -31,6 +31,7 @@ import os
 import stat
 
 from richinit import log
+from richinit.bootpaths import DEV_LOG
 
 SOCK_TYPES = {"stream": socket.SOCK_STREAM, "dgram": socket.SOCK_DGRAM, "seqpacket": socket.SOCK_SEQPACKET}
 
@@ -72,30 +73,35 @@ def _unlink_stale(path):
     os.unlink(path)
 
 
-def _own(path, spec):
-    os.chmod(path, spec.mode)
-    if spec.user is not None or spec.group is not None:
+def _own(path, mode, user, group):
+    os.chmod(path, mode)
+    if user is not None or group is not None:
         from richinit.identity import passwd_lookup
-        uid, gid, _ = passwd_lookup(spec.user, spec.group)
-        os.chown(path, uid if spec.user is not None else -1, gid if spec.group is not None else -1)
+        uid, gid, _ = passwd_lookup(user, group)
+        os.chown(path, uid if user is not None else -1, gid if group is not None else -1)
 
 
 def bind(listen, spec):
-    """Create, bind and (stream, seqpacket) listen one Listen of `spec`: a socket object, or the fd
-    of a FIFO."""
-    if listen.kind == "fifo":
-        path = listen.address
+    """Create, bind and (stream, seqpacket) listen one Listen of `spec` (SocketSpec: mode, user,
+    group, backlog): a socket object, or the fd of a FIFO."""
+    return bind_address(listen.kind, listen.address, spec.mode, spec.user, spec.group, spec.backlog)
+
+
+def bind_address(kind, address, mode=0o666, user=None, group=None, backlog=4096):
+    """What bind() does, from plain values (PID 1 binds /dev/log before the data model is loaded)."""
+    if kind == "fifo":
+        path = address
         try:
             st = os.lstat(path)
             if not stat.S_ISFIFO(st.st_mode):
                 raise OSError(17, "%s exists and is not a FIFO" % path)
         except FileNotFoundError:
-            os.mkfifo(path, spec.mode)
+            os.mkfifo(path, mode)
         fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-        _own(path, spec)
+        _own(path, mode, user, group)
         return fd
-    family, addr = parse_address(listen.address)
-    kind = SOCK_TYPES[listen.kind]
+    family, addr = parse_address(address)
+    kind = SOCK_TYPES[kind]
     if family == socket.AF_INET6 and addr[0] == "::" and not socket.has_ipv6:
         family, addr = socket.AF_INET, ("0.0.0.0", addr[1])
     s = _socket_for(family, kind, addr)
@@ -104,9 +110,9 @@ def bind(listen, spec):
             _unlink_stale(addr)
         s.bind(addr)
         if family == socket.AF_UNIX and not addr.startswith("\0"):
-            _own(addr, spec)
+            _own(addr, mode, user, group)
         if kind != socket.SOCK_DGRAM:
-            s.listen(spec.backlog)
+            s.listen(backlog)
         return s
     except BaseException:
         s.close()
@@ -128,14 +134,10 @@ def _socket_for(family, kind, addr):
     return s
 
 
-DEV_LOG = "/dev/log"
-
-
 def bind_dev_log(path=DEV_LOG):
     """PID 1's /dev/log, bound before the services loader runs, so nothing the app or a service
     logs is lost whoever ends up reading it: {("dgram", path): socket}, or {} when a live socket is
     there already (the host's, bind-mounted) or it cannot be bound (logged)."""
-    from richinit.services.model import Listen, SocketSpec
     try:
         if stat.S_ISSOCK(os.lstat(path).st_mode):
             probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, 0)
@@ -152,7 +154,7 @@ def bind_dev_log(path=DEV_LOG):
         log.warning("%s: %s", path, e.strerror)
         return {}
     try:
-        s = bind(Listen(kind="dgram", address=path), SocketSpec(name="syslog"))
+        s = bind_address("dgram", path)
     except OSError as e:
         log.warning("cannot bind %s: %s", path, e.strerror or e)
         return {}
@@ -308,7 +310,16 @@ class Sockets:
         self.launched(name)
 
     def service_changed(self, svc, down):
-        """The supervisor's notification: `svc` changed state; `down`: it is not running any more."""
+        """The supervisor's notification: `svc` changed state; `down`: it is not running any more.
+
+        A hand-over-only socket (not enabled) whose service has failed for good is closed and its file
+        removed: nobody would read it, and writers (syslog(3) on /dev/log) would block once it is full,
+        where without it they get an error and go on."""
+        if down and getattr(svc, "state", None) == "failed":
+            for name, unit in list(self.units.items()):
+                if unit.spec.service == svc.name and not unit.spec.enabled and not unit.spec.accept:
+                    log.warning("socket %s: %s failed: closed", name, svc.name)
+                    self._close(name)
         for unit in self.units.values():
             if unit.spec.accept:
                 if down and svc.name in unit.instances:
@@ -318,6 +329,24 @@ class Sockets:
                     self._watch(unit)
                 else:
                     self._unwatch(unit)
+
+    def _close(self, name):
+        unit = self.units.pop(name)
+        self._unwatch(unit)
+        for fd, listen in unit.fds:
+            obj = unit.objects.get(fd)
+            if obj is not None:
+                obj.close()
+            else:
+                os.close(fd)
+            if listen.address.startswith("/"):
+                try:
+                    if listen.kind == "fifo":
+                        os.unlink(listen.address)
+                    else:
+                        _unlink_stale(listen.address)
+                except OSError:
+                    pass
 
     # ---- queries ------------------------------------------------------------
 

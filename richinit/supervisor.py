@@ -165,13 +165,19 @@ class Supervisor:
             old = self.services.get(name)
             if old is not None and old.spec == spec and name not in failed:
                 continue
-            (changed if old else added).append(name)
-            if old is not None and old.spec.unit and spec.unit and name not in failed \
-                    and (old.active or old.pids() or name not in skipped):
-                # systemd's daemon-reload: a loaded unit keeps its state and processes; the new
-                # definition applies from its next start.
-                old.spec, old.removed = spec, False
+            if old is not None and spec.unit and old.spec.unit and name not in failed and not boot:
+                # systemctl daemon-reload: a unit's new definition applies from its next start;
+                # what runs is neither stopped nor restarted (enable/disable change nothing now).
+                old.spec = spec
+                if not old.pids():
+                    old.watchdog = spec.watchdog
+                if name in skipped and not old.pids() and old.state in (S.DOWN, S.SKIPPED):
+                    old.skip(skipped[name])
+                elif old.state == S.SKIPPED and name not in skipped:
+                    old._set(S.DOWN, "")
+                changed.append(name)
                 continue
+            (changed if old else added).append(name)
             new = S.Service(spec, self)
             if old is not None and old.pids():
                 # Changed while running: stop the old one; the new one starts when it is down.
@@ -219,17 +225,17 @@ class Supervisor:
         return True
 
     def reload(self):
-        """Re-read the definitions (richctl reload, systemctl daemon-reload): services.d ones are
-        started when added, stopped when removed, restarted when changed; units are only reloaded,
-        as systemd does (a running unit keeps running, its new definition applies at its next
-        start; nothing starts or stops by itself)."""
+        """Re-read services.d: start added ones, stop removed ones, restart changed ones. Units
+        (systemctl daemon-reload) only get their new definitions: nothing starts or restarts."""
         doc = self.load(self.only)
         if doc is None:
             return {"ok": False, "error": "the services loader failed; nothing changed"}
         added, removed, changed = self.apply(doc, boot=False)
+        # services.d: what was added or changed starts; units wait for a start (systemctl start,
+        # deb-systemd-invoke), as after systemd's daemon-reload.
         self._start_batch([s for s in (self.services.get(n) for n in added + changed)
-                           if s is not None and not s.unit and s.state == S.DOWN and s.spec.enabled
-                           and not s.pids()])
+                           if s is not None and s.state == S.DOWN and s.spec.enabled and not s.pids()
+                           and not s.spec.unit])
         log.info("reload: added %s, removed %s, changed %s", added, removed, changed)
         return {"ok": True, "added": added, "removed": removed, "changed": changed}
 

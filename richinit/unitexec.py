@@ -241,8 +241,9 @@ def probe_private_tmp():
 
 def child_setup(umask, nice, limits, with_private_tmp):
     """The function spawn runs in the child before the user switch and exec: UMask=, Nice=,
-    Limit*= (setrlimit; None is infinity), PrivateTmp=. What the container does not allow (a
-    negative Nice=, a limit above its hard one) is said on the service's stderr, not fatal."""
+    Limit*= (setrlimit; None is infinity; above the hard limit the container allows, clamped to it
+    as systemd's setrlimit_closest does), PrivateTmp=. A negative Nice= the container refuses is
+    said on the service's stderr, not fatal."""
     def setup():
         if with_private_tmp:
             private_tmp()
@@ -251,32 +252,22 @@ def child_setup(umask, nice, limits, with_private_tmp):
         if nice is not None:
             try:
                 os.setpriority(os.PRIO_PROCESS, 0, nice)
-            except OSError as e:  # a negative Nice= without CAP_SYS_NICE: said, not fatal
+            except OSError as e:  # a negative Nice= without CAP_SYS_NICE
                 os.write(2, ("richinit: Nice=%d: %s\n" % (nice, e.strerror)).encode())
         if limits:
             import resource
             for name, (soft, hard) in limits.items():
                 which = getattr(resource, "RLIMIT_" + name, None)
-                if which is not None:
-                    _set_limit(resource, which, name, soft, hard)
+                if which is None:
+                    continue
+                inf = resource.RLIM_INFINITY
+                want = (inf if soft is None else soft, inf if hard is None else hard)
+                try:
+                    resource.setrlimit(which, want)
+                except (OSError, ValueError):
+                    # systemd's setrlimit_closest: without CAP_SYS_RESOURCE the hard limit cannot be
+                    # raised; take the closest the container allows instead of refusing the start.
+                    top = resource.getrlimit(which)[1]
+                    resource.setrlimit(which, tuple(v if top == inf or (v != inf and v <= top) else top
+                                                    for v in want))
     return setup
-
-
-def _set_limit(resource, which, name, soft, hard):
-    """setrlimit; above what the container allows (no CAP_SYS_RESOURCE to raise a hard limit), the
-    most it allows, said on the service's stderr: systemd would refuse to start, but in a
-    container the unit was written for another machine's limits."""
-    inf = resource.RLIM_INFINITY
-    want = (inf if soft is None else soft, inf if hard is None else hard)
-    try:
-        resource.setrlimit(which, want)
-        return
-    except (OSError, ValueError) as e:
-        _, cur_hard = resource.getrlimit(which)
-
-        def cap(v):
-            return cur_hard if cur_hard != inf and (v == inf or v > cur_hard) else v
-        got = (cap(want[0]), cap(want[1]))
-        resource.setrlimit(which, got)
-        os.write(2, ("richinit: Limit%s=%s: %s; %s instead\n" % (
-            name, want, getattr(e, "strerror", None) or e, got)).encode())

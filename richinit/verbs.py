@@ -3,7 +3,7 @@
 Requests, one text line each, `unit VERB ARGS...` (control.py hands them here). NAME is a unit
 name ("nginx.service", "pong.socket", "tick.timer") or a service's stem ("nginx"):
 
-  units [NAME...]                 systemd's properties of each (every service without names):
+  units [NAME...]                 systemd's properties of each (every unit without names):
                                   the supervisor's unit_status, or for sockets and timers their
                                   ActiveState/SubState; {"Id": NAME, "LoadState": "not-found"}
   job VERB [--no-block] NAME...   VERB: start stop restart try-restart reload reload-or-restart
@@ -55,6 +55,16 @@ def unit_props(sup, name):
                 "Description": unit.spec.unit or name, "FragmentPath": unit.spec.source,
                 "Triggers": unit.spec.service + ".service"}
     return {"Id": name, "Names": name, "LoadState": "not-found", "ActiveState": "inactive", "SubState": "dead"}
+
+
+def _others(sup):
+    """Unit names of the sockets and timers PID 1 holds."""
+    out = []
+    for table, states, suffix in (("sockets", "units", ".socket"), ("timers", "timers", ".timer")):
+        owner = getattr(sup, table, None)
+        if owner is not None:
+            out += sorted(u.spec.unit or n + suffix for n, u in getattr(owner, states).items())
+    return out
 
 
 def _result(sup, name, answer):
@@ -114,7 +124,7 @@ def handle(server, fd, words):
     sup, init = server.sup, server.init
     verb, args = words[0], words[1:]
     if verb == "units":
-        names = args or sorted(sup.services)
+        names = args or sorted(sup.services) + _others(sup)
         return {"ok": True, "units": [unit_props(sup, n) for n in names]}, False
     if verb == "system":
         failed = sorted(n for n, s in sup.services.items() if s.active_state() == "failed")

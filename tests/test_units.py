@@ -142,6 +142,7 @@ def test_search_order_dropins_aliases_templates_masking_enablement(image):
     put(root, ETC + "/service.d/50-all.conf", "[Service]\nEnvironment=ALL=1\n")
     put(root, LIB + "/web.service.d/20-masked.conf", "[Service]\nEnvironment=NO=1\n")
     link(root, ETC + "/web.service.d/20-masked.conf", "/dev/null")
+    link(root, ETC + "/web.service.d/40-loop.conf", "40-loop.conf")
     link(root, ETC + "/www.service", "/" + LIB + "/web.service")
     enable(root, "web.service")
     put(root, LIB + "/helper.service", "[Service]\nType=oneshot\nExecStart=/bin/true\nRemainAfterExit=yes\n")
@@ -159,6 +160,9 @@ def test_search_order_dropins_aliases_templates_masking_enablement(image):
     assert web.command == ("/usr/sbin/daemon", "etc") and not problems and skip is None and web.enabled
     assert web.environment == {"A": "etc", "ALL": "1"} and web.unit == "web.service"
     assert web.source == "/" + ETC + "/web.service" and web.wants == ("helper",)
+    (loop,) = web.warnings
+    assert loop.startswith("/%s/web.service.d/40-loop.conf: cannot read (drop-in ignored): " % ETC)
+    assert loop.endswith("Too many levels of symbolic links")
     helper, _, skip = spec(out, "helper")
     assert helper.enabled and skip is None and helper.remain_after_exit and helper.type == "oneshot"
     one, _, _ = spec(out, "work@one")
@@ -462,6 +466,7 @@ def test_defaults_give_way_to_enabled_units(image):
     before = L.load(root, L.DEFAULTS_DIR, environ={})
     assert before.spec("sshd") is not None and before.unit_files == {}
     assert "ssh" not in [s.name for s in before.services]
+    assert [s.unit for s in before.sockets] == [None], "no socket unit: only the syslog service's listen:"
     res = full(root, L.DEFAULTS_DIR)
     names = {s.name for s in res.services}
     assert "sshd" not in names and res.spec("ssh").enabled

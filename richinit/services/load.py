@@ -115,6 +115,7 @@ class Result:
             "finish_scripts": [s.to_dict() for s in self.finish_scripts],
             "order": [list(w) for w in self.order],
             "deps": {k: sorted(v) for k, v in self.deps.items()},
+            "sockets": [s.to_dict() for s in self.sockets],
             "timers": [t.to_dict() for t in self.timers],
             "templates": {k: v.to_dict() for k, v in self.templates.items()},
             "unit_files": dict(self.unit_files),

@@ -21,11 +21,6 @@ NOTIFY_ACCESS = ("none", "main", "exec", "all")
 DIRECTORY_KINDS = ("runtime", "state", "cache", "logs", "configuration")
 READY_KINDS = ("none", "tcp", "unix", "file", "notify", "fd")
 LOG_KINDS = ("stdout", "file", "syslog", "none")
-# Init scripts run before the app (richinit.services.compat reads them; PID 1 only checks whether
-# any exist, to start the app before the loader has run when there is none).
-INIT_DIRS = (("/etc/cont-init.d", "s6-overlay"), ("/etc/my_init.d", "my_init"),
-             ("/etc/richinit/init.d", "richinit"))
-RC_LOCAL = "/etc/rc.local"
 CONDITION_KEYS = ("path_exists", "path_missing", "command_exists", "command_missing",
                   "busybox_applet", "native_command")
 

@@ -3,8 +3,9 @@
 `convert(unit, ctx)` walks a unit's assignments in order (file, then drop-ins): a later assignment
 of a single-valued setting wins, list settings accumulate and an empty assignment resets them, as
 systemd does. Values are %-expanded (systemd.unit(5) specifiers; a template keeps the instance
-ones): command lines and Environment= word by word once split, the others whole. The result is a `Converted`: the fields, the dependencies by unit name with the line of each,
-the conditions, the errors (the unit cannot run) and the warnings (ignored or approximated).
+ones): command lines and Environment= word by word once split, the others whole. The result is a
+`Converted`: the fields, the dependencies by unit name with the line of each, the conditions, the
+errors (the unit cannot run) and the warnings (ignored or approximated).
 
 Approximations, each a warning: Type=dbus runs as simple; DynamicUser= runs as User= or nobody;
 StandardOutput=journal+console goes to syslog; socket/fd outputs go to the console; file: is
@@ -88,7 +89,6 @@ class Converted:
         self.static_fail = None     # why a static condition failed (skip)
         self.errors = []            # (file, line, message)
         self.warnings = []          # (file, line, message)
-        self.lines = {}             # field -> line it was set on
         self.exec = {}              # ExecXxx key -> [(flags, argv, line)]
         self.listen = []            # socket: Listen records
         self.calendar = []
@@ -230,14 +230,12 @@ def _unknown(c, a):
 def _set(field, parse=lambda v: v):
     def h(c, a, v, ctx):
         c.fields[field] = parse(v) if v != "" else None
-        c.lines[field] = a.line
     return h
 
 
 def _flag(field):
     def h(c, a, v, ctx):
         c.fields[field] = U.boolean(v) if v else False
-        c.lines[field] = a.line
     return h
 
 
@@ -251,7 +249,6 @@ def _words_into(field, check=None):
             for w in words:
                 check(w)
         c.fields.setdefault(field, []).extend(words)
-        c.lines[field] = a.line
     return h
 
 
@@ -261,7 +258,6 @@ def _time(field, zero_is_none=False):
         if t is None or (zero_is_none and t == 0):
             t = 0.0
         c.fields[field] = t
-        c.lines[field] = a.line
     return h
 
 
@@ -305,7 +301,6 @@ def _type(c, a, v, ctx):
     if v not in M.TYPES:
         raise ValueError("unknown type")
     c.fields["type"] = v
-    c.lines["type"] = a.line
 
 
 def _restart(c, a, v, ctx):

@@ -465,10 +465,9 @@ def _table(rows, o):
     if not rows:
         return
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    start = 1 if o.no_legend else 0
-    for r in rows[start:]:
-        print(("  " if not o.plain else "") + " ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=False))
-              .rstrip() + " " + r[-1])
+    lead = "" if o.plain else "  "
+    for r in rows[1 if o.no_legend else 0:]:
+        print((lead + " ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=False)) + " " + r[-1]).rstrip())
 
 
 def cmd_list_units(args, o):
