@@ -299,11 +299,10 @@ class Supervisor:
 
         A required unit counts as failed when it is failed, skipped, or itself gave up on a
         dependency; a Requisite= must be up by then. Type=idle waits until no other service is
-        starting (systemd's "after the other jobs", without its 5 s cap)."""
+        waiting or starting (systemd's "after the other jobs", without its 5 s cap)."""
         moved = True
         while moved:
             moved = False
-            busy = any(s.state in _STARTING and s.spec.type != "idle" for s in self.services.values())
             for s in self.services.values():
                 if s.state != S.WAITING:
                     continue
@@ -316,8 +315,9 @@ class Supervisor:
                     moved = True
                 elif all(d is None or d.ready or d.state in (S.FAILED, S.SKIPPED)
                          or (d.state == S.DOWN and not d.want_up) for d in deps):
-                    if s.spec.type == "idle" and busy:
-                        continue
+                    if s.spec.type == "idle" and any(t.state in (S.WAITING,) + _STARTING and t.spec.type != "idle"
+                                                     for t in self.services.values()):
+                        continue  # systemd's idle: after every other queued start
                     missing = [n for n in self._names(s.spec.requisite) if not (self.find(n) and self.find(n).ready)]
                     if missing:
                         s.dep_failed(missing[0])

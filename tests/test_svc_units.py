@@ -559,6 +559,14 @@ def test_reboot_restarts_every_service_in_order():
     assert not sup.stopping
 
 
+def test_idle_starts_after_the_other_starts():
+    sup, launched = _sup({"slow": {"type": "notify", "ready": Ready(kind="notify")}, "late": {"type": "idle"}})
+    assert launched == ["slow"], "Type=idle waits while another service is starting"
+    slow = sup.services["slow"]
+    slow.on_notify(slow.pid, {"READY": "1"})
+    assert launched == ["slow", "late"] and sup.services["late"].state == S.UP
+
+
 def test_daemon_reload_keeps_running_units_and_starts_nothing():
     sup, launched = _sup({"a": {}, "b": {"enabled": False}})
     a = sup.services["a"]
