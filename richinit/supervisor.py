@@ -595,13 +595,16 @@ class Supervisor:
             self.loop.remove_reader(fd)
             os.close(fd)
 
-    def _output(self, s, which):
+    def _output(self, s, which, sock=None):
         """The fd a service's stdout (which 1) or stderr (2) gets, and whether we must close it.
         file:/append:/truncate: of a unit are opened for the child itself, as systemd does (PID 1
-        never writes them); the other kinds go through a sink."""
+        never writes them); "socket" is the connection an Accept=yes socket handed over (`sock`);
+        the other kinds go through a sink."""
         spec = s.spec
         dest = spec.stderr_log if which == 2 and spec.stderr_log is not None else spec.log
-        if dest.kind == "none":
+        if dest.kind == "socket" and sock is not None:
+            return sock, False
+        if dest.kind in ("none", "socket"):
             return os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC), True
         if dest.kind == "file" and s.unit and not dest.max_size:
             flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOCTTY
@@ -696,10 +699,12 @@ class Supervisor:
             from richinit.unitexec import make_directories
             for e in make_directories(spec.directories, 0, 0):
                 log.warning("%s: %s", s.name, e)
-        out, close_out = self._output(s, 1)
-        err, close_err = self._output(s, 2) if spec.stderr_log is not None else (out, False)
+        sock = listen.get(3)  # StandardInput=/StandardOutput=socket: the (first) socket handed over
+        out, close_out = self._output(s, 1, sock)
+        err, close_err = self._output(s, 2, sock) if spec.stderr_log is not None else (out, False)
         # Services never read the container's stdin (the app may own a terminal).
         null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        stdin = sock if spec.stdin_socket and sock is not None else null
         if not listen:
             for k in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
                 env.pop(k, None)
@@ -707,10 +712,10 @@ class Supervisor:
             if spec.builtin and argv[:2] == ["@builtin", spec.builtin]:
                 # Forked, not exec'd: the interpreter is up already (see spawn_call).
                 return spawn_call(_run_builtin, (spec.builtin, list(argv[2:])), env=env, cwd=cwd,
-                                  user=user, stdio=(null, out, err), extra_fds={**extra_fds, **listen},
+                                  user=user, stdio=(stdin, out, err), extra_fds={**extra_fds, **listen},
                                   listen_fds=tuple(listen),
                                   title="richinit-%s %s" % (spec.builtin, " ".join(argv[2:])))
-            pid = spawn(argv, env=env, cwd=cwd, user=user, stdio=(null, out, err),
+            pid = spawn(argv, env=env, cwd=cwd, user=user, stdio=(stdin, out, err),
                         extra_fds={**extra_fds, **listen}, listen_fds=tuple(listen), program=program, setup=setup)
             if main and s.watchdog:
                 log.debug("%s: watchdog %.1fs for pid %d", s.name, s.watchdog, pid)

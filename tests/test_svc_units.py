@@ -591,3 +591,15 @@ def test_log_file_kinds_open_the_file_for_the_child(tmp_path):
     os.write(fd, b"new\n")
     os.close(fd)
     assert close and path.read_text() == "new\n"
+
+
+def test_standard_output_socket_is_the_handed_over_connection(tmp_path):
+    import os
+
+    from richinit.supervisor import Supervisor
+    sup = Supervisor(_Loop(), _Ops(), control_dir=str(tmp_path))
+    s = S.Service(unit(log=Log(kind="socket"), stdin_socket=True), sup)
+    assert sup._output(s, 1, 7) == (7, False)
+    fd, close = sup._output(s, 1, None)  # nothing handed over: nowhere to write
+    assert close and os.readlink("/proc/self/fd/%d" % fd) == "/dev/null"
+    os.close(fd)
