@@ -465,7 +465,8 @@ class Supervisor:
 
     def cleanup(self, s, restarting):
         """A run ended: RuntimeDirectory= goes unless RuntimeDirectoryPreserve= keeps it (removed
-        by a forked child: the tree walk and its imports stay out of PID 1)."""
+        by a forked child: the tree walk and its imports stay out of PID 1; waited for when a
+        restart follows, so it cannot remove what the next start creates)."""
         keep = s.spec.runtime_preserve
         if not s.spec.directories or keep == "yes" or (keep == "restart" and restarting):
             return
@@ -473,9 +474,12 @@ class Supervisor:
         paths = runtime_paths(s.spec.directories)
         if paths:
             try:
-                spawn_call(remove_paths, (paths,), env=self.env, brief=True)
+                pid = spawn_call(remove_paths, (paths,), env=self.env, brief=True)
             except OSError as e:
                 log.warning("%s: cannot remove %s: %s", s.name, paths, e)
+                return
+            if restarting:
+                self._wait_for(pid)
 
     def guess_main_pid(self, s):
         """Type=forking without PIDFile=: the one process left in the starter's session or group
