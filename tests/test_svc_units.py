@@ -385,6 +385,16 @@ def test_exec_reload():
     assert s.state == S.UP
 
 
+def test_stop_during_exec_reload_ends_the_reload_first():
+    s, h = up(reload=(cmd("/bin/slow-reload"),), stop_commands=(cmd("/bin/web-stop"),))
+    s.reload()
+    reloader = h.last_pid
+    s.stop()
+    assert (reloader, TERM) in h.signals and h.launched[-1][0] == ["/bin/web-stop"] and s.helper == h.last_pid
+    s.on_exit(reloader, 143)  # no longer the control process: ignored
+    assert s.sub_state() == "stop"
+
+
 def test_notify_reload_signals_and_waits_for_ready():
     s, h = up(type="notify-reload", ready=Ready(kind="notify"), reload_signal="SIGUSR2")
     s.on_notify(s.pid, {"READY": "1"})
