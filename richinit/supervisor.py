@@ -18,7 +18,7 @@ import os
 import sys
 import time
 
-from richinit import log
+from richinit import log, regular
 from richinit import signals as sigs
 from richinit import svc as S
 from richinit.identity import account, group_ids, passwd_lookup
@@ -560,8 +560,7 @@ class Supervisor:
 
     def read_pidfile(self, path):
         try:
-            with open(path) as f:
-                pid = int(f.read().split()[0])
+            pid = int(regular.read(path, 64).split()[0])  # a FIFO there must not hang PID 1
             os.kill(pid, 0)
             return pid
         except (OSError, ValueError, IndexError):
