@@ -199,18 +199,18 @@ class Supervisor:
         """Sockets (bound now, before any service starts), timers and templates of the document."""
         from richinit.services.model import ServiceSpec, SocketSpec, TimerSpec
         self.templates = {k: ServiceSpec.from_dict(v) for k, v in doc.get("templates", {}).items()}
-        if doc.get("sockets") or self.prebound:
+        if doc.get("sockets") or self.prebound or self.sockets is not None:
             from richinit.sockets import Sockets, release
             if self.sockets is None:
                 self.sockets = Sockets(self)
             left = self.sockets.apply([SocketSpec.from_dict(d) for d in doc.get("sockets", [])], self.prebound)
             self.prebound = {}
             release(left)  # bound early for a service that is not there (--services, a condition)
-        if doc.get("timers"):
+        if doc.get("timers") or self.timers is not None:
             from richinit.timers import Timers
             if self.timers is None:
                 self.timers = Timers(self)
-            self.timers.apply([TimerSpec.from_dict(d) for d in doc["timers"]], self.ops.now())
+            self.timers.apply([TimerSpec.from_dict(d) for d in doc.get("timers", [])], self.ops.now())
 
     def start_instance(self, template, name):
         """Start `name`, an instance of `template` ("foo@") that runs once; False if there is no template."""

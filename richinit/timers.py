@@ -15,8 +15,9 @@ with timers armed sleeps in epoll until the first one is due, and only then.
 - RandomizedDelaySec=: a delay drawn in [0, value) each time an elapse is computed after a trigger.
 - AccuracySec=: the wake-up falls in [due, due + accuracy], on the same spot of the minute (else of
   10 s, 1 s, 250 ms) for every timer, as sd-event's sleep_between() picks it, with a perturbation
-  derived from the kernel's boot id: timers due close together share one wake-up (all timers already
-  due fire at each wake-up), and so do the host's own. AccuracySec=1us is exact.
+  derived from the kernel's boot id (the same for every container of the host, though not the value
+  systemd derives from it): timers due close together share one wake-up (all timers already due
+  fire at each wake-up). AccuracySec=1us is exact.
 - A trigger starts the service (Unit=, or the timer's name); a running one is left alone.
 
 The wall clock: calendar elapses are kept as monotonic deadlines, and whenever PID 1 asks for the
@@ -35,7 +36,6 @@ import time
 from richinit import log
 
 STAMP_DIR = "/var/lib/richinit/timers"
-MINUTE = 60.0
 _STEPS = (60.0, 10.0, 1.0, 0.25)
 _ONE_SHOT = ("on_boot", "on_startup", "on_active")
 _MONOTONIC = ("on_boot", "on_startup", "on_active", "on_unit_active", "on_unit_inactive")

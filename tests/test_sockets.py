@@ -119,6 +119,19 @@ def test_accept_no_starts_the_service_once_and_watches_again_when_it_is_down(tmp
     assert host.loop.readers == {}
     socks.service_changed(host.services["echo"], down=True)
     assert sorted(host.loop.readers) == sorted(fds)
+    svc = host.services["echo"]
+    svc.state = "failed"                        # the queued traffic must not restart it for ever
+    socks.service_changed(svc, down=True)
+    assert sorted(host.loop.readers) == sorted(fds), "watched already: left so"
+    host.loop.readers[fds[0]](fds[0])
+    assert svc.starts == 2 and host.loop.readers == {}
+    socks.service_changed(svc, down=True)
+    assert host.loop.readers == {} and socks.status()[0]["state"] == "failed"
+    svc.state = "up"
+    socks.service_changed(svc, down=False)      # started by hand: watched again once down
+    svc.state = "down"
+    socks.service_changed(svc, down=True)
+    assert sorted(host.loop.readers) == sorted(fds)
     assert socks.handover("echo") == [(fds[0], "echo.socket"), (fds[1], "echo.socket")]
 
 
@@ -179,3 +192,14 @@ def test_a_failed_service_releases_its_hand_over_socket(tmp_path):
     with pytest.raises(OSError):  # a writer gets an error instead of blocking on a full queue
         w.sendto(b"x", path)
     w.close()
+
+
+def test_a_reload_keeps_unchanged_sockets_and_closes_gone_ones(tmp_path):
+    host = Host("a", "b")
+    socks = K.Sockets(host)
+    a = SocketSpec(name="a", service="a", listen=(Listen(kind="dgram", address=str(tmp_path / "a")),))
+    b = SocketSpec(name="b", service="b", listen=(Listen(kind="dgram", address=str(tmp_path / "b")),))
+    socks.apply([a, b])
+    fd_a = socks.units["a"].fds[0][0]
+    socks.apply([a])
+    assert socks.units["a"].fds[0][0] == fd_a and "b" not in socks.units and not (tmp_path / "b").exists()

@@ -8,7 +8,7 @@ ones): command lines and Environment= word by word once split, the others whole.
 errors (the unit cannot run) and the warnings (ignored or approximated).
 
 Approximations, each a warning: Type=dbus runs as simple; DynamicUser= runs as User= or nobody;
-StandardOutput=journal+console goes to syslog; socket/fd outputs go to the console; file: is
+StandardOutput=journal+console goes to syslog; fd outputs go to the console; file: is
 opened for appending. Ignored with a warning: sandboxing (Protect*, Private* but PrivateTmp,
 Restrict*, SystemCall*, capabilities, ReadWritePaths...: the container is the sandbox) and resource
 control (CPU*, Memory*, IO*, Tasks*: the container's limits apply); "not supported" for the rest
@@ -650,6 +650,7 @@ for _s in ("Service", "Socket"):
     _HANDLERS[(_s, "WorkingDirectory")] = _workdir
     _HANDLERS[(_s, "UMask")] = _octal("umask", 0o777)
     _HANDLERS[(_s, "Nice")] = _nice
+    _HANDLERS[(_s, "StandardInput")] = _output("stdin")
     _HANDLERS[(_s, "StandardOutput")] = _output("stdout")
     _HANDLERS[(_s, "StandardError")] = _output("stderr")
     _HANDLERS[(_s, "SyslogIdentifier")] = _set("syslog_identifier")
