@@ -21,7 +21,9 @@ Metrics (the two alternate, `--reps` boots each; medians):
                   set-up, which differs (podman's is larger)
   own_pss_kib     richinit: Pss of every process of the container running richinit's interpreter
                   (PID 1, built-ins; the loader has exited by then); systemd: PID 1 + systemd-journald
-                  (+ any other systemd-* process). --settle-secs after ready, services excluded
+                  (+ any other systemd-* process). --settle-secs after ready, services excluded.
+                  Also their Private_Dirty: the anonymous memory, without the file pages (the
+                  runtime's interpreter and libraries, shared by every container binding it)
   idle_wakeups    PID 1's voluntary + nonvoluntary context switches over --idle-secs, timers armed
                   (bench-idle.timer, dpkg-db-backup.timer), nothing due
   rtt_cpu_ms      PID 1's own CPU time (schedstat) for one `systemctl start|stop|restart bench-sleep`
@@ -249,7 +251,9 @@ def measure_one(kind, factory, work, lower, rep, opt, res):
         if rep == 0:
             time.sleep(opt.settle_secs)
             own = own_processes(init, kind)
-            res.add("own_pss_kib", kind, sum(pid1.memory_kib(p)["pss"] for p, _ in own))
+            mem = [pid1.memory_kib(p) for p, _ in own]
+            res.add("own_pss_kib", kind, sum(m["pss"] for m in mem))
+            res.add("own_private_dirty_kib", kind, sum(m["private_dirty"] for m in mem))
             res.extra.setdefault("own_processes", {})[kind] = sorted(c for _, c in own)
             before = pid1.context_switches(init)
             time.sleep(opt.idle_secs)
@@ -290,6 +294,7 @@ def render(res, machine, opt):
     for metric, label in (("start_ms", "start -> every enabled service ready (ms)"),
                           ("init_start_ms", "PID 1 start -> every enabled service ready (ms)"),
                           ("own_pss_kib", "init's own Pss (KiB): richinit / systemd + journald"),
+                          ("own_private_dirty_kib", "init's own Private_Dirty (KiB)"),
                           ("idle_wakeups", "PID 1 wake-ups in %g s idle, timers armed" % opt.idle_secs),
                           ("rtt_cpu_ms", "systemctl start/stop/restart: PID 1 CPU time (ms)"),
                           ("rtt_wall_ms", "systemctl start/stop/restart: wall time inside (ms)")):
