@@ -505,7 +505,10 @@ def cmd_list_units(args, o):
             continue
         if not o.all and not o.state and not args and active == "inactive":
             continue
-        rows.append((unit, "loaded", active, sub, u.get("Description") or ""))
+        desc = u.get("Description") or ""
+        if desc in ("", unit) and not unit.endswith(".service"):
+            desc = uf.description(unit) or desc
+        rows.append((unit, "loaded", active, sub, desc))
     _table(rows, o)
     if not o.no_legend:
         print("\n%d loaded units listed." % (len(rows) - 1))
