@@ -291,6 +291,8 @@ def _bullet(active):
 def _status_one(unit, u, o, out):
     active, sub = u.get("ActiveState") or "inactive", u.get("SubState") or "dead"
     desc = u.get("Description") or ""
+    if desc in ("", unit):
+        desc = uf.description(unit) or desc
     out.append("%s %s%s" % (_bullet(active), unit, " - " + desc if desc else ""))
     out.append("     Loaded: " + _loaded_line(u, unit))
     for w in (u.get("Warnings") or [])[:3]:
