@@ -83,7 +83,7 @@ def _save_env(pid):
 
 def _init_scripts_present():
     """Whether the image has an init script the app must wait for (what the loader would run)."""
-    from richinit.services.model import INIT_DIRS, RC_LOCAL
+    from richinit.bootpaths import INIT_DIRS, RC_LOCAL
     for directory, _ in INIT_DIRS:
         try:
             with os.scandir(directory) as it:
@@ -109,6 +109,10 @@ def _load_services(opts, sup):
     if doc is not None:
         sup.apply(doc)
         log.debug("services loaded: %d", len(sup.services))
+    else:
+        from richinit.sockets import release
+        release(sup.prebound)  # no syslog daemon will read /dev/log: writers get an error, not a full queue
+        sup.prebound = {}
     if env_pid is not None:
         sup._wait_for(env_pid)  # saved before any service (cron, sshd) starts
 
@@ -137,16 +141,10 @@ def main(argv=None):
     del cli  # not needed any more; let the module (and its help text) go
     sys.modules.pop("richinit.cli", None)
 
-    sup = None
+    prebound = {}
     if opts.services is not None:
         from richinit.sockets import bind_dev_log
-        from richinit.supervisor import Supervisor
-        sup = Supervisor(loop, ops, control_dir=opts.control_dir, units=opts.units)
-        sup.app_after = opts.app_after
-        if opts.image_init:
-            log.say("VM mode: %s given as the command; richinit takes its place and runs the image's units"
-                    % opts.image_init)
-        sup.prebound = bind_dev_log()  # before anything that may log starts
+        prebound = bind_dev_log()  # before anything that may log starts
     app_env = _child_env(listen)
 
     def start_app():
@@ -156,12 +154,18 @@ def main(argv=None):
         return pid
 
     init = Init(ops, grace=opts.grace, kill_grace=opts.kill_grace, rewrite=opts.rewrite,
-                forward=opts.forward, services=sup, vm=opts.vm,
-                start_app=start_app if opts.cmd else None)
-    control = None
-    if sup is not None:
+                forward=opts.forward, vm=opts.vm, start_app=start_app if opts.cmd else None)
+    control = sup = None
+    if opts.services is not None:
         if opts.cmd and not opts.app_after and not _init_scripts_present():
-            init.start_app_early()  # it waits for nothing: not even for the loader
+            init.start_app_early()  # it waits for nothing: not for the loader, not even for our imports
+        from richinit.supervisor import Supervisor
+        sup = Supervisor(loop, ops, control_dir=opts.control_dir, units=opts.units)
+        sup.app_after, sup.prebound = opts.app_after, prebound
+        if opts.image_init:
+            log.say("VM mode: %s given as the command; richinit takes its place and runs the image's units"
+                    % opts.image_init)
+        init.use_services(sup)
         _load_services(opts, sup)
         from richinit.control import ControlServer
         try:

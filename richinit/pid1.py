@@ -47,7 +47,12 @@ class Init:
         self.exit_code = None
         self._deadline = None  # monotonic time of PID 1's own pending timer, or None
         if services is not None:
-            services.on_change = self.on_services_changed
+            self.use_services(services)
+
+    def use_services(self, services):
+        """Supervise `services` (supervisor.Supervisor) too; made after the app may have started."""
+        self.services = services
+        services.on_change = self.on_services_changed
 
     @property
     def deadline(self):

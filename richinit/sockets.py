@@ -14,11 +14,13 @@ document, in order:
   (its own pid, set in the child) and LISTEN_FDNAMES (FileDescriptorName=, else the socket
   unit's name, else the service's), at every start.
 - activate (enabled sockets): Accept=no: the first connection or datagram starts the service;
-  PID 1 stops watching while the service runs and watches again once it is down (so a failed
-  service does not spin). Accept=yes (stream only): PID 1 accepts, and starts an instance
-  `TEMPLATE@N` (from the document's "templates") with the connection as fd 3, LISTEN_FDS=1,
-  REMOTE_ADDR/REMOTE_PORT; at most MaxConnections run at once (more are closed at once). An
-  instance runs once (no restart) and is dropped when it ends.
+  PID 1 stops watching while the service runs and watches again once it is down; after the
+  service failed, only once it has run again (the queued traffic would restart it for ever).
+  Accept=yes (stream only): PID 1 accepts, and starts an instance `TEMPLATE@N` (from the
+  document's "templates") with the connection as fd 3, LISTEN_FDS=1, REMOTE_ADDR/REMOTE_PORT
+  (and as stdin/stdout with StandardInput=socket); at most MaxConnections run at once (more are
+  closed at once; out of fds, accepting waits for an instance to end). An instance runs once
+  (no restart) and is dropped when it ends.
   A socket that is not enabled (a services.d `listen:`, a unit nobody enabled) is bound all the
   same and handed to its service when that one starts, but traffic starts nothing.
 
@@ -31,6 +33,7 @@ import os
 import stat
 
 from richinit import log
+from richinit.bootpaths import DEV_LOG
 
 SOCK_TYPES = {"stream": socket.SOCK_STREAM, "dgram": socket.SOCK_DGRAM, "seqpacket": socket.SOCK_SEQPACKET}
 
@@ -72,30 +75,35 @@ def _unlink_stale(path):
     os.unlink(path)
 
 
-def _own(path, spec):
-    os.chmod(path, spec.mode)
-    if spec.user is not None or spec.group is not None:
+def _own(path, mode, user, group):
+    os.chmod(path, mode)
+    if user is not None or group is not None:
         from richinit.identity import passwd_lookup
-        uid, gid, _ = passwd_lookup(spec.user, spec.group)
-        os.chown(path, uid if spec.user is not None else -1, gid if spec.group is not None else -1)
+        uid, gid, _ = passwd_lookup(user, group)
+        os.chown(path, uid if user is not None else -1, gid if group is not None else -1)
 
 
 def bind(listen, spec):
-    """Create, bind and (stream, seqpacket) listen one Listen of `spec`: a socket object, or the fd
-    of a FIFO."""
-    if listen.kind == "fifo":
-        path = listen.address
+    """Create, bind and (stream, seqpacket) listen one Listen of `spec` (SocketSpec: mode, user,
+    group, backlog): a socket object, or the fd of a FIFO."""
+    return bind_address(listen.kind, listen.address, spec.mode, spec.user, spec.group, spec.backlog)
+
+
+def bind_address(kind, address, mode=0o666, user=None, group=None, backlog=4096):
+    """What bind() does, from plain values (PID 1 binds /dev/log before the data model is loaded)."""
+    if kind == "fifo":
+        path = address
         try:
             st = os.lstat(path)
             if not stat.S_ISFIFO(st.st_mode):
                 raise OSError(17, "%s exists and is not a FIFO" % path)
         except FileNotFoundError:
-            os.mkfifo(path, spec.mode)
+            os.mkfifo(path, mode)
         fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-        _own(path, spec)
+        _own(path, mode, user, group)
         return fd
-    family, addr = parse_address(listen.address)
-    kind = SOCK_TYPES[listen.kind]
+    family, addr = parse_address(address)
+    kind = SOCK_TYPES[kind]
     if family == socket.AF_INET6 and addr[0] == "::" and not socket.has_ipv6:
         family, addr = socket.AF_INET, ("0.0.0.0", addr[1])
     s = _socket_for(family, kind, addr)
@@ -104,9 +112,9 @@ def bind(listen, spec):
             _unlink_stale(addr)
         s.bind(addr)
         if family == socket.AF_UNIX and not addr.startswith("\0"):
-            _own(addr, spec)
+            _own(addr, mode, user, group)
         if kind != socket.SOCK_DGRAM:
-            s.listen(spec.backlog)
+            s.listen(backlog)
         return s
     except BaseException:
         s.close()
@@ -128,14 +136,10 @@ def _socket_for(family, kind, addr):
     return s
 
 
-DEV_LOG = "/dev/log"
-
-
 def bind_dev_log(path=DEV_LOG):
     """PID 1's /dev/log, bound before the services loader runs, so nothing the app or a service
     logs is lost whoever ends up reading it: {("dgram", path): socket}, or {} when a live socket is
     there already (the host's, bind-mounted) or it cannot be bound (logged)."""
-    from richinit.services.model import Listen, SocketSpec
     try:
         if stat.S_ISSOCK(os.lstat(path).st_mode):
             probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, 0)
@@ -152,7 +156,7 @@ def bind_dev_log(path=DEV_LOG):
         log.warning("%s: %s", path, e.strerror)
         return {}
     try:
-        s = bind(Listen(kind="dgram", address=path), SocketSpec(name="syslog"))
+        s = bind_address("dgram", path)
     except OSError as e:
         log.warning("cannot bind %s: %s", path, e.strerror or e)
         return {}
@@ -186,6 +190,7 @@ class Unit:
         self.instances = set()  # Accept=yes: running instance names
         self.accepted = 0       # Accept=yes: connections accepted so far (instance numbers)
         self.refused = 0
+        self.paused = None      # why PID 1 stopped watching though the service is down (failed, out of fds)
 
     @property
     def fd_name(self):
@@ -205,12 +210,17 @@ class Sockets:
     # ---- set-up -------------------------------------------------------------
 
     def apply(self, specs, prebound=None):
-        """Bind every socket (before any service starts). `prebound`: {(kind, address): socket} PID 1
-        bound earlier (/dev/log), taken over instead of bound again; returns what nobody claimed."""
+        """Bind every socket (before any service starts; on a reload, the new and changed ones, and
+        close those gone). `prebound`: {(kind, address): socket} PID 1 bound earlier (/dev/log),
+        taken over instead of bound again; returns what nobody claimed."""
         prebound = dict(prebound or {})
+        wanted = {spec.name: spec for spec in specs}
+        for name, unit in list(self.units.items()):  # a reload: gone or changed ones are closed
+            if wanted.get(name) != unit.spec:
+                self._close(name)
         for spec in specs:
             if spec.name in self.units:
-                continue  # a reload keeps the bound fds
+                continue  # unchanged: a reload keeps the bound fds (and what waits in them)
             unit = self.units[spec.name] = Unit(spec)
             for listen in spec.listen:
                 obj = prebound.pop((listen.kind, listen.address), None)
@@ -252,7 +262,7 @@ class Sockets:
     # ---- activation ---------------------------------------------------------
 
     def _watch(self, unit):
-        if unit.watching or unit.error is not None:
+        if unit.watching or unit.error is not None or unit.paused is not None:
             return
         unit.watching = True
         for fd, _ in unit.fds:
@@ -281,7 +291,12 @@ class Sockets:
     def _accept(self, unit, fd):
         try:
             conn_fd, addr = unit.objects[fd]._accept()  # _socket has no accept() wrapper
-        except OSError:  # EAGAIN: another wake-up took it; EMFILE: try at the next one
+        except BlockingIOError:
+            return  # another wake-up took it
+        except OSError as e:  # out of fds: the connection stays queued; watched again once an instance ends
+            unit.paused = e.strerror or str(e)
+            log.warning("socket %s: cannot accept: %s", unit.spec.name, unit.paused)
+            self._unwatch(unit)
             return
         os.set_blocking(conn_fd, True)  # the instance reads it as it would any socket
         spec = unit.spec
@@ -308,16 +323,52 @@ class Sockets:
         self.launched(name)
 
     def service_changed(self, svc, down):
-        """The supervisor's notification: `svc` changed state; `down`: it is not running any more."""
+        """The supervisor's notification: `svc` changed state; `down`: it is not running any more.
+
+        A hand-over-only socket (not enabled) whose service has failed for good is closed and its file
+        removed: nobody would read it, and writers (syslog(3) on /dev/log) would block once it is full,
+        where without it they get an error and go on."""
+        if down and getattr(svc, "state", None) == "failed":
+            for name, unit in list(self.units.items()):
+                if unit.spec.service == svc.name and not unit.spec.enabled and not unit.spec.accept:
+                    log.warning("socket %s: %s failed: closed", name, svc.name)
+                    self._close(name)
         for unit in self.units.values():
             if unit.spec.accept:
                 if down and svc.name in unit.instances:
                     self._instance_gone(unit, svc.name)
-            elif unit.spec.service == svc.name and unit.spec.enabled:
-                if down:
+                    unit.paused = None
                     self._watch(unit)
-                else:
+            elif unit.spec.service == svc.name and unit.spec.enabled:
+                if not down:
+                    unit.paused = None
                     self._unwatch(unit)
+                elif getattr(svc, "state", None) == "failed":
+                    # The traffic that started it is still queued: watching would start it again at
+                    # once, for ever. It waits for the service to run again (systemctl start).
+                    unit.paused = "%s failed" % svc.name
+                    log.warning("socket %s: %s failed: not listening for it until it runs again",
+                                unit.spec.name, svc.name)
+                else:
+                    self._watch(unit)
+
+    def _close(self, name):
+        unit = self.units.pop(name)
+        self._unwatch(unit)
+        for fd, listen in unit.fds:
+            obj = unit.objects.get(fd)
+            if obj is not None:
+                obj.close()
+            else:
+                os.close(fd)
+            if listen.address.startswith("/"):
+                try:
+                    if listen.kind == "fifo":
+                        os.unlink(listen.address)
+                    else:
+                        _unlink_stale(listen.address)
+                except OSError:
+                    pass
 
     # ---- queries ------------------------------------------------------------
 
@@ -326,7 +377,7 @@ class Sockets:
         for name, u in sorted(self.units.items()):
             out.append({"name": name, "unit": u.spec.unit or name + ".socket", "service": u.spec.service,
                         "listen": ["%s %s" % (listen.kind, listen.address) for _, listen in u.fds],
-                        "state": "failed" if u.error else "listening" if u.watching else "running",
-                        "error": u.error, "accept": u.spec.accept, "connections": len(u.instances),
+                        "state": "failed" if u.error or u.paused else "listening" if u.watching else "running",
+                        "error": u.error or u.paused, "accept": u.spec.accept, "connections": len(u.instances),
                         "accepted": u.accepted, "refused": u.refused})
         return out

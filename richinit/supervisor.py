@@ -28,6 +28,7 @@ from richinit.spawn import ExecError, spawn, spawn_call
 RUN_DIR = "/run/richinit"
 _STARTING = (S.CONDITION, S.PRE, S.STARTING, S.POST)
 SCRIPT_STOP_TIMEOUT = 5.0  # an init script cut short by a stop, or a finish script: SIGKILL after this
+_SOCKET = -1  # _output's answer for StandardOutput=/StandardError=socket
 
 
 def _load_document(fd, root, only, units):
@@ -198,18 +199,18 @@ class Supervisor:
         """Sockets (bound now, before any service starts), timers and templates of the document."""
         from richinit.services.model import ServiceSpec, SocketSpec, TimerSpec
         self.templates = {k: ServiceSpec.from_dict(v) for k, v in doc.get("templates", {}).items()}
-        if doc.get("sockets") or self.prebound:
+        if doc.get("sockets") or self.prebound or self.sockets is not None:
             from richinit.sockets import Sockets, release
             if self.sockets is None:
                 self.sockets = Sockets(self)
             left = self.sockets.apply([SocketSpec.from_dict(d) for d in doc.get("sockets", [])], self.prebound)
             self.prebound = {}
             release(left)  # bound early for a service that is not there (--services, a condition)
-        if doc.get("timers"):
+        if doc.get("timers") or self.timers is not None:
             from richinit.timers import Timers
             if self.timers is None:
                 self.timers = Timers(self)
-            self.timers.apply([TimerSpec.from_dict(d) for d in doc["timers"]], self.ops.now())
+            self.timers.apply([TimerSpec.from_dict(d) for d in doc.get("timers", [])], self.ops.now())
 
     def start_instance(self, template, name):
         """Start `name`, an instance of `template` ("foo@") that runs once; False if there is no template."""
@@ -600,6 +601,8 @@ class Supervisor:
         never writes them); the other kinds go through a sink."""
         spec = s.spec
         dest = spec.stderr_log if which == 2 and spec.stderr_log is not None else spec.log
+        if dest.kind == "socket":
+            return _SOCKET, False  # launch() puts the socket handed over there
         if dest.kind == "none":
             return os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC), True
         if dest.kind == "file" and s.unit and not dest.max_size:
@@ -697,8 +700,12 @@ class Supervisor:
                 log.warning("%s: %s", s.name, e)
         out, close_out = self._output(s, 1)
         err, close_err = self._output(s, 2) if spec.stderr_log is not None else (out, False)
-        # Services never read the container's stdin (the app may own a terminal).
+        # Services never read the container's stdin (the app may own a terminal), unless it is their
+        # socket (StandardInput=socket: an Accept=yes instance's connection).
         null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        sock = listen.get(3, null)
+        stdin = sock if spec.stdin_socket else null
+        out, err = (sock if fd == _SOCKET else fd for fd in (out, err))
         if not listen:
             for k in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
                 env.pop(k, None)
@@ -706,10 +713,10 @@ class Supervisor:
             if spec.builtin and argv[:2] == ["@builtin", spec.builtin]:
                 # Forked, not exec'd: the interpreter is up already (see spawn_call).
                 return spawn_call(_run_builtin, (spec.builtin, list(argv[2:])), env=env, cwd=cwd,
-                                  user=user, stdio=(null, out, err), extra_fds={**extra_fds, **listen},
+                                  user=user, stdio=(stdin, out, err), extra_fds={**extra_fds, **listen},
                                   listen_fds=tuple(listen),
                                   title="richinit-%s %s" % (spec.builtin, " ".join(argv[2:])))
-            pid = spawn(argv, env=env, cwd=cwd, user=user, stdio=(null, out, err),
+            pid = spawn(argv, env=env, cwd=cwd, user=user, stdio=(stdin, out, err),
                         extra_fds={**extra_fds, **listen}, listen_fds=tuple(listen), program=program, setup=setup)
             if main and s.watchdog:
                 log.debug("%s: watchdog %.1fs for pid %d", s.name, s.watchdog, pid)

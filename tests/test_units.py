@@ -462,6 +462,7 @@ def test_defaults_give_way_to_enabled_units(image):
     before = L.load(root, L.DEFAULTS_DIR, environ={})
     assert before.spec("sshd") is not None and before.unit_files == {}
     assert "ssh" not in [s.name for s in before.services]
+    assert [s.unit for s in before.sockets] == [None], "no socket unit: only the syslog service's listen:"
     res = full(root, L.DEFAULTS_DIR)
     names = {s.name for s in res.services}
     assert "sshd" not in names and res.spec("ssh").enabled

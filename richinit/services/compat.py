@@ -31,8 +31,8 @@ a non-executable file gets a warning (my_init skips them silently, which confuse
 """
 
 
+from richinit.bootpaths import INIT_DIRS, RC_LOCAL
 from richinit.services import spec as S
-from richinit.services.model import INIT_DIRS, RC_LOCAL
 
 S6_DIR = "/etc/services.d"
 RUNIT_DIR = "/etc/service"

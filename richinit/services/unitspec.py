@@ -3,11 +3,12 @@
 `convert(unit, ctx)` walks a unit's assignments in order (file, then drop-ins): a later assignment
 of a single-valued setting wins, list settings accumulate and an empty assignment resets them, as
 systemd does. Values are %-expanded (systemd.unit(5) specifiers; a template keeps the instance
-ones): command lines and Environment= word by word once split, the others whole. The result is a `Converted`: the fields, the dependencies by unit name with the line of each,
-the conditions, the errors (the unit cannot run) and the warnings (ignored or approximated).
+ones): command lines and Environment= word by word once split, the others whole. The result is a
+`Converted`: the fields, the dependencies by unit name with the line of each, the conditions, the
+errors (the unit cannot run) and the warnings (ignored or approximated).
 
 Approximations, each a warning: Type=dbus runs as simple; DynamicUser= runs as User= or nobody;
-StandardOutput=journal+console goes to syslog; socket/fd outputs go to the console; file: is
+StandardOutput=journal+console goes to syslog; fd outputs go to the console; file: is
 opened for appending. Ignored with a warning: sandboxing (Protect*, Private* but PrivateTmp,
 Restrict*, SystemCall*, capabilities, ReadWritePaths...: the container is the sandbox) and resource
 control (CPU*, Memory*, IO*, Tasks*: the container's limits apply); "not supported" for the rest
@@ -655,6 +656,7 @@ for _s in ("Service", "Socket"):
     _HANDLERS[(_s, "WorkingDirectory")] = _workdir
     _HANDLERS[(_s, "UMask")] = _octal("umask", 0o777)
     _HANDLERS[(_s, "Nice")] = _nice
+    _HANDLERS[(_s, "StandardInput")] = _output("stdin")
     _HANDLERS[(_s, "StandardOutput")] = _output("stdout")
     _HANDLERS[(_s, "StandardError")] = _output("stderr")
     _HANDLERS[(_s, "SyslogIdentifier")] = _set("syslog_identifier")
