@@ -352,10 +352,15 @@ def test_sockets_accept_and_templates(image):
     put(root, LIB + "/apid.service", "[Service]\nExecStart=/usr/bin/app\n")
     link(root, ETC + "/sockets.target.wants/echo.socket", "/" + LIB + "/echo.socket")
     link(root, ETC + "/sockets.target.wants/api.socket", "/" + LIB + "/api.socket")
-    put(root, LIB + "/gated.socket", "[Unit]\nConditionPathExists=/etc/gate\n[Socket]\nListenStream=9\n")
+    put(root, LIB + "/gated.socket", "[Unit]\nConditionPathExists=/etc/gate\n[Socket]\nListenStream=9\n"
+        "ExecStartPre=/bin/true\nUser=nobody\n")
     link(root, ETC + "/sockets.target.wants/gated.socket", "/" + LIB + "/gated.socket")
     res = full(root)
     assert res.skipped["gated.socket"] == "condition failed: ConditionPathExists=/etc/gate"
+    gated = next(s for s in res.sockets if s.name == "gated")
+    assert gated.user is None and gated.warnings == (
+        "/%s/gated.socket:5: ExecStartPre= in a socket unit: richinit runs no command for sockets; ignored" % LIB,
+        "/%s/gated.socket:6: User= in a socket unit: richinit runs no command for sockets; ignored" % LIB)
     socks = {s.name: s for s in res.sockets}
     assert socks["echo"].accept and socks["echo"].service == "echo@" and socks["echo"].max_connections == 8
     assert socks["echo"].listen == (M.Listen(kind="stream", address="127.0.0.1:7777"),)
