@@ -14,11 +14,13 @@ document, in order:
   (its own pid, set in the child) and LISTEN_FDNAMES (FileDescriptorName=, else the socket
   unit's name, else the service's), at every start.
 - activate (enabled sockets): Accept=no: the first connection or datagram starts the service;
-  PID 1 stops watching while the service runs and watches again once it is down (so a failed
-  service does not spin). Accept=yes (stream only): PID 1 accepts, and starts an instance
-  `TEMPLATE@N` (from the document's "templates") with the connection as fd 3, LISTEN_FDS=1,
-  REMOTE_ADDR/REMOTE_PORT; at most MaxConnections run at once (more are closed at once). An
-  instance runs once (no restart) and is dropped when it ends.
+  PID 1 stops watching while the service runs and watches again once it is down; after the
+  service failed, only once it has run again (the queued traffic would restart it for ever).
+  Accept=yes (stream only): PID 1 accepts, and starts an instance `TEMPLATE@N` (from the
+  document's "templates") with the connection as fd 3, LISTEN_FDS=1, REMOTE_ADDR/REMOTE_PORT
+  (and as stdin/stdout with StandardInput=socket); at most MaxConnections run at once (more are
+  closed at once; out of fds, accepting waits for an instance to end). An instance runs once
+  (no restart) and is dropped when it ends.
   A socket that is not enabled (a services.d `listen:`, a unit nobody enabled) is bound all the
   same and handed to its service when that one starts, but traffic starts nothing.
 
@@ -188,6 +190,7 @@ class Unit:
         self.instances = set()  # Accept=yes: running instance names
         self.accepted = 0       # Accept=yes: connections accepted so far (instance numbers)
         self.refused = 0
+        self.paused = None      # why PID 1 stopped watching though the service is down (failed, out of fds)
 
     @property
     def fd_name(self):
@@ -254,7 +257,7 @@ class Sockets:
     # ---- activation ---------------------------------------------------------
 
     def _watch(self, unit):
-        if unit.watching or unit.error is not None:
+        if unit.watching or unit.error is not None or unit.paused is not None:
             return
         unit.watching = True
         for fd, _ in unit.fds:
@@ -283,7 +286,12 @@ class Sockets:
     def _accept(self, unit, fd):
         try:
             conn_fd, addr = unit.objects[fd]._accept()  # _socket has no accept() wrapper
-        except OSError:  # EAGAIN: another wake-up took it; EMFILE: try at the next one
+        except BlockingIOError:
+            return  # another wake-up took it
+        except OSError as e:  # out of fds: the connection stays queued; watched again once an instance ends
+            unit.paused = e.strerror or str(e)
+            log.warning("socket %s: cannot accept: %s", unit.spec.name, unit.paused)
+            self._unwatch(unit)
             return
         os.set_blocking(conn_fd, True)  # the instance reads it as it would any socket
         spec = unit.spec
@@ -324,11 +332,20 @@ class Sockets:
             if unit.spec.accept:
                 if down and svc.name in unit.instances:
                     self._instance_gone(unit, svc.name)
-            elif unit.spec.service == svc.name and unit.spec.enabled:
-                if down:
+                    unit.paused = None
                     self._watch(unit)
-                else:
+            elif unit.spec.service == svc.name and unit.spec.enabled:
+                if not down:
+                    unit.paused = None
                     self._unwatch(unit)
+                elif getattr(svc, "state", None) == "failed":
+                    # The traffic that started it is still queued: watching would start it again at
+                    # once, for ever. It waits for the service to run again (systemctl start).
+                    unit.paused = "%s failed" % svc.name
+                    log.warning("socket %s: %s failed: not listening for it until it runs again",
+                                unit.spec.name, svc.name)
+                else:
+                    self._watch(unit)
 
     def _close(self, name):
         unit = self.units.pop(name)
@@ -355,7 +372,7 @@ class Sockets:
         for name, u in sorted(self.units.items()):
             out.append({"name": name, "unit": u.spec.unit or name + ".socket", "service": u.spec.service,
                         "listen": ["%s %s" % (listen.kind, listen.address) for _, listen in u.fds],
-                        "state": "failed" if u.error else "listening" if u.watching else "running",
-                        "error": u.error, "accept": u.spec.accept, "connections": len(u.instances),
+                        "state": "failed" if u.error or u.paused else "listening" if u.watching else "running",
+                        "error": u.error or u.paused, "accept": u.spec.accept, "connections": len(u.instances),
                         "accepted": u.accepted, "refused": u.refused})
         return out

@@ -28,6 +28,7 @@ from richinit.spawn import ExecError, spawn, spawn_call
 RUN_DIR = "/run/richinit"
 _STARTING = (S.CONDITION, S.PRE, S.STARTING, S.POST)
 SCRIPT_STOP_TIMEOUT = 5.0  # an init script cut short by a stop, or a finish script: SIGKILL after this
+_SOCKET = -1  # _output's answer for StandardOutput=/StandardError=socket
 
 
 def _load_document(fd, root, only, units):
@@ -607,6 +608,8 @@ class Supervisor:
         never writes them); the other kinds go through a sink."""
         spec = s.spec
         dest = spec.stderr_log if which == 2 and spec.stderr_log is not None else spec.log
+        if dest.kind == "socket":
+            return _SOCKET, False  # launch() puts the socket handed over there
         if dest.kind == "none":
             return os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC), True
         if dest.kind == "file" and s.unit and not dest.max_size:
@@ -704,8 +707,12 @@ class Supervisor:
                 log.warning("%s: %s", s.name, e)
         out, close_out = self._output(s, 1)
         err, close_err = self._output(s, 2) if spec.stderr_log is not None else (out, False)
-        # Services never read the container's stdin (the app may own a terminal).
+        # Services never read the container's stdin (the app may own a terminal), unless it is their
+        # socket (StandardInput=socket: an Accept=yes instance's connection).
         null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        sock = listen.get(3, null)
+        stdin = sock if spec.stdin_socket else null
+        out, err = (sock if fd == _SOCKET else fd for fd in (out, err))
         if not listen:
             for k in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
                 env.pop(k, None)
@@ -713,10 +720,10 @@ class Supervisor:
             if spec.builtin and argv[:2] == ["@builtin", spec.builtin]:
                 # Forked, not exec'd: the interpreter is up already (see spawn_call).
                 return spawn_call(_run_builtin, (spec.builtin, list(argv[2:])), env=env, cwd=cwd,
-                                  user=user, stdio=(null, out, err), extra_fds={**extra_fds, **listen},
+                                  user=user, stdio=(stdin, out, err), extra_fds={**extra_fds, **listen},
                                   listen_fds=tuple(listen),
                                   title="richinit-%s %s" % (spec.builtin, " ".join(argv[2:])))
-            pid = spawn(argv, env=env, cwd=cwd, user=user, stdio=(null, out, err),
+            pid = spawn(argv, env=env, cwd=cwd, user=user, stdio=(stdin, out, err),
                         extra_fds={**extra_fds, **listen}, listen_fds=tuple(listen), program=program, setup=setup)
             if main and s.watchdog:
                 log.debug("%s: watchdog %.1fs for pid %d", s.name, s.watchdog, pid)

@@ -119,6 +119,19 @@ def test_accept_no_starts_the_service_once_and_watches_again_when_it_is_down(tmp
     assert host.loop.readers == {}
     socks.service_changed(host.services["echo"], down=True)
     assert sorted(host.loop.readers) == sorted(fds)
+    svc = host.services["echo"]
+    svc.state = "failed"                        # the queued traffic must not restart it for ever
+    socks.service_changed(svc, down=True)
+    assert sorted(host.loop.readers) == sorted(fds), "watched already: left so"
+    host.loop.readers[fds[0]](fds[0])
+    assert svc.starts == 2 and host.loop.readers == {}
+    socks.service_changed(svc, down=True)
+    assert host.loop.readers == {} and socks.status()[0]["state"] == "failed"
+    svc.state = "up"
+    socks.service_changed(svc, down=False)      # started by hand: watched again once down
+    svc.state = "down"
+    socks.service_changed(svc, down=True)
+    assert sorted(host.loop.readers) == sorted(fds)
     assert socks.handover("echo") == [(fds[0], "echo.socket"), (fds[1], "echo.socket")]
 
 

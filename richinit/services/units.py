@@ -678,6 +678,8 @@ def _log(value, ident, warnings, stream):
         return M.Log()
     if v == "null":
         return M.Log(kind="none")
+    if v == "socket":
+        return M.Log(kind="socket")
     for prefix, mode in (("file:", "append"), ("append:", "append"), ("truncate:", "truncate")):
         if v.startswith(prefix) and v[len(prefix):].startswith("/"):
             return M.Log(kind="file", path=v[len(prefix):], mode=mode)
@@ -808,7 +810,14 @@ def service_fields(ld, u, conv, template=False):
     # systemd's default identifier is the process name (sshd for ssh.service).
     ident = f.get("syslog_identifier") or (start_cmds[0].argv[1 if "@" in start_cmds[0].flags else 0]
                                            .rpartition("/")[2] if start_cmds else None)
-    log = _log(f.get("stdout"), ident, warnings, "stdout")
+    stdin_socket = False
+    if f.get("stdin") is not None:
+        v, file, line = f["stdin"]
+        stdin_socket = v == "socket"
+        if v not in ("socket", "null", ""):
+            warnings.append((file, line, "StandardInput=%s: not supported; /dev/null is used" % v))
+    # StandardOutput= defaults to inherit (stdin's) when StandardInput=socket
+    log = _log(f.get("stdout") or (("socket", None, None) if stdin_socket else None), ident, warnings, "stdout")
     err = _log(f.get("stderr"), ident, warnings, "stderr")
     user = f.get("user")
     if f.get("dynamic_user") and not user:
@@ -848,7 +857,7 @@ def service_fields(ld, u, conv, template=False):
         "kill_mode": f.get("kill_mode", "control-group"),
         "send_sigkill": f.get("send_sigkill", True), "send_sighup": f.get("send_sighup", False),
         "notify_access": f.get("notify_access"), "watchdog": f.get("watchdog") or 0.0,
-        "log": log, "stderr_log": err, "private_tmp": bool(f.get("private_tmp")),
+        "log": log, "stderr_log": err, "private_tmp": bool(f.get("private_tmp")), "stdin_socket": stdin_socket,
         "conditions": tuple(dynamic),
     }
     return fields, errors, warnings, skip

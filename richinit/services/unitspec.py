@@ -8,11 +8,11 @@ ones): command lines and Environment= word by word once split, the others whole.
 errors (the unit cannot run) and the warnings (ignored or approximated).
 
 Approximations, each a warning: Type=dbus runs as simple; DynamicUser= runs as User= or nobody;
-StandardOutput=journal+console goes to syslog; socket/fd outputs go to the console; file: is
+StandardOutput=journal+console goes to syslog; fd outputs go to the console; file: is
 opened for appending. Ignored with a warning: sandboxing (Protect*, Private* but PrivateTmp,
 Restrict*, SystemCall*, capabilities, ReadWritePaths...: the container is the sandbox) and resource
 control (CPU*, Memory*, IO*, Tasks*: the container's limits apply); "not supported" for the rest
-richinit knows and does not do (socket options, StandardInput=, credentials...). Accepted silently: what only
+richinit knows and does not do (socket options, TTY*=, credentials...). Accepted silently: what only
 documents or affects systemd's own bookkeeping (Documentation=, SourcePath=, IgnoreOnIsolate=,
 AllowIsolate=, CollectMode=...).
 
@@ -53,7 +53,7 @@ _RESOURCE_PREFIXES = ("CPU", "Memory", "IO", "Tasks", "BlockIO", "StartupCPU", "
                       "OOMScoreAdjust", "OOMPolicy", "ManagedOOM", "IOScheduling", "NUMA", "TimerSlack",
                       "CoredumpFilter", "ControlGroup")
 # Understood, and not done: each a warning "not supported".
-_UNSUPPORTED = ("IgnoreSIGPIPE", "StandardInput", "TTY", "Utmp", "LogRateLimit", "LogLevelMax", "LogExtraFields",
+_UNSUPPORTED = ("IgnoreSIGPIPE", "TTY", "Utmp", "LogRateLimit", "LogLevelMax", "LogExtraFields",
                 "LogNamespace", "SyslogLevel", "SyslogFacility", "GuessMainPID", "FileDescriptorStore",
                 "USBFunction", "NonBlocking", "ExitType", "LoadCredential", "SetCredential", "ImportCredential",
                 "Sockets", "OpenFile", "RootDirectoryStartOnly", "RestartSteps", "RestartMaxDelaySec",
@@ -650,6 +650,7 @@ _HANDLERS[("Service", "UnsetEnvironment")] = _names_list("unset_env")
 _HANDLERS[("Service", "WorkingDirectory")] = _workdir
 _HANDLERS[("Service", "UMask")] = _octal("umask", 0o777)
 _HANDLERS[("Service", "Nice")] = _nice
+_HANDLERS[("Service", "StandardInput")] = _output("stdin")
 _HANDLERS[("Service", "StandardOutput")] = _output("stdout")
 _HANDLERS[("Service", "StandardError")] = _output("stderr")
 _HANDLERS[("Service", "SyslogIdentifier")] = _set("syslog_identifier")

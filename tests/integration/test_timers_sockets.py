@@ -6,7 +6,7 @@
   (stamp fresh) does not fire it again; meanwhile PID 1 sleeps: no wake-up in 10 s with timers armed;
 - socket activation: Accept=no (TCP on 127.0.0.1 and a unix socket, both fds handed over at the
   first connection, LISTEN_PID the service's own) and Accept=yes (an instance per connection with
-  the connection as fd 3, REMOTE_ADDR);
+  the connection as fd 3, REMOTE_ADDR; with StandardInput=socket as stdin and stdout);
 - the built-in syslogd killed with SIGKILL while a writer (started through a ListenFIFO= socket)
   logs numbered lines: every line arrives.
 """
@@ -70,6 +70,9 @@ UNITS = {
                    "[Install]\nWantedBy=sockets.target\n",
     "conn@.service": "[Service]\nExecStart=/bin/sh -c 'read line <&3; "
                      "echo \"conn $line $LISTEN_FDS $REMOTE_ADDR\" >&3'\n",
+    # inetd style: the connection is stdin and (inherited) stdout
+    "greet.socket": "[Socket]\nListenStream=/run/greet.sock\nAccept=yes\n[Install]\nWantedBy=sockets.target\n",
+    "greet@.service": "[Service]\nStandardInput=socket\nExecStart=/bin/sh -c 'read line; echo \"greet $line\"'\n",
     # started by the test through a FIFO: numbered lines through /dev/log while syslogd is killed
     "writer.socket": "[Socket]\nListenFIFO=/run/writer.fifo\n[Install]\nWantedBy=sockets.target\n",
     "writer.service": "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'read go <&3; i=0; while [ $i -lt 1000 ]; "
@@ -209,6 +212,8 @@ def test_socket_accept_yes_starts_an_instance_per_connection(box):
     for i in range(3):
         r = _exec(box.cid, sys.executable, "/client.py", "127.0.0.1:7778", "n%d" % i)
         assert r.stdout.split() == ["conn", "n%d" % i, "1", "127.0.0.1"], (r.stdout, r.stderr)
+    r = _exec(box.cid, sys.executable, "/client.py", "/run/greet.sock", "you")
+    assert r.stdout.split() == ["greet", "you"], (r.stdout, r.stderr)  # StandardInput=socket
     sockets = {s["name"]: s for s in control(box.cid, "sockets")["sockets"]}
     assert sockets["conn"]["accepted"] == 3
     assert wait_until(lambda: not [n for n in status(box.cid) if n.startswith("conn@")], 10), \
