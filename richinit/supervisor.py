@@ -218,7 +218,14 @@ class Supervisor:
         if tspec is None:
             log.error("no template %s for instance %s", template, name)
             return False
-        spec = tspec.replace(name=name, unit=name + ".service", restart="never", enabled=True)
+        from richinit.services.model import ServiceSpec
+        from richinit.services.unitfile import instantiate  # %i %I %n ... of the template filled in
+        try:
+            spec = ServiceSpec.from_dict(instantiate(tspec.to_dict(), name[len(template):]))
+        except ValueError as e:
+            log.error("instance %s of %s: %s", name, template, e)
+            return False
+        spec = spec.replace(restart="never", enabled=True)
         s = self.services[name] = S.Service(spec, self)
         self.transient.add(name)
         s.start()
@@ -303,7 +310,7 @@ class Supervisor:
         moved = True
         while moved:
             moved = False
-            for s in self.services.values():
+            for s in list(self.services.values()):  # a start that fails may drop a transient instance
                 if s.state != S.WAITING:
                     continue
                 deps = [self.services.get(d) for d in self.deps.get(s.name, [])]

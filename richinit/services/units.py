@@ -918,9 +918,6 @@ def _socket(ld, u, enabled, out):
         line = next((a.line for a in u.assigns if a.value == "/run/systemd/journal/syslog"), None)
         warnings.append((u.found.path, line, "ListenDatagram=/run/systemd/journal/syslog bound as /dev/log "
                          "(no journald in the container)"))
-    for key in ("ExecStartPre", "ExecStartPost", "ExecStopPre", "ExecStopPost"):
-        for _flags, _argv, line, file in conv.exec.get(key, ()):
-            warnings.append((file, line, "%s= in a socket unit is not supported; ignored" % key))
     dynamic, skip = _conditions(conv, [])
     skip = skip or _conditions_now(ld.root, dynamic)
     if skip and enabled:

@@ -7,7 +7,6 @@ Exit codes are systemd's (LSB for status): 0 ok/active; 1 failed; 3 inactive (st
 that grep it: `Active: active (running) since ...`, `Loaded: loaded (PATH; enabled; preset: enabled)`.
 """
 
-import fnmatch
 import os
 import sys
 import time
@@ -132,13 +131,18 @@ def _units(names=()):
     return {u["Id"]: u for u in units}
 
 
+def _match(name, pattern):
+    import fnmatch  # loads re: only for globs and filters
+    return fnmatch.fnmatchcase(name, pattern)
+
+
 def _expand(args, o):
     """Unit names from the arguments: `.service` added; globs matched against the loaded units."""
     out = []
     for a in args:
         if any(c in a for c in "*?["):
             pattern = a if "." in a.rsplit("*", 1)[-1] or a.endswith("*") else uf.unit_name(a)
-            out += sorted(n for n in _units() if fnmatch.fnmatchcase(n, pattern))
+            out += sorted(n for n in _units() if _match(n, pattern))
         else:
             out.append(uf.unit_name(a))
     return out
@@ -287,6 +291,8 @@ def _bullet(active):
 def _status_one(unit, u, o, out):
     active, sub = u.get("ActiveState") or "inactive", u.get("SubState") or "dead"
     desc = u.get("Description") or ""
+    if desc in ("", unit):
+        desc = uf.description(unit) or desc
     out.append("%s %s%s" % (_bullet(active), unit, " - " + desc if desc else ""))
     out.append("     Loaded: " + _loaded_line(u, unit))
     for w in (u.get("Warnings") or [])[:3]:
@@ -493,7 +499,7 @@ def cmd_list_units(args, o):
         active, sub = u.get("ActiveState") or "inactive", u.get("SubState") or "dead"
         if o.type and unit.rsplit(".", 1)[-1] not in o.type:
             continue
-        if args and not any(fnmatch.fnmatchcase(unit, a if "." in a else uf.unit_name(a)) for a in args):
+        if args and not any(_match(unit, a if "." in a else uf.unit_name(a)) for a in args):
             continue
         if failed_only and active != "failed":
             continue
@@ -501,7 +507,10 @@ def cmd_list_units(args, o):
             continue
         if not o.all and not o.state and not args and active == "inactive":
             continue
-        rows.append((unit, "loaded", active, sub, u.get("Description") or ""))
+        desc = u.get("Description") or ""
+        if desc in ("", unit) and not unit.endswith(".service"):
+            desc = uf.description(unit) or desc
+        rows.append((unit, "loaded", active, sub, desc))
     _table(rows, o)
     if not o.no_legend:
         print("\n%d loaded units listed." % (len(rows) - 1))
@@ -511,7 +520,7 @@ def cmd_list_units(args, o):
 def cmd_list_unit_files(args, o):
     rows = [("UNIT FILE", "STATE", "PRESET")]
     for name, st in uf.list_files(o.root):
-        if args and not any(fnmatch.fnmatchcase(name, a) for a in args):
+        if args and not any(_match(name, a) for a in args):
             continue
         if o.type and name.rsplit(".", 1)[-1] not in o.type:
             continue
@@ -535,7 +544,7 @@ def _span(seconds, suffix):
 def cmd_list_timers(args, o):
     rows = [("NEXT", "LEFT", "LAST", "PASSED", "UNIT", "ACTIVATES")]
     for t in client.request(["timers"]).get("timers") or []:
-        if args and not any(fnmatch.fnmatchcase(t["unit"], a) for a in args):
+        if args and not any(_match(t["unit"], a) for a in args):
             continue
         if not o.all and t.get("next") is None:
             continue
