@@ -17,7 +17,7 @@ from richinit import log
 from richinit import svc as S
 
 MAX_REQUEST = 4096      # bytes of one request line
-MAX_OUTPUT = 256 * 1024  # bytes waiting to go out to one client
+MAX_OUTPUT = 256 * 1024  # bytes of streamed log lines waiting to go out to one follower
 MAX_CLIENTS = 16
 MAX_FOLLOWERS = 8       # `logs NAME follow` connections
 ACCEPT_BATCH = 8        # connections taken per wake-up (fewer than MAX_CLIENTS: none pushed out unread)
@@ -78,7 +78,7 @@ def parse_request(line):
 class Client:
     """One connection: what it sent (up to its request line), what waits to go out to it."""
 
-    __slots__ = ("conn", "inbuf", "outbuf", "served", "follows", "closing")
+    __slots__ = ("conn", "inbuf", "outbuf", "served", "follows", "closing", "limit")
 
     def __init__(self, conn):
         self.conn = conn
@@ -87,6 +87,7 @@ class Client:
         self.served = False    # its request was handled: what it sends from now on is discarded
         self.follows = False   # `logs NAME follow`: stays until it hangs up
         self.closing = False   # close once outbuf is sent
+        self.limit = None      # a follower: dropped when outbuf grows past this
 
 
 class ControlServer:
@@ -214,13 +215,14 @@ class ControlServer:
         self._reply(fd, reply, close=not keep)
 
     def _send(self, fd, obj):
-        """Queue one reply line and write what the client takes now; a client that lets more than
-        MAX_OUTPUT pile up (a follower that does not read) is dropped."""
+        """Queue one reply line and write what the client takes now. A reply is bounded by what it
+        answers (status, the last lines of a log); a follower that lets more than MAX_OUTPUT of
+        streamed lines pile up (it does not read) is dropped."""
         c = self.clients.get(fd)
         if c is None:
             return False
         c.outbuf += dumps(obj).encode("utf-8", "surrogateescape") + b"\n"
-        if len(c.outbuf) > MAX_OUTPUT:
+        if c.limit is not None and len(c.outbuf) > c.limit:
             self._drop(fd)
             return False
         return self._flush(fd)
@@ -305,7 +307,8 @@ class ControlServer:
                     self._send(fd, {"line": text})
                 follower.fd = fd
                 sink.followers.append(follower)
-                self.clients[fd].follows = True
+                c = self.clients[fd]
+                c.follows, c.limit = True, len(c.outbuf) + MAX_OUTPUT
                 return {"ok": True, "following": True}, True
             if cmd == "stop":
                 if not s.pids() and not s.active and s.state not in (S.BACKOFF, S.WAITING):

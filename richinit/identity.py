@@ -1,14 +1,16 @@
 """Users and groups from the container's own /etc/passwd and /etc/group, without NSS (any libc)."""
 
+from richinit import regular
+
 
 def passwd_lookup(user, group):
     """(uid, gid, groups) from the container's /etc/passwd and /etc/group (no NSS: works on any libc)."""
     def table(path):
         try:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
+            text = regular.read_text(path)
         except OSError:
             return []
+        return [line.split(":") for line in text.split("\n") if line.strip() and not line.startswith("#")]
     users, groups = table("/etc/passwd"), table("/etc/group")
     uid = gid = 0
     name = "root"
@@ -34,10 +36,10 @@ def passwd_lookup(user, group):
 
 def _rows(path):
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
+        text = regular.read_text(path)  # a FIFO there must not hang PID 1
     except OSError:
         return []
+    return [line.split(":") for line in text.split("\n") if line.strip() and not line.startswith("#")]
 
 
 def account(user):

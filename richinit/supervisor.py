@@ -18,7 +18,7 @@ import os
 import sys
 import time
 
-from richinit import log
+from richinit import log, regular
 from richinit import signals as sigs
 from richinit import svc as S
 from richinit.identity import account, group_ids, passwd_lookup
@@ -28,7 +28,6 @@ from richinit.spawn import ExecError, spawn, spawn_call
 RUN_DIR = "/run/richinit"
 _STARTING = (S.CONDITION, S.PRE, S.STARTING, S.POST)
 SCRIPT_STOP_TIMEOUT = 5.0  # an init script cut short by a stop, or a finish script: SIGKILL after this
-_SOCKET = -1  # _output's answer for StandardOutput=/StandardError=socket
 
 
 def _load_document(fd, root, only, units):
@@ -158,8 +157,9 @@ class Supervisor:
                 removed.append(name)
                 old = self.services[name]
                 old.removed = True
-                old.stop()
-                if not old.pids():
+                if not old.spec.unit:
+                    old.stop()  # a unit whose file went away runs on until stopped, as under systemd
+                if not old.pids() and not old.active:
                     del self.services[name]
         for name, spec in specs.items():
             old = self.services.get(name)
@@ -218,7 +218,14 @@ class Supervisor:
         if tspec is None:
             log.error("no template %s for instance %s", template, name)
             return False
-        spec = tspec.replace(name=name, unit=name + ".service", restart="never", enabled=True)
+        from richinit.services.model import ServiceSpec
+        from richinit.services.unitfile import instantiate  # %i %I %n ... of the template filled in
+        try:
+            spec = ServiceSpec.from_dict(instantiate(tspec.to_dict(), name[len(template):]))
+        except ValueError as e:
+            log.error("instance %s of %s: %s", name, template, e)
+            return False
+        spec = spec.replace(restart="never", enabled=True)
         s = self.services[name] = S.Service(spec, self)
         self.transient.add(name)
         s.start()
@@ -299,12 +306,11 @@ class Supervisor:
 
         A required unit counts as failed when it is failed, skipped, or itself gave up on a
         dependency; a Requisite= must be up by then. Type=idle waits until no other service is
-        starting (systemd's "after the other jobs", without its 5 s cap)."""
+        waiting or starting (systemd's "after the other jobs", without its 5 s cap)."""
         moved = True
         while moved:
             moved = False
-            busy = any(s.state in _STARTING and s.spec.type != "idle" for s in self.services.values())
-            for s in self.services.values():
+            for s in list(self.services.values()):  # a start that fails may drop a transient instance
                 if s.state != S.WAITING:
                     continue
                 deps = [self.services.get(d) for d in self.deps.get(s.name, [])]
@@ -316,8 +322,9 @@ class Supervisor:
                     moved = True
                 elif all(d is None or d.ready or d.state in (S.FAILED, S.SKIPPED)
                          or (d.state == S.DOWN and not d.want_up) for d in deps):
-                    if s.spec.type == "idle" and busy:
-                        continue
+                    if s.spec.type == "idle" and any(t.state in (S.WAITING,) + _STARTING and t.spec.type != "idle"
+                                                     for t in self.services.values()):
+                        continue  # systemd's idle: after every other queued start
                     missing = [n for n in self._names(s.spec.requisite) if not (self.find(n) and self.find(n).ready)]
                     if missing:
                         s.dep_failed(missing[0])
@@ -465,7 +472,8 @@ class Supervisor:
 
     def cleanup(self, s, restarting):
         """A run ended: RuntimeDirectory= goes unless RuntimeDirectoryPreserve= keeps it (removed
-        by a forked child: the tree walk and its imports stay out of PID 1)."""
+        by a forked child: the tree walk and its imports stay out of PID 1; waited for when a
+        restart follows, so it cannot remove what the next start creates)."""
         keep = s.spec.runtime_preserve
         if not s.spec.directories or keep == "yes" or (keep == "restart" and restarting):
             return
@@ -473,9 +481,12 @@ class Supervisor:
         paths = runtime_paths(s.spec.directories)
         if paths:
             try:
-                spawn_call(remove_paths, (paths,), env=self.env, brief=True)
+                pid = spawn_call(remove_paths, (paths,), env=self.env, brief=True)
             except OSError as e:
                 log.warning("%s: cannot remove %s: %s", s.name, paths, e)
+                return
+            if restarting:
+                self._wait_for(pid)
 
     def guess_main_pid(self, s):
         """Type=forking without PIDFile=: the one process left in the starter's session or group
@@ -556,8 +567,7 @@ class Supervisor:
 
     def read_pidfile(self, path):
         try:
-            with open(path) as f:
-                pid = int(f.read().split()[0])
+            pid = int(regular.read(path, 64).split()[0])  # a FIFO there must not hang PID 1
             os.kill(pid, 0)
             return pid
         except (OSError, ValueError, IndexError):
@@ -595,15 +605,16 @@ class Supervisor:
             self.loop.remove_reader(fd)
             os.close(fd)
 
-    def _output(self, s, which):
+    def _output(self, s, which, sock=None):
         """The fd a service's stdout (which 1) or stderr (2) gets, and whether we must close it.
         file:/append:/truncate: of a unit are opened for the child itself, as systemd does (PID 1
-        never writes them); the other kinds go through a sink."""
+        never writes them); "socket" is the connection an Accept=yes socket handed over (`sock`);
+        the other kinds go through a sink."""
         spec = s.spec
         dest = spec.stderr_log if which == 2 and spec.stderr_log is not None else spec.log
-        if dest.kind == "socket":
-            return _SOCKET, False  # launch() puts the socket handed over there
-        if dest.kind == "none":
+        if dest.kind == "socket" and sock is not None:
+            return sock, False
+        if dest.kind in ("none", "socket"):
             return os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC), True
         if dest.kind == "file" and s.unit and not dest.max_size:
             flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOCTTY
@@ -698,14 +709,12 @@ class Supervisor:
             from richinit.unitexec import make_directories
             for e in make_directories(spec.directories, 0, 0):
                 log.warning("%s: %s", s.name, e)
-        out, close_out = self._output(s, 1)
-        err, close_err = self._output(s, 2) if spec.stderr_log is not None else (out, False)
-        # Services never read the container's stdin (the app may own a terminal), unless it is their
-        # socket (StandardInput=socket: an Accept=yes instance's connection).
+        sock = listen.get(3)  # StandardInput=/StandardOutput=socket: the (first) socket handed over
+        out, close_out = self._output(s, 1, sock)
+        err, close_err = self._output(s, 2, sock) if spec.stderr_log is not None else (out, False)
+        # Services never read the container's stdin (the app may own a terminal).
         null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
-        sock = listen.get(3, null)
-        stdin = sock if spec.stdin_socket else null
-        out, err = (sock if fd == _SOCKET else fd for fd in (out, err))
+        stdin = sock if spec.stdin_socket and sock is not None else null
         if not listen:
             for k in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
                 env.pop(k, None)

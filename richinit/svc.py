@@ -714,6 +714,9 @@ class Service:
         self._set(STOPPING, reason)
         self.reason = reason
         if run_stop and self.was_up and self.spec.stop_commands:
+            if self.helper:  # an ExecReload= still running gives way to ExecStop=, as systemd's does
+                self.host.kill_group(self.helper, self.spec.stop_signum)
+                self.helper = None
             self.stage = "stop"
             self._arm("stop-cmd-timeout", self.spec.stop_timeout)
             return self._run_list(self.spec.stop_commands, "_kill_signal", "ExecStop")

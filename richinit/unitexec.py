@@ -242,14 +242,18 @@ def probe_private_tmp():
 def child_setup(umask, nice, limits, with_private_tmp):
     """The function spawn runs in the child before the user switch and exec: UMask=, Nice=,
     Limit*= (setrlimit; None is infinity; above the hard limit the container allows, clamped to it
-    as systemd's setrlimit_closest does), PrivateTmp=."""
+    as systemd's setrlimit_closest does), PrivateTmp=. A negative Nice= the container refuses is
+    said on the service's stderr, not fatal."""
     def setup():
         if with_private_tmp:
             private_tmp()
         if umask is not None:
             os.umask(umask)
         if nice is not None:
-            os.setpriority(os.PRIO_PROCESS, 0, nice)
+            try:
+                os.setpriority(os.PRIO_PROCESS, 0, nice)
+            except OSError as e:  # a negative Nice= without CAP_SYS_NICE
+                os.write(2, ("richinit: Nice=%d: %s\n" % (nice, e.strerror)).encode())
         if limits:
             import resource
             for name, (soft, hard) in limits.items():

@@ -385,6 +385,16 @@ def test_exec_reload():
     assert s.state == S.UP
 
 
+def test_stop_during_exec_reload_ends_the_reload_first():
+    s, h = up(reload=(cmd("/bin/slow-reload"),), stop_commands=(cmd("/bin/web-stop"),))
+    s.reload()
+    reloader = h.last_pid
+    s.stop()
+    assert (reloader, TERM) in h.signals and h.launched[-1][0] == ["/bin/web-stop"] and s.helper == h.last_pid
+    s.on_exit(reloader, 143)  # no longer the control process: ignored
+    assert s.sub_state() == "stop"
+
+
 def test_notify_reload_signals_and_waits_for_ready():
     s, h = up(type="notify-reload", ready=Ready(kind="notify"), reload_signal="SIGUSR2")
     s.on_notify(s.pid, {"READY": "1"})
@@ -559,6 +569,27 @@ def test_reboot_restarts_every_service_in_order():
     assert not sup.stopping
 
 
+def test_idle_starts_after_the_other_starts():
+    sup, launched = _sup({"slow": {"type": "notify", "ready": Ready(kind="notify")}, "late": {"type": "idle"}})
+    assert launched == ["slow"], "Type=idle waits while another service is starting"
+    slow = sup.services["slow"]
+    slow.on_notify(slow.pid, {"READY": "1"})
+    assert launched == ["slow", "late"] and sup.services["late"].state == S.UP
+
+
+def test_daemon_reload_keeps_running_units_and_starts_nothing():
+    sup, launched = _sup({"a": {}, "b": {"enabled": False}})
+    a = sup.services["a"]
+    doc = {"services": [unit(name="a", enabled=False, description="new").to_dict(),
+                        unit(name="b", enabled=True).to_dict(), unit(name="c").to_dict()],
+           "deps": {"a": [], "b": [], "c": []}, "order": []}
+    sup.load = lambda only=None: doc
+    r = sup.reload()
+    assert r["ok"] and sup.services["a"] is a and a.state == S.UP and a.spec.description == "new"
+    assert launched == ["a"], "daemon-reload starts nothing (b newly enabled, c added)"
+    assert sup.start_service("c") == {"ok": True} and launched == ["a", "c"]
+
+
 def test_log_file_kinds_open_the_file_for_the_child(tmp_path):
     from richinit.supervisor import Supervisor
     sup = Supervisor(_Loop(), _Ops(), control_dir=str(tmp_path))
@@ -570,3 +601,15 @@ def test_log_file_kinds_open_the_file_for_the_child(tmp_path):
     os.write(fd, b"new\n")
     os.close(fd)
     assert close and path.read_text() == "new\n"
+
+
+def test_standard_output_socket_is_the_handed_over_connection(tmp_path):
+    import os
+
+    from richinit.supervisor import Supervisor
+    sup = Supervisor(_Loop(), _Ops(), control_dir=str(tmp_path))
+    s = S.Service(unit(log=Log(kind="socket"), stdin_socket=True), sup)
+    assert sup._output(s, 1, 7) == (7, False)
+    fd, close = sup._output(s, 1, None)  # nothing handed over: nowhere to write
+    assert close and os.readlink("/proc/self/fd/%d" % fd) == "/dev/null"
+    os.close(fd)

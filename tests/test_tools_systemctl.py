@@ -57,6 +57,7 @@ def pid1(tmp_path_factory):
                                    "from richinit.tools import main; main(%r)" % prog, prog, *args],
                                   capture_output=True, text=True, env=env, timeout=30)
         assert wait_until(lambda: tool("systemctl", "is-active", "-q", "web").returncode == 0, 15)
+        tool.proc = proc
         yield tool
     finally:
         proc.kill()
@@ -141,3 +142,13 @@ def test_no_block_and_several_units_per_call(pid1):
                       not in (before, "0"), 10)
     r = pid1("systemctl", "show", "-p", "NRestarts", "--value", "later")
     assert r.stdout == "1\n"
+
+
+def test_reboot_restarts_the_services_and_poweroff_ends_pid1(pid1):
+    before = pid1("systemctl", "show", "-p", "MainPID", "--value", "web").stdout.strip()
+    assert pid1("reboot").returncode == 0
+    assert wait_until(lambda: pid1("systemctl", "show", "-p", "MainPID", "--value", "web").stdout.strip()
+                      not in (before, "0", ""), 15), "web is started again by the reboot"
+    assert pid1.proc.poll() is None, "reboot keeps the container"
+    assert pid1("systemctl", "poweroff").returncode == 0
+    pid1.proc.wait(timeout=30)  # PID 1 (and unshare with it) ends: the container is down

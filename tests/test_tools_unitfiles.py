@@ -147,3 +147,25 @@ def test_systemctl_command_lines(argv, verb, args, attrs):
 def test_systemctl_refuses_bad_command_lines(argv):
     with pytest.raises(sc.Usage):
         sc.parse(argv)
+
+
+def test_offline_verbs_work_on_another_root_without_pid1(root, capsys):
+    """What deb-systemd-helper runs: `systemctl --root=DIR --system --preset-mode=enable-only preset UNIT`."""
+    env_dir = os.path.join(root, "nothing-here")  # no control socket: PID 1 is not reachable
+    os.environ["RICHINIT_CONTROL_DIR"] = env_dir
+    try:
+        assert sc.main(["--root=" + root, "--system", "--preset-mode=enable-only", "preset", "web.service"]) == 0
+        assert uf.state("web.service", root) == "enabled"
+        assert "Created symlink /etc/systemd/system/multi-user.target.wants/web.service" in capsys.readouterr().err
+        assert sc.main(["--root", root, "is-enabled", "web"]) == 0
+        assert capsys.readouterr().out == "enabled\n"
+        assert sc.main(["--root", root, "disable", "-q", "web"]) == 0
+        assert sc.main(["--root", root, "is-enabled", "web", "static"]) == 0  # static counts as enabled
+        assert capsys.readouterr().out == "disabled\nstatic\n"
+        assert sc.main(["--root", root, "start", "web"]) == 1, "a job needs PID 1, not a root"
+        assert sc.main(["is-active", "web"]) == 1  # PID 1 unreachable: one clear line, exit 1
+        assert "richinit" in capsys.readouterr().err
+    finally:
+        del os.environ["RICHINIT_CONTROL_DIR"]
+    assert sc.main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("systemd 252 (richinit)\n")

@@ -122,3 +122,31 @@ def test_private_tmp_in_a_child(tmp_path):
         pytest.skip("no mount namespace here")
     assert seen == b"1", "the child's /tmp was empty but for its own file"
     assert not os.path.exists(marker), "the host's /tmp is untouched"
+
+
+def test_a_limit_above_the_hard_limit_is_capped_in_the_child():
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    setup = child_setup(None, None, {"NOFILE": [hard + 1000, hard + 1000]}, False)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            if os.geteuid() == 0:
+                os.setuid(65534)  # no CAP_SYS_RESOURCE: the hard limit cannot be raised
+            os.dup2(w, 2)
+            setup()
+            os.write(w, b"|%d %d" % resource.getrlimit(resource.RLIMIT_NOFILE))
+        finally:
+            os._exit(0)
+    os.close(w)
+    out = b""
+    while True:
+        chunk = os.read(r, 1000)
+        if not chunk:
+            break
+        out += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    assert out.endswith(b"|%d %d" % (hard, hard)), out

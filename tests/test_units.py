@@ -8,6 +8,7 @@ import tarfile
 
 import pytest
 
+from richinit import svc as S
 from richinit.services import load as L
 from richinit.services import model as M
 from richinit.services import unitfile as U
@@ -142,6 +143,7 @@ def test_search_order_dropins_aliases_templates_masking_enablement(image):
     put(root, ETC + "/service.d/50-all.conf", "[Service]\nEnvironment=ALL=1\n")
     put(root, LIB + "/web.service.d/20-masked.conf", "[Service]\nEnvironment=NO=1\n")
     link(root, ETC + "/web.service.d/20-masked.conf", "/dev/null")
+    link(root, ETC + "/web.service.d/40-loop.conf", "40-loop.conf")
     link(root, ETC + "/www.service", "/" + LIB + "/web.service")
     enable(root, "web.service")
     put(root, LIB + "/helper.service", "[Service]\nType=oneshot\nExecStart=/bin/true\nRemainAfterExit=yes\n")
@@ -159,6 +161,9 @@ def test_search_order_dropins_aliases_templates_masking_enablement(image):
     assert web.command == ("/usr/sbin/daemon", "etc") and not problems and skip is None and web.enabled
     assert web.environment == {"A": "etc", "ALL": "1"} and web.unit == "web.service"
     assert web.source == "/" + ETC + "/web.service" and web.wants == ("helper",)
+    (loop,) = web.warnings
+    assert loop.startswith("/%s/web.service.d/40-loop.conf: cannot read (drop-in ignored): " % ETC)
+    assert loop.endswith("Too many levels of symbolic links")
     helper, _, skip = spec(out, "helper")
     assert helper.enabled and skip is None and helper.remain_after_exit and helper.type == "oneshot"
     one, _, _ = spec(out, "work@one")
@@ -347,10 +352,15 @@ def test_sockets_accept_and_templates(image):
     put(root, LIB + "/apid.service", "[Service]\nExecStart=/usr/bin/app\n")
     link(root, ETC + "/sockets.target.wants/echo.socket", "/" + LIB + "/echo.socket")
     link(root, ETC + "/sockets.target.wants/api.socket", "/" + LIB + "/api.socket")
-    put(root, LIB + "/gated.socket", "[Unit]\nConditionPathExists=/etc/gate\n[Socket]\nListenStream=9\n")
+    put(root, LIB + "/gated.socket", "[Unit]\nConditionPathExists=/etc/gate\n[Socket]\nListenStream=9\n"
+        "ExecStartPre=/bin/true\nUser=nobody\n")
     link(root, ETC + "/sockets.target.wants/gated.socket", "/" + LIB + "/gated.socket")
     res = full(root)
     assert res.skipped["gated.socket"] == "condition failed: ConditionPathExists=/etc/gate"
+    gated = next(s for s in res.sockets if s.name == "gated")
+    assert gated.user is None and gated.warnings == (
+        "/%s/gated.socket:5: ExecStartPre= in a socket unit: richinit runs no command for sockets; ignored" % LIB,
+        "/%s/gated.socket:6: User= in a socket unit: richinit runs no command for sockets; ignored" % LIB)
     socks = {s.name: s for s in res.sockets}
     assert socks["echo"].accept and socks["echo"].service == "echo@" and socks["echo"].max_connections == 8
     assert socks["echo"].listen == (M.Listen(kind="stream", address="127.0.0.1:7777"),)
@@ -547,3 +557,36 @@ def test_requires_does_not_order_and_crossed_aliases_end(image):
     res = full(root)
     assert res.order == [["a"], ["b"]] and res.spec("a").requires == ("b",)
     assert res.unit_files["x.service"] == "alias" and res.unit_files["y.service"] == "alias"
+
+
+def test_pid1_instantiates_a_template_from_the_document(image):
+    """The document's template keeps %i; the supervisor fills it in for each instance it starts."""
+    from richinit.supervisor import Supervisor
+    from tests.test_svc_units import _Loop, _Ops
+    put(image, LIB + "/say@.service", "[Service]\nExecStart=/usr/bin/app %i %I\nEnvironment=WHO=%i\n")
+    doc = full(image).to_dict()
+    assert doc["templates"]["say@"]["command"] == ["/usr/bin/app", "%i", "%I"]
+    sup = Supervisor(_Loop(), _Ops(), control_dir="/nonexistent")
+    sup.apply(doc)
+    launched = []
+    sup.launch = lambda s, command, main: launched.append((s.spec, list(command.argv))) or 7000
+    sup.cleanup = lambda s, restarting: None
+    assert sup.start_instance("say@", "say@a-b")
+    spec, command = launched[0]
+    assert spec.name == "say@a-b" and spec.unit == "say@a-b.service" and spec.environment == {"WHO": "a-b"}
+    assert command[-2:] == ["a-b", "a/b"]
+
+
+def test_pid1_survives_an_instance_that_cannot_start(image):
+    from richinit.supervisor import Supervisor
+    from tests.test_svc_units import _Loop, _Ops
+    put(image, LIB + "/say@.service", "[Service]\nExecStart=/usr/bin/app %i\n")
+    sup = Supervisor(_Loop(), _Ops(), control_dir="/nonexistent")
+    sup.apply(full(image).to_dict())
+
+    def launch(s, command, main):
+        raise OSError(2, "No such file or directory")
+    sup.launch = launch
+    sup.cleanup = lambda s, restarting: None
+    sup.start_instance("say@", "say@x")
+    assert "say@x" not in sup.services or sup.services["say@x"].state == S.FAILED

@@ -4,7 +4,7 @@ PID 1 does not import this module (yaml costs ~6 MB): a short-lived child forked
 runs `write_document` and hands the document back as marshal data on a pipe. The same document,
 for people and tests:
 
-    python -m richinit.services.load --json [--root DIR] [--defaults DIR] [--only a,b] [--path PATH]
+    python -m richinit.services.load --json [--root DIR] [--defaults DIR] [--only a,b] [--path PATH] [--units]
 
 prints one JSON document on stdout:
 

@@ -5,6 +5,7 @@ the loader's document with `ServiceSpec.from_dict`. The schema, its documentatio
 live in `richinit.services.spec`, which re-exports everything here.
 """
 
+from richinit import regular
 from richinit import signals as _signals
 
 RESERVED_NAMES = frozenset({"app"})
@@ -400,8 +401,7 @@ def read_env_files(entries, max_bytes=1024 * 1024):
         optional = entry.startswith("-")
         path = entry[1:] if optional else entry
         try:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                text = f.read(max_bytes)
+            text = regular.read_text(path, max_bytes)  # PID 1 reads these: a FIFO must not hang it
         except FileNotFoundError:
             if not optional:
                 errors.append("%s: env file not found" % path)

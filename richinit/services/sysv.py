@@ -15,8 +15,8 @@ Each becomes the unit the generator would write, then its drop-ins (`NAME.servic
   once `start` returned 0 and stays so until `stop` (what the generator's forking-without-pid does);
   LSB headers: Required-Start/Should-Start give After= ($syslog -> syslog.service, $network ->
   network.target, $remote_fs, $local_fs, $time, $named, $portmap -> their targets; other names ->
-  NAME.service), X-Start-Before gives Before=. A script without an LSB header starts after every
-  script with a lower S number.
+  NAME.service), X-Start-Before gives Before=; then the S numbers: a script starts after every
+  script of the runlevel with a lower one (as rc does; insserv numbers them by those headers anyway).
 """
 
 from richinit.services import unitfile as U
@@ -56,7 +56,7 @@ def lsb_header(text):
     for line in text.split("\n"):
         s = line.strip()
         if s == "### BEGIN INIT INFO":
-            inside, out["lsb"] = True, ""
+            inside = True
             continue
         if s == "### END INIT INFO":
             inside = False
@@ -106,7 +106,7 @@ NOT_SCRIPTS = frozenset({"README", "skeleton", "functions", "rc", "rcS", "rc.loc
 
 
 def scripts(root, os_release, has_unit, skip_reason, warn):
-    """([(name, path, unit text, S number or None, has LSB header)], {name: skip reason}): every
+    """([(name, path, unit text, S number or None)], {name: skip reason}): every
     /etc/init.d script no unit replaces (so `service NAME start` works), in S order; the S number is
     None for the ones the default runlevel does not start."""
     level = runlevel(root, os_release)
@@ -139,7 +139,7 @@ def scripts(root, os_release, has_unit, skip_reason, warn):
             warn(path, None, "cannot read: %s" % (e.strerror or e))
             continue
         header = lsb_header(text[:HEAD])
-        out.append((name, path, unit_text(name, path, header, "reload" in text), snum, "lsb" in header))
+        out.append((name, path, unit_text(name, path, header, "reload" in text), snum))
     for name, (_snum, where) in sorted(started.items()):
         if not root.exists("%s/%s" % (INIT_D, name)) and not has_unit(name + ".service"):
             warn(where, None, "%s/%s does not exist; skipped" % (INIT_D, name))

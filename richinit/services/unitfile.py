@@ -282,13 +282,23 @@ def size(text):
 # Unit names and specifiers
 # ---------------------------------------------------------------------------------------------
 
+_split_cache = {}
+
+
 def split_name(name):
     """"foo@bar.service" -> ("foo", "bar", "service"); "foo@.service" -> ("foo", "", "service");
     "foo.service" -> ("foo", None, "service"). ValueError when it is not a unit name."""
+    hit = _split_cache.get(name)
+    if hit is None:
+        hit = _split_cache[name] = _split_name(name)
+    return hit
+
+
+def _split_name(name):
     stem, dot, utype = name.rpartition(".")
     if not dot or not stem or utype not in UNIT_TYPES or len(name) > 255:
         raise ValueError("not a unit name: %r" % name)
-    if not all(c in _NAME_CHARS for c in stem):
+    if not _NAME_CHARS.issuperset(stem):
         raise ValueError("invalid characters in unit name %r" % name)
     prefix, at, instance = stem.partition("@")
     if not prefix:

@@ -33,9 +33,10 @@ Units that make no sense in a container
   in /etc/richinit/units.keep (lines `PATTERN`): keep beats both lists. Unit types other than service,
   socket, timer and target are skipped ("not supported in a container").
 
-What each directive becomes: see `_SERVICE`, `_UNIT`, `_SOCKET`, `_TIMER` and the ignore tables below;
-every directive that is ignored or approximated is a warning "FILE:LINE: ..." in the document and in
-the spec's `warnings`, never a refused boot. Time spans follow systemd.time(7); `infinity` (and 0 for
+What each directive becomes: see `richinit.services.unitspec`; every directive that is ignored or
+approximated is a warning "FILE:LINE: ..." in the document and in the spec's `warnings`, never a
+refused boot. SysV init scripts come in as the units systemd-sysv-generator would make of them
+(`richinit.services.sysv`). Time spans follow systemd.time(7); `infinity` (and 0 for
 the timeouts) means no limit (0 in the spec).
 
 Templates ("templates": {"foo@": spec}) keep the instance specifiers %i %I %n %N %f %j %J (and %%)
@@ -346,30 +347,22 @@ class Assign:
     def __init__(self, section, key, value, file, line):
         self.section, self.key, self.value, self.file, self.line = section, key, value, file, line
 
-    @property
-    def where(self):
-        return _where(self.file, self.line)
-
 
 class Unit:
-    """One unit as read: its name, file, assignments (file then drop-ins), problems and warnings."""
+    """One unit as read: its name and id, what the name resolved to (`found`), its assignments (file
+    then drop-ins), errors and warnings; `generated` for a SysV script's."""
 
     def __init__(self, name, found):
         self.name = name              # as instantiated: "postgresql@15-main.service"
         self.id = found.id if found.id != found.name else name
         self.found = found
-        self.file = found.path or found.where or name
         self.assigns = []
         self.errors = []    # (file, line, message): the unit cannot run
         self.warnings = []  # (file, line, message)
-        self.dropins = []
         self.aliases = []
         self.generated = False
-        prefix, instance, utype = U.split_name(self.id)
-        self.type, self.prefix, self.instance = utype, prefix, instance
-
-    def values(self, section, key):
-        return [a for a in self.assigns if a.section == section and a.key == key]
+        _prefix, instance, utype = U.split_name(self.id)
+        self.type, self.instance = utype, instance
 
 
 def read_unit(root, catalog, name, aliases=()):
@@ -389,16 +382,18 @@ def read_unit(root, catalog, name, aliases=()):
         path, link = dropins[entry]
         if link == "/dev/null":
             continue
-        unit.dropins.append(path)
-        _append_file(root, unit, path)
+        _append_file(root, unit, path, dropin=True)
     return unit
 
 
-def _append_file(root, unit, path):
+def _append_file(root, unit, path, dropin=False):
+    """A file's assignments onto the unit. An unreadable unit file is an error; an unreadable
+    drop-in a warning (systemd goes on without it)."""
     try:
         text = root.read(path).decode("utf-8", "replace")
     except OSError as e:
-        unit.errors.append((path, None, "cannot read: %s" % (e.strerror or e)))
+        (unit.warnings if dropin else unit.errors).append(
+            (path, None, "cannot read%s: %s" % (" (drop-in ignored)" if dropin else "", e.strerror or e)))
         return
     entries, problems = U.parse(text)
     for line, message in problems:
@@ -424,7 +419,6 @@ class Loaded:
         self.unit_files, self.skipped, self.warnings = {}, {}, []
         self.errors = []  # Problems of no service: templates pulled without an instance, broken sockets...
         self.names = {}   # service stem -> every name it answers to (unit names, aliases), for the defaults
-        self.order_hint = {}
 
 
 def _stem(unit_name):
@@ -584,12 +578,12 @@ def _sysv(ld, out, specs, pulled):
     found, skipped = sysv.scripts(ld.root, ld.ctx.os_release, has_unit, ld.skip.reason, ld.warn)
     out.skipped.update(skipped)
     earlier = []
-    for name, path, text, snum, lsb in found:
+    for name, path, text, snum in found:
         uname = name + ".service"
         u = Unit(uname, Found(uname, path=path))
         u.generated = True
         read_text_unit(u, path, text)
-        if not lsb and earlier and snum is not None:
+        if earlier and snum is not None:
             lower = [n for n, s in earlier if s < snum]
             if lower:
                 u.assigns.append(Assign("Unit", "After", " ".join(lower), path, None))
@@ -602,8 +596,7 @@ def _sysv(ld, out, specs, pulled):
         for entry in sorted(dropins, key=os.fsencode):
             dpath, link = dropins[entry]
             if link != "/dev/null":
-                u.dropins.append(dpath)
-                _append_file(ld.root, u, dpath)
+                _append_file(ld.root, u, dpath, dropin=True)
         ld.units[uname] = u
         specs[uname] = ("service", u)
         if snum is not None:
@@ -925,9 +918,6 @@ def _socket(ld, u, enabled, out):
         line = next((a.line for a in u.assigns if a.value == "/run/systemd/journal/syslog"), None)
         warnings.append((u.found.path, line, "ListenDatagram=/run/systemd/journal/syslog bound as /dev/log "
                          "(no journald in the container)"))
-    for key in ("ExecStartPre", "ExecStartPost", "ExecStopPre", "ExecStopPost"):
-        for _flags, _argv, line, file in conv.exec.get(key, ()):
-            warnings.append((file, line, "%s= in a socket unit is not supported; ignored" % key))
     dynamic, skip = _conditions(conv, [])
     skip = skip or _conditions_now(ld.root, dynamic)
     if skip and enabled:

@@ -12,7 +12,7 @@ StandardOutput=journal+console goes to syslog; fd outputs go to the console; fil
 opened for appending. Ignored with a warning: sandboxing (Protect*, Private* but PrivateTmp,
 Restrict*, SystemCall*, capabilities, ReadWritePaths...: the container is the sandbox) and resource
 control (CPU*, Memory*, IO*, Tasks*: the container's limits apply); "not supported" for the rest
-richinit knows and does not do (socket options, StandardInput=, credentials...). Accepted silently: what only
+richinit knows and does not do (socket options, TTY*=, credentials...). Accepted silently: what only
 documents or affects systemd's own bookkeeping (Documentation=, SourcePath=, IgnoreOnIsolate=,
 AllowIsolate=, CollectMode=...).
 
@@ -53,7 +53,7 @@ _RESOURCE_PREFIXES = ("CPU", "Memory", "IO", "Tasks", "BlockIO", "StartupCPU", "
                       "OOMScoreAdjust", "OOMPolicy", "ManagedOOM", "IOScheduling", "NUMA", "TimerSlack",
                       "CoredumpFilter", "ControlGroup")
 # Understood, and not done: each a warning "not supported".
-_UNSUPPORTED = ("IgnoreSIGPIPE", "StandardInput", "TTY", "Utmp", "LogRateLimit", "LogLevelMax", "LogExtraFields",
+_UNSUPPORTED = ("IgnoreSIGPIPE", "TTY", "Utmp", "LogRateLimit", "LogLevelMax", "LogExtraFields",
                 "LogNamespace", "SyslogLevel", "SyslogFacility", "GuessMainPID", "FileDescriptorStore",
                 "USBFunction", "NonBlocking", "ExitType", "LoadCredential", "SetCredential", "ImportCredential",
                 "Sockets", "OpenFile", "RootDirectoryStartOnly", "RestartSteps", "RestartMaxDelaySec",
@@ -89,7 +89,6 @@ class Converted:
         self.static_fail = None     # why a static condition failed (skip)
         self.errors = []            # (file, line, message)
         self.warnings = []          # (file, line, message)
-        self.lines = {}             # field -> line it was set on
         self.exec = {}              # ExecXxx key -> [(flags, argv, line)]
         self.listen = []            # socket: Listen records
         self.calendar = []
@@ -201,7 +200,7 @@ def convert(unit, ctx, template=False):
                 handler(c, a, value, ctx)
             elif a.key.startswith(("Condition", "Assert")) and a.section == "Unit":
                 _condition(c, a, value, ctx)
-            elif a.key.startswith("Limit") and a.key[5:] in RLIMITS and a.section in ("Service", "Socket"):
+            elif a.key.startswith("Limit") and a.key[5:] in RLIMITS and a.section == "Service":
                 _limit(c, a, value)
             else:
                 _unknown(c, a)
@@ -220,6 +219,8 @@ def _unknown(c, a):
         c.warnings.append((a.file, a.line, "%s= ignored (sandboxing: the container is the sandbox)" % k))
     elif k.startswith(_RESOURCE_PREFIXES):
         c.warnings.append((a.file, a.line, "%s= ignored (resource control: the container's limits apply)" % k))
+    elif a.section == "Socket" and (("Service", k) in _HANDLERS or k.startswith(("Exec", "Limit"))):
+        c.warnings.append((a.file, a.line, "%s= in a socket unit: richinit runs no command for sockets; ignored" % k))
     elif k.startswith(_UNSUPPORTED):
         c.warnings.append((a.file, a.line, "%s= not supported; ignored" % k))
     else:
@@ -231,14 +232,12 @@ def _unknown(c, a):
 def _set(field, parse=lambda v: v):
     def h(c, a, v, ctx):
         c.fields[field] = parse(v) if v != "" else None
-        c.lines[field] = a.line
     return h
 
 
 def _flag(field):
     def h(c, a, v, ctx):
         c.fields[field] = U.boolean(v) if v else False
-        c.lines[field] = a.line
     return h
 
 
@@ -252,7 +251,6 @@ def _words_into(field, check=None):
             for w in words:
                 check(w)
         c.fields.setdefault(field, []).extend(words)
-        c.lines[field] = a.line
     return h
 
 
@@ -262,7 +260,6 @@ def _time(field, zero_is_none=False):
         if t is None or (zero_is_none and t == 0):
             t = 0.0
         c.fields[field] = t
-        c.lines[field] = a.line
     return h
 
 
@@ -306,7 +303,6 @@ def _type(c, a, v, ctx):
     if v not in M.TYPES:
         raise ValueError("unknown type")
     c.fields["type"] = v
-    c.lines["type"] = a.line
 
 
 def _restart(c, a, v, ctx):
@@ -645,31 +641,29 @@ _HANDLERS = {
 for _k in _DEPS:
     _HANDLERS[("Unit", _k)] = _dep(_k)
 for _k, _f in (("User", "user"), ("Group", "group")):
-    for _s in ("Service", "Socket"):
-        _HANDLERS[(_s, _k)] = _user(_f)
-for _s in ("Service", "Socket"):
-    _HANDLERS[(_s, "SupplementaryGroups")] = _names_list("supplementary_groups")
-    _HANDLERS[(_s, "Environment")] = _environment
-    _HANDLERS[(_s, "EnvironmentFile")] = _env_file
-    _HANDLERS[(_s, "PassEnvironment")] = _names_list("pass_env")
-    _HANDLERS[(_s, "UnsetEnvironment")] = _names_list("unset_env")
-    _HANDLERS[(_s, "WorkingDirectory")] = _workdir
-    _HANDLERS[(_s, "UMask")] = _octal("umask", 0o777)
-    _HANDLERS[(_s, "Nice")] = _nice
-    _HANDLERS[(_s, "StandardInput")] = _output("stdin")
-    _HANDLERS[(_s, "StandardOutput")] = _output("stdout")
-    _HANDLERS[(_s, "StandardError")] = _output("stderr")
-    _HANDLERS[(_s, "SyslogIdentifier")] = _set("syslog_identifier")
-    _HANDLERS[(_s, "KillMode")] = _choice("kill_mode", M.KILL_MODES)
-    _HANDLERS[(_s, "KillSignal")] = _signal("stop_signal")
-    _HANDLERS[(_s, "SendSIGKILL")] = _flag("send_sigkill")
-    _HANDLERS[(_s, "SendSIGHUP")] = _flag("send_sighup")
-    for _d in _DIR_KEYS:
-        _HANDLERS[(_s, _d)] = _directories
-        _HANDLERS[(_s, _d + "Mode")] = _dir_mode
-    _HANDLERS[(_s, "RuntimeDirectoryPreserve")] = _preserve
+    _HANDLERS[("Service", _k)] = _user(_f)
+_HANDLERS[("Service", "SupplementaryGroups")] = _names_list("supplementary_groups")
+_HANDLERS[("Service", "Environment")] = _environment
+_HANDLERS[("Service", "EnvironmentFile")] = _env_file
+_HANDLERS[("Service", "PassEnvironment")] = _names_list("pass_env")
+_HANDLERS[("Service", "UnsetEnvironment")] = _names_list("unset_env")
+_HANDLERS[("Service", "WorkingDirectory")] = _workdir
+_HANDLERS[("Service", "UMask")] = _octal("umask", 0o777)
+_HANDLERS[("Service", "Nice")] = _nice
+_HANDLERS[("Service", "StandardInput")] = _output("stdin")
+_HANDLERS[("Service", "StandardOutput")] = _output("stdout")
+_HANDLERS[("Service", "StandardError")] = _output("stderr")
+_HANDLERS[("Service", "SyslogIdentifier")] = _set("syslog_identifier")
+_HANDLERS[("Service", "KillMode")] = _choice("kill_mode", M.KILL_MODES)
+_HANDLERS[("Service", "KillSignal")] = _signal("stop_signal")
+_HANDLERS[("Service", "SendSIGKILL")] = _flag("send_sigkill")
+_HANDLERS[("Service", "SendSIGHUP")] = _flag("send_sighup")
+for _d in _DIR_KEYS:
+    _HANDLERS[("Service", _d)] = _directories
+    _HANDLERS[("Service", _d + "Mode")] = _dir_mode
+_HANDLERS[("Service", "RuntimeDirectoryPreserve")] = _preserve
 _HANDLERS[("Service", "ReloadSignal")] = _signal("reload_signal")
-_WORDWISE = frozenset([_HANDLERS[("Service", "Environment")], _HANDLERS[("Socket", "Environment")]] +
+_WORDWISE = frozenset([_HANDLERS[("Service", "Environment")]] +
                       [h for (sec, key), h in _HANDLERS.items() if key.startswith("Exec")])
 
 

@@ -7,7 +7,6 @@ Exit codes are systemd's (LSB for status): 0 ok/active; 1 failed; 3 inactive (st
 that grep it: `Active: active (running) since ...`, `Loaded: loaded (PATH; enabled; preset: enabled)`.
 """
 
-import fnmatch
 import os
 import sys
 import time
@@ -25,13 +24,14 @@ _VALUE_OPTS = {"-p": "property", "--property": "property", "-t": "type", "--type
                "-s": "signal", "--signal": "signal", "--kill-whom": "kill_whom", "--kill-who": "kill_whom",
                "-n": "lines", "--lines": "lines", "-o": "output", "--output": "output", "--root": "root",
                "-H": "host", "--host": "host", "-M": "machine", "--machine": "machine",
-               "--job-mode": "job_mode", "--what": "what"}
+               "--job-mode": "job_mode", "--what": "what", "--preset-mode": "preset_mode"}
 _FLAGS = {"-q": "quiet", "--quiet": "quiet", "--no-pager": None, "--no-legend": "no_legend", "--now": "now",
           "--no-block": "no_block", "--system": None, "-l": None, "--full": None, "-a": "all", "--all": "all",
           "--value": "value", "--plain": "plain", "--no-reload": "no_reload", "-f": "force", "--force": "force",
           "--runtime": "runtime", "--no-ask-password": None, "--failed": "failed", "--user": "user",
           "--global": "user", "-r": None, "--recursive": None, "--show-types": None, "--wait": None,
-          "--no-wall": None, "-i": None, "--ignore-inhibitors": None, "--check-inhibitors=no": None}
+          "--no-wall": None, "-i": None, "--ignore-inhibitors": None, "--check-inhibitors=no": None,
+          "--version": "version"}
 TARGETS_ALWAYS_ACTIVE = ("default.target", "multi-user.target", "graphical.target", "basic.target",
                          "sysinit.target", "network.target", "network-online.target", "local-fs.target",
                          "remote-fs.target", "sockets.target", "timers.target", "paths.target")
@@ -49,6 +49,8 @@ class Options:
         self.signal = "SIGTERM"
         self.kill_whom = "all"
         self.lines = 10
+        self.root = "/"
+        self.preset_mode = "full"
         for name in set(_FLAGS.values()) - {None}:
             setattr(self, name, False)
 
@@ -84,8 +86,8 @@ def parse(argv):
                 raise Usage("unrecognized option '%s'" % a)
         else:
             words.append(a)
-    verb = words[0] if words else "list-units"
-    if verb not in VERBS:
+    verb = words[0] if words else ("version" if o.version else "list-units")
+    if verb not in VERBS + ("version",):
         raise Usage("Unknown command verb '%s'." % verb)
     return verb, words[1:], o
 
@@ -99,8 +101,15 @@ def _set(o, field, value):
         if not value.isdigit():
             raise Usage("Failed to parse lines '%s'" % value)
         o.lines = int(value)
-    elif field in ("host", "machine", "root"):
+    elif field in ("host", "machine"):
         raise Usage("--%s is not supported inside a richinit container" % field)
+    elif field == "root":
+        if not value.startswith("/") or not os.path.isdir(value):
+            raise Usage("--root=%s: not a directory" % value)
+        o.root = value
+        o.no_reload = o.no_reload or os.path.realpath(value) != "/"
+    elif field == "preset_mode" and value not in ("full", "enable-only", "disable-only"):
+        raise Usage("Failed to parse preset mode: %s." % value)
     else:
         setattr(o, field, value)
 
@@ -122,13 +131,18 @@ def _units(names=()):
     return {u["Id"]: u for u in units}
 
 
+def _match(name, pattern):
+    import fnmatch  # loads re: only for globs and filters
+    return fnmatch.fnmatchcase(name, pattern)
+
+
 def _expand(args, o):
     """Unit names from the arguments: `.service` added; globs matched against the loaded units."""
     out = []
     for a in args:
         if any(c in a for c in "*?["):
             pattern = a if "." in a.rsplit("*", 1)[-1] or a.endswith("*") else uf.unit_name(a)
-            out += sorted(n for n in _units() if fnmatch.fnmatchcase(n, pattern))
+            out += sorted(n for n in _units() if _match(n, pattern))
         else:
             out.append(uf.unit_name(a))
     return out
@@ -277,6 +291,8 @@ def _bullet(active):
 def _status_one(unit, u, o, out):
     active, sub = u.get("ActiveState") or "inactive", u.get("SubState") or "dead"
     desc = u.get("Description") or ""
+    if desc in ("", unit):
+        desc = uf.description(unit) or desc
     out.append("%s %s%s" % (_bullet(active), unit, " - " + desc if desc else ""))
     out.append("     Loaded: " + _loaded_line(u, unit))
     for w in (u.get("Warnings") or [])[:3]:
@@ -372,7 +388,7 @@ def cmd_is_enabled(args, o):
         raise Usage("Too few arguments.")
     code = 1
     for unit in names:
-        st = uf.state(unit)
+        st = uf.state(unit, o.root)
         if st == "not-found":
             err("Failed to get unit file state for %s: No such file or directory" % unit)
             continue
@@ -395,6 +411,8 @@ def _report(changes, o):
 
 def _sysv_sync(names, action, o):
     """SysV-only scripts: update-rc.d, as systemd-sysv-install does on Debian."""
+    if os.path.realpath(o.root) != "/":
+        return
     for unit in names:
         if uf.locate(unit) is None and os.path.isfile("/etc/init.d/" + uf.stem(unit)):
             if not o.quiet:
@@ -411,29 +429,32 @@ def _sysv_sync(names, action, o):
 
 
 def cmd_unit_files(verb, args, o):
+    """enable, disable, reenable, preset (Debian's preset policy: enable), mask, unmask; then a
+    daemon-reload (not offline: with --root, or with PID 1 out of reach the files are what counts)."""
     names = _expand(args, o)
     if not names:
         raise Usage("Too few arguments.")
     if o.runtime:
         raise Usage("--runtime is not supported inside a richinit container")
+    root = o.root
     try:
-        if verb in ("enable", "reenable", "preset"):
+        if verb in ("enable", "reenable") or (verb == "preset" and o.preset_mode != "disable-only"):
             if verb == "reenable":
-                _report(uf.disable(names), o)
-            units = [n for n in names if uf.locate(n) is not None]
+                _report(uf.disable(names, root), o)
+            units = [n for n in names if uf.locate(n, root) is not None]
             _sysv_sync([n for n in names if n not in units], "enable", o)
-            changes = uf.enable(units)
-            if units and not changes and all(uf.state(n) == "static" for n in units):
+            changes = uf.enable(units, root)
+            if verb != "preset" and units and not changes and all(uf.state(n, root) == "static" for n in units):
                 err(uf.NO_INSTALL)
             _report(changes, o)
         elif verb == "disable":
-            units = [n for n in names if uf.locate(n) is not None]
+            units = [n for n in names if uf.locate(n, root) is not None]
             _sysv_sync([n for n in names if n not in units], "disable", o)
-            _report(uf.disable(units), o)
+            _report(uf.disable(units, root), o)
         elif verb == "mask":
-            _report(uf.mask(names), o)
+            _report(uf.mask(names, root), o)
         elif verb == "unmask":
-            _report(uf.unmask(names), o)
+            _report(uf.unmask(names, root), o)
     except uf.UnitFileError as e:
         err("Failed to %s unit: %s" % (verb, e))
         return 1
@@ -478,7 +499,7 @@ def cmd_list_units(args, o):
         active, sub = u.get("ActiveState") or "inactive", u.get("SubState") or "dead"
         if o.type and unit.rsplit(".", 1)[-1] not in o.type:
             continue
-        if args and not any(fnmatch.fnmatchcase(unit, a if "." in a else uf.unit_name(a)) for a in args):
+        if args and not any(_match(unit, a if "." in a else uf.unit_name(a)) for a in args):
             continue
         if failed_only and active != "failed":
             continue
@@ -486,7 +507,10 @@ def cmd_list_units(args, o):
             continue
         if not o.all and not o.state and not args and active == "inactive":
             continue
-        rows.append((unit, "loaded", active, sub, u.get("Description") or ""))
+        desc = u.get("Description") or ""
+        if desc in ("", unit) and not unit.endswith(".service"):
+            desc = uf.description(unit) or desc
+        rows.append((unit, "loaded", active, sub, desc))
     _table(rows, o)
     if not o.no_legend:
         print("\n%d loaded units listed." % (len(rows) - 1))
@@ -495,8 +519,8 @@ def cmd_list_units(args, o):
 
 def cmd_list_unit_files(args, o):
     rows = [("UNIT FILE", "STATE", "PRESET")]
-    for name, st in uf.list_files():
-        if args and not any(fnmatch.fnmatchcase(name, a) for a in args):
+    for name, st in uf.list_files(o.root):
+        if args and not any(_match(name, a) for a in args):
             continue
         if o.type and name.rsplit(".", 1)[-1] not in o.type:
             continue
@@ -520,7 +544,7 @@ def _span(seconds, suffix):
 def cmd_list_timers(args, o):
     rows = [("NEXT", "LEFT", "LAST", "PASSED", "UNIT", "ACTIVATES")]
     for t in client.request(["timers"]).get("timers") or []:
-        if args and not any(fnmatch.fnmatchcase(t["unit"], a) for a in args):
+        if args and not any(_match(t["unit"], a) for a in args):
             continue
         if not o.all and t.get("next") is None:
             continue
@@ -585,7 +609,7 @@ def cmd_cat(args, o):
     texts = []
     for unit in _expand(args, o):
         try:
-            texts.append(uf.cat(unit))
+            texts.append(uf.cat(unit, o.root))
         except uf.UnitFileError as e:
             err(str(e))
             code = 1
@@ -609,10 +633,20 @@ def cmd_is_system_running(o):
     return 0 if state == "running" else 1
 
 
+OFFLINE_VERBS = ("enable", "disable", "reenable", "mask", "unmask", "preset", "is-enabled", "list-unit-files",
+                 "cat", "version")
+
+
 def run(verb, args, o):
     if o.user:
         err("Failed to connect to bus: No medium found")
         return 1
+    if verb == "version":
+        print("systemd 252 (richinit)")  # scripts compare the number: the systemctl of Debian 12 it stands in for
+        print("richinit's systemctl, talking to richinit (PID 1)")
+        return 0
+    if os.path.realpath(o.root) != "/" and verb not in OFFLINE_VERBS:
+        raise Usage("--root is only for unit file operations (enable, disable, is-enabled...)")
     if verb in JOB_VERBS:
         return cmd_job(verb, args, o)
     if verb == "kill":
@@ -658,8 +692,7 @@ def main(argv):
     except Usage as e:
         err(str(e))
         return 1
-    if os.environ.get("SYSTEMD_OFFLINE") == "1" and verb in ("enable", "disable", "mask", "unmask", "preset",
-                                                              "is-enabled", "list-unit-files", "cat"):
+    if os.environ.get("SYSTEMD_OFFLINE") == "1" and verb in OFFLINE_VERBS:
         o.no_reload = True
     try:
         return run(verb, args, o)

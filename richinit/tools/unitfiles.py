@@ -127,6 +127,19 @@ def install_section(path, root="/"):
     return out
 
 
+def description(name, root="/"):
+    """The unit file's Description=, or "" (for the units PID 1 knows only by name: sockets, timers)."""
+    path = fragment(name, root)
+    if path is None:
+        return ""
+    try:
+        with open(_path(root, path), encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return ""
+    return next((v for k, v in _section(text, "Unit") if k == "Description"), "")
+
+
 def _section(text, wanted):
     """(key, value) of one section of a unit file: comments, continuations, last-wins left to the caller."""
     current, pending = None, ""

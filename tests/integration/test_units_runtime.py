@@ -163,6 +163,14 @@ def test_exec_stop_then_kill_then_exec_stop_post_and_kill_modes(vm):
     os.kill(survivor, signal.SIGKILL)
 
 
+def test_runtime_directory_goes_with_the_stop_and_comes_back_with_the_start(vm):
+    ctl = [sys.executable, "-m", "richinit.ctl"]
+    assert _exec(vm.cid, *ctl, "stop", "usr").returncode == 0
+    assert wait_until(lambda: _exec(vm.cid, "test", "-e", "/run/usrd").returncode == 1, 10)
+    assert _exec(vm.cid, *ctl, "start", "usr").returncode == 0
+    assert wait_until(lambda: _exec(vm.cid, "cat", "/run/usrd/id").stdout.strip() == "65534", 10)
+
+
 def test_reboot_restarts_every_service_without_ending_the_container(vm):
     before = status(vm.cid)
     r = control(vm.cid, "reboot")

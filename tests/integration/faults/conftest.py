@@ -82,7 +82,13 @@ class Rich:
         s.settimeout(timeout)
         t0 = time.monotonic()
         try:
-            s.connect(self.path("/run/richinit/control.sock"))
+            while True:  # a full listen backlog says EAGAIN here (richctl's blocking connect waits in it)
+                try:
+                    s.connect(self.path("/run/richinit/control.sock"))
+                    break
+                except BlockingIOError:
+                    assert time.monotonic() - t0 < timeout, "listen backlog full for %ss" % timeout
+                    select.select([], [], [], 0.001)
             s.sendall(line.encode() + b"\n")
             buf = b""
             while b"\n" not in buf:

@@ -180,11 +180,16 @@ class Podman(Box):
             f.write('[storage]\ndriver = "overlay"\ngraphroot = "%s"\nrunroot = "%s"\n'
                     % (os.path.join(confdir, "graph"), self.runroot))
         self.env = dict(os.environ, CONTAINERS_CONF=conf, CONTAINERS_STORAGE_CONF=storage)
-        r = subprocess.run(["podman", "run", "-d", "--name", name, "--network", "none", "--systemd=always",
-                            "--hostname", "vm", "-v", "%s:%s" % (shared, SHARED), "--rootfs", rootfs, "/sbin/init"],
-                           env=self.env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
-        self.started = r.returncode == 0
-        self.start_error = r.stderr.strip()[-500:]
+        self.launch = subprocess.Popen(["podman", "run", "-d", "--name", name, "--network", "none",
+                                        "--systemd=always", "--hostname", "vm", "-v", "%s:%s" % (shared, SHARED),
+                                        "--rootfs", rootfs, "/sbin/init"],
+                                       env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                       stdin=subprocess.DEVNULL)
+
+    def started(self):
+        """Wait for `podman run -d`; (True, "") or (False, its error)."""
+        _, errors = self.launch.communicate(timeout=120)
+        return self.launch.returncode == 0, errors.strip()[-500:]
 
     def exec_argv(self):
         return ["podman", "exec", self.name]
@@ -236,8 +241,9 @@ def box(request, tmp_path_factory, vm_lower, deb):
             b = RichRuntime(name, shared, request.getfixturevalue("richenv"), rootfs, os.path.join(work, "bundle"))
         else:
             b = Podman(name, shared, rootfs, work)
-            if not b.started:
-                pytest.skip("podman --systemd=always cannot run here: %s" % b.start_error)
+            ok, why = b.started()
+            if not ok:
+                pytest.skip("podman --systemd=always cannot run here: %s" % why)
         b.engine = engine
         if not wait_until(lambda: not b.alive() or b.booted(), BOOT_TIMEOUT, step=0.1):
             pytest.fail("%s: not booted within %d s" % (engine, BOOT_TIMEOUT))
