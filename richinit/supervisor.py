@@ -305,7 +305,8 @@ class Supervisor:
         """Start waiting services whose dependencies are ready; fail those whose requirement failed.
 
         A required unit counts as failed when it is failed, skipped, or itself gave up on a
-        dependency; a Requisite= must be up by then. Type=idle waits until no other service is
+        dependency (a BindsTo= one also when it is down: a false condition); a Requisite= must be
+        up by then. Type=idle waits until no other service is
         waiting or starting (systemd's "after the other jobs", without its 5 s cap)."""
         moved = True
         while moved:
@@ -315,8 +316,10 @@ class Supervisor:
                     continue
                 deps = [self.services.get(d) for d in self.deps.get(s.name, [])]
                 needed = set(s.spec.requires) | set(self._names(s.spec.requires + s.spec.binds_to))
+                bound = set(self._names(s.spec.binds_to))
                 bad = [d for d in deps if d is not None and d.name in needed and
-                       (d.state in (S.FAILED, S.SKIPPED) or (d.state == S.DOWN and d.result == "dependency"))]
+                       (d.state in (S.FAILED, S.SKIPPED) or (d.state == S.DOWN and d.result == "dependency")
+                        or (d.name in bound and d.state == S.DOWN and not d.want_up))]
                 if bad:
                     s.dep_failed(bad[0].name)
                     moved = True
