@@ -516,6 +516,15 @@ def test_binds_to_a_unit_whose_condition_failed_does_not_start():
     assert launched == ["w"], "Wants= does not care"
 
 
+def test_a_required_unit_skipped_by_exec_condition_does_not_fail_its_dependents():
+    sup, launched = _sup({"db": {"exec_condition": (cmd("/bin/check"),)}, "app": {"requires": ("db",)}},
+                         {"db": [], "app": ["db"]})
+    assert launched == ["db"] and sup.services["app"].state == S.WAITING
+    db = sup.services["db"]
+    db.on_exit(db.helper, 1)
+    assert db.state == S.DOWN and sup.services["app"].state == S.UP and launched == ["db", "app"]
+
+
 def test_restart_propagates_to_part_of():
     sup, launched = _sup({"db": {}, "c": {"part_of": ("db",)}})
     c = sup.services["c"]
