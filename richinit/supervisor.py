@@ -62,7 +62,6 @@ class Supervisor:
         self.notify_path = None
         self.private_tmp = None  # can a child have its own /tmp here? (asked once)
         self.unit_mode = False   # the document has systemd units
-        self.aliases = {}        # unit alias ("sshd.service") -> service name
         self.unit_files = {}     # unit file name -> enabled | disabled | static | masked | ...
         self.failed_seen = set()
         self.settle_waiters = []  # (service, callback) of when_settled
@@ -147,7 +146,6 @@ class Supervisor:
         failed = set(doc.get("failed", []))
         skipped = doc.get("skipped", {})
         self.deps = {k: list(v) for k, v in doc.get("deps", {}).items()}
-        self.aliases = dict(doc.get("aliases", {}))
         self.unit_files = dict(doc.get("unit_files", {}))
         self.unit_mode = any(spec.unit for spec in specs.values())
         self.order = doc.get("order", [])
@@ -864,14 +862,11 @@ class Supervisor:
     # ---- control verbs (systemctl and richctl call these; each returns a reply dict) ----------
 
     def find(self, name):
-        """The Service called `name`: its stem ("nginx"), its unit name ("nginx.service") or an
-        alias the loader recorded; None when there is none."""
+        """The Service called `name`: its stem ("nginx") or its unit name ("nginx.service"); None
+        when there is none."""
         s = self.services.get(name)
         if s is None and name.endswith(".service"):
             s = self.services.get(name[:-8])
-        if s is None:
-            stem = self.aliases.get(name) or self.aliases.get(name + ".service")
-            s = self.services.get(stem) if stem else None
         return s
 
     def _verb(self, name, fn):
