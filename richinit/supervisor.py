@@ -15,6 +15,7 @@ users, spawning) lives here; the per-service decisions live in svc.Service.
 import _socket as socket  # the C module: socket.py's enums would cost PID 1 memory
 import marshal
 import os
+import select
 import sys
 import time
 
@@ -28,6 +29,7 @@ from richinit.spawn import ExecError, spawn, spawn_call
 RUN_DIR = "/run/richinit"
 _STARTING = (S.CONDITION, S.PRE, S.STARTING, S.POST)
 SCRIPT_STOP_TIMEOUT = 5.0  # an init script cut short by a stop, or a finish script: SIGKILL after this
+LOAD_TIMEOUT = 30.0        # the services loader child (milliseconds normally): SIGKILL after this
 
 
 def _load_document(fd, root, only, units):
@@ -105,7 +107,14 @@ class Supervisor:
             return None
         os.close(wfd)
         chunks = []
-        while True:
+        deadline = self.ops.now() + LOAD_TIMEOUT
+        while True:  # bounded: a loader that hangs must not hold PID 1 (and its signals) for ever
+            left = deadline - self.ops.now()
+            if left <= 0 or not select.select([rfd], [], [], left)[0]:
+                log.error("the services loader did not finish within %gs: killed", LOAD_TIMEOUT)
+                self.kill_group(pid, 9)
+                chunks = []
+                break
             try:
                 data = os.read(rfd, 65536)
             except InterruptedError:
