@@ -49,6 +49,12 @@ def test_bind_kinds_modes_and_a_stale_socket(tmp_path):
     c = socket.create_connection(st.getsockname(), timeout=5)  # listening already
     c.close()
     ab = K.bind(Listen(kind="seqpacket", address="@richinit-test-%d" % os.getpid()), SocketSpec())
+    udp = K.bind(Listen(kind="dgram", address=free_port()), SocketSpec())
+    assert udp.type == _socket.SOCK_DGRAM and udp.family == _socket.AF_INET
+    udp.close()
+    owned = str(tmp_path / "owned.sock")
+    K.bind(Listen(kind="stream", address=owned), SocketSpec(user="nobody", group="nogroup")).close()
+    assert (os.stat(owned).st_uid, os.stat(owned).st_gid) == (65534, 65534)  # SocketUser=/SocketGroup=
     fifo = K.bind(Listen(kind="fifo", address=str(tmp_path / "f")), SocketSpec(mode=0o620))
     assert stat.S_ISFIFO(os.stat(tmp_path / "f").st_mode) and isinstance(fifo, int)
     for s in (d, st, ab):

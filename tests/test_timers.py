@@ -173,3 +173,27 @@ def test_status_rows():
     job = next(r for r in rows if r["unit"] == "job.timer")
     assert job["activates"] == "job.service" and job["next"] is None
     assert job["last"] == pytest.approx(WALL0 + 2.0) and job["passed"] == pytest.approx(1.0)
+
+
+def test_timers_and_sockets_keep_pid1_lean(tmp_path):
+    """The wheel with a calendar timer and bound sockets brings nothing heavy into PID 1."""
+    import subprocess
+    import sys
+    code = ("import sys; from richinit import sockets, timers; from richinit.services.model import Listen, SocketSpec, "
+            "TimerSpec\n"
+            "class H: started = 0.0; services = {}; ops = type('O', (), {'now': staticmethod(lambda: 1.0)})()\n"
+            "class L:\n    def add_reader(self, fd, cb): pass\n    def remove_reader(self, fd): pass\n"
+            "H.loop = L()\n"
+            "w = timers.Timers(H(), stamp_dir=sys.argv[1])\n"
+            "w.apply([TimerSpec(name='t', service='t', calendar=('Mon *-*-* 10:00',), on_boot=5.0)], 1.0)\n"
+            "assert w.next_deadline(1.0) is not None\n"
+            "s = sockets.Sockets(H()); s.apply([SocketSpec(name='s', service='s', listen=(Listen(kind='dgram', "
+            "address=sys.argv[1] + '/s'),))])\n"
+            "print(' '.join(sorted(sys.modules)))\n")
+    out = subprocess.run([sys.executable, "-I", "-c", code, str(tmp_path)], capture_output=True, text=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         env={"PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))})
+    assert out.returncode == 0, out.stderr
+    heavy = {"re", "enum", "socket", "selectors", "datetime", "zoneinfo", "json", "collections", "random",
+             "ctypes", "typing", "logging"}
+    assert sorted(set(out.stdout.split()) & heavy) == []

@@ -368,6 +368,9 @@ def test_sockets_accept_and_templates(image):
     assert api.enabled and api.service == "apid" and api.mode == 0o600 and api.fd_name == "api"
     assert api.listen == (M.Listen(kind="stream", address="/run/api.sock"), M.Listen(kind="dgram", address="@abstract"))
     assert "echo@" in res.templates and res.spec("apid").sockets == ("api",)
+    echo = res.templates["echo@"]  # StandardInput=socket: the connection is stdin, and stdout by inheritance
+    assert echo.stdin_socket and echo.log == M.Log(kind="socket") and echo.stderr_log is None
+    assert not res.spec("apid").stdin_socket and res.spec("apid").log.kind == "syslog"
     assert res.skipped["apid"] == "activated by api.socket"
     doc = res.to_dict()
     assert json.loads(json.dumps(doc))["templates"]["echo@"]["command"] == ["/usr/bin/app", "%i"]
