@@ -213,6 +213,10 @@ class ControlServer:
             log.exception("control request %r", req)
             reply, keep = {"ok": False, "error": "internal error: %s" % e}, False
         self._reply(fd, reply, close=not keep)
+        if req.get("cmd") in ("shutdown", "poweroff"):
+            # The answer is out before the stop starts: the client (systemctl poweroff, inside the
+            # container) reads it and exits before the stop's SIGTERM to every process reaches it.
+            self.init.request_stop()
 
     def _send(self, fd, obj):
         """Queue one reply line and write what the client takes now. A reply is bounded by what it
@@ -279,8 +283,7 @@ class ControlServer:
         if cmd == "sockets":  # systemctl list-sockets
             return {"ok": True, "sockets": sup.sockets.status() if sup.sockets is not None else []}, False
         if cmd in ("shutdown", "poweroff"):
-            self.init.request_stop()
-            return {"ok": True}, False
+            return {"ok": True}, False  # the stop itself follows the reply (_readable)
         if cmd == "reboot":
             result = self.init.reboot()
             return dict(result, ok=result.get("ok", True)), False

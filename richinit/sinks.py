@@ -73,6 +73,7 @@ def writable(fd, reopen=True):
         except OSError as e:
             if e.errno == 6:  # ENXIO: a pipe without a reader
                 return None, "closed"
+            log.info("fd %d cannot be reopened (%s): written through a helper process", fd, e.strerror or e)
     return None, "pump"
 
 

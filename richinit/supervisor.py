@@ -15,6 +15,7 @@ users, spawning) lives here; the per-service decisions live in svc.Service.
 import _socket as socket  # the C module: socket.py's enums would cost PID 1 memory
 import marshal
 import os
+import select
 import sys
 import time
 
@@ -28,6 +29,7 @@ from richinit.spawn import ExecError, spawn, spawn_call
 RUN_DIR = "/run/richinit"
 _STARTING = (S.CONDITION, S.PRE, S.STARTING, S.POST)
 SCRIPT_STOP_TIMEOUT = 5.0  # an init script cut short by a stop, or a finish script: SIGKILL after this
+LOAD_TIMEOUT = 30.0        # the services loader child (milliseconds normally): SIGKILL after this
 
 
 def _load_document(fd, root, only, units):
@@ -62,7 +64,6 @@ class Supervisor:
         self.notify_path = None
         self.private_tmp = None  # can a child have its own /tmp here? (asked once)
         self.unit_mode = False   # the document has systemd units
-        self.aliases = {}        # unit alias ("sshd.service") -> service name
         self.unit_files = {}     # unit file name -> enabled | disabled | static | masked | ...
         self.failed_seen = set()
         self.settle_waiters = []  # (service, callback) of when_settled
@@ -106,7 +107,14 @@ class Supervisor:
             return None
         os.close(wfd)
         chunks = []
-        while True:
+        deadline = self.ops.now() + LOAD_TIMEOUT
+        while True:  # bounded: a loader that hangs must not hold PID 1 (and its signals) for ever
+            left = deadline - self.ops.now()
+            if left <= 0 or not select.select([rfd], [], [], left)[0]:
+                log.error("the services loader did not finish within %gs: killed", LOAD_TIMEOUT)
+                self.kill_group(pid, 9)
+                chunks = []
+                break
             try:
                 data = os.read(rfd, 65536)
             except InterruptedError:
@@ -147,7 +155,6 @@ class Supervisor:
         failed = set(doc.get("failed", []))
         skipped = doc.get("skipped", {})
         self.deps = {k: list(v) for k, v in doc.get("deps", {}).items()}
-        self.aliases = dict(doc.get("aliases", {}))
         self.unit_files = dict(doc.get("unit_files", {}))
         self.unit_mode = any(spec.unit for spec in specs.values())
         self.order = doc.get("order", [])
@@ -305,7 +312,8 @@ class Supervisor:
         """Start waiting services whose dependencies are ready; fail those whose requirement failed.
 
         A required unit counts as failed when it is failed, skipped, or itself gave up on a
-        dependency; a Requisite= must be up by then. Type=idle waits until no other service is
+        dependency (a BindsTo= one also when it is down: a false condition); a Requisite= must be
+        up by then. Type=idle waits until no other service is
         waiting or starting (systemd's "after the other jobs", without its 5 s cap)."""
         moved = True
         while moved:
@@ -315,8 +323,10 @@ class Supervisor:
                     continue
                 deps = [self.services.get(d) for d in self.deps.get(s.name, [])]
                 needed = set(s.spec.requires) | set(self._names(s.spec.requires + s.spec.binds_to))
+                bound = set(self._names(s.spec.binds_to))
                 bad = [d for d in deps if d is not None and d.name in needed and
-                       (d.state in (S.FAILED, S.SKIPPED) or (d.state == S.DOWN and d.result == "dependency"))]
+                       (d.state in (S.FAILED, S.SKIPPED) or (d.state == S.DOWN and d.result == "dependency")
+                        or (d.name in bound and d.state == S.DOWN and not d.want_up))]
                 if bad:
                     s.dep_failed(bad[0].name)
                     moved = True
@@ -863,14 +873,11 @@ class Supervisor:
     # ---- control verbs (systemctl and richctl call these; each returns a reply dict) ----------
 
     def find(self, name):
-        """The Service called `name`: its stem ("nginx"), its unit name ("nginx.service") or an
-        alias the loader recorded; None when there is none."""
+        """The Service called `name`: its stem ("nginx") or its unit name ("nginx.service"); None
+        when there is none."""
         s = self.services.get(name)
         if s is None and name.endswith(".service"):
             s = self.services.get(name[:-8])
-        if s is None:
-            stem = self.aliases.get(name) or self.aliases.get(name + ".service")
-            s = self.services.get(stem) if stem else None
         return s
 
     def _verb(self, name, fn):

@@ -425,6 +425,7 @@ class Service:
             if is_assert:
                 return self._fail("assertion failed: %s" % message, "assert")
             log.info("%s: skipped: condition failed: %s", self.name, message)
+            self.want_up = False
             self._set(DOWN, "condition failed: %s" % message)
             self.host.changed(self)
             return None

@@ -500,6 +500,31 @@ def test_binds_to_stops_when_the_other_dies():
     assert sup.services["r"].state == S.UP, "Requires= does not follow a crash, only an explicit stop"
 
 
+def test_binds_to_a_unit_whose_condition_failed_does_not_start():
+    from richinit.supervisor import Supervisor
+    sup = Supervisor(_Loop(), _Ops(), control_dir="/nonexistent")
+    sup.apply({"services": [unit(name="db", conditions=(Condition(name="PathExists", value="/nope"),)).to_dict(),
+                            unit(name="b", binds_to=("db",), after=("db",)).to_dict(),
+                            unit(name="w", wants=("db",), after=("db",)).to_dict()],
+               "deps": {"db": [], "b": ["db"], "w": ["db"]}, "order": []})
+    launched = []
+    sup.launch = lambda s, c, main: launched.append(s.name) or 7000 + len(launched)
+    sup.check_conditions = lambda s: ("ConditionPathExists=/nope", False)
+    sup.boot(lambda ok, code: None)
+    assert sup.services["db"].state == S.DOWN and "condition" in sup.services["db"].reason
+    assert sup.services["b"].state == S.DOWN and sup.services["b"].result == "dependency"
+    assert launched == ["w"], "Wants= does not care"
+
+
+def test_a_required_unit_skipped_by_exec_condition_does_not_fail_its_dependents():
+    sup, launched = _sup({"db": {"exec_condition": (cmd("/bin/check"),)}, "app": {"requires": ("db",)}},
+                         {"db": [], "app": ["db"]})
+    assert launched == ["db"] and sup.services["app"].state == S.WAITING
+    db = sup.services["db"]
+    db.on_exit(db.helper, 1)
+    assert db.state == S.DOWN and sup.services["app"].state == S.UP and launched == ["db", "app"]
+
+
 def test_restart_propagates_to_part_of():
     sup, launched = _sup({"db": {}, "c": {"part_of": ("db",)}})
     c = sup.services["c"]

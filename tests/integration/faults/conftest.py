@@ -12,6 +12,7 @@ import select
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -27,8 +28,13 @@ LIVENESS = 1.0  # seconds a status reply may take under a fault: a liveness boun
 
 class Rich:
     def __init__(self, tmp, rootfs, app, services=None, only=None, stdout=None, stderr=None, mounts=(),
-                 nofile=None, pids=None, memory=None, opts=()):
+                 nofile=None, pids=None, memory=None, opts=(), userns=None):
         self.tmp = str(tmp)
+        self.scratch = None
+        if userns is not None:  # pytest's tmp is 0700 root's: the container's root could not reach it
+            self.scratch = tempfile.mkdtemp(prefix="richfaults-userns-")
+            os.chmod(self.scratch, 0o711)
+            self.tmp = self.scratch
         self.rootfs = os.path.join(self.tmp, "rootfs")
         shutil.copytree(rootfs, self.rootfs, symlinks=True)
         sd = os.path.join(self.rootfs, "etc/richinit/services.d")
@@ -49,6 +55,16 @@ class Rich:
             cfg["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}]
         if pids:
             cfg["linux"].setdefault("resources", {})["pids"] = {"limit": pids}
+        if userns is not None:
+            # Container root is host uid `userns`: what the host's root owns (the test's pipes) is
+            # nobody's in there. The rootfs and /shared become the container root's; /run a tmpfs.
+            subprocess.run(["chown", "-R", "%d:%d" % (userns, userns), self.rootfs, self.shared], check=True)
+            lin = cfg["linux"]
+            lin["namespaces"].append({"type": "user"})
+            lin["uidMappings"] = lin["gidMappings"] = [{"containerID": 0, "hostID": userns, "size": 65536}]
+            cfg["mounts"] = [m for m in cfg["mounts"] if m["type"] != "cgroup"]
+            cfg["mounts"].append({"destination": "/run", "type": "tmpfs", "source": "tmpfs",
+                                  "options": ["nosuid", "nodev", "mode=755"]})
         with open(os.path.join(self.bundle, "config.json"), "w") as f:
             json.dump(cfg, f)
         self.cid = ct.new_id("flt%d" % os.getpid())
@@ -185,6 +201,8 @@ class Rich:
         ct.delete(self.cid)
         if self.stderr is not None and hasattr(self.stderr, "close"):
             self.stderr.close()
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 @pytest.fixture

@@ -99,3 +99,26 @@ def test_stdout_and_stderr_lead_nowhere(rich, kind):
             os.close(fd)
     assert rc == 5
     assert took < GRACE + KILL_GRACE + SLACK, took
+
+
+def test_a_pipe_pid1_cannot_reopen_goes_through_a_helper(rich):
+    """In a user namespace the host's pipe is nobody's: /proc/self/fd/1 cannot be reopened, so PID 1's
+    writes go through a forked helper that blocks for it; PID 1 itself still never waits."""
+    r, w = os.pipe()
+    c = rich(APP, services=CHATTY, only=["chatty"], stdout=w, userns=100000)
+    c.start()
+    os.close(w)
+    try:
+        c.wait_up("chatty")
+        assert "fd 1 cannot be reopened (Permission denied): written through a helper process" in c.log(), c.log()
+        kids = open("/proc/%d/task/%d/children" % (c.pid, c.pid)).read().split()
+        titles = [open("/proc/%s/cmdline" % k, "rb").read().replace(b"\0", b" ") for k in kids]
+        assert any(t.startswith(b"richinit-output 1") for t in titles), titles
+        probe(c, 10)
+        assert unread(r) >= fcntl.fcntl(r, 1032) - 8192
+        record("unread stdout pipe through the helper (user namespace)", c)
+        rc, took = c.stop()
+    finally:
+        os.close(r)
+    assert rc == 5, c.log()
+    assert took < GRACE + KILL_GRACE + SLACK, took
