@@ -13,7 +13,8 @@ Metrics (medians with min/max over the repetitions):
            namespace (bench.pid1's harness), and each repetition kills them in a rotated order.
   boot     the cached Debian image (sshd, cron, rsyslog) in runc, its own network namespace:
            (a) `runc run` -> the app announces itself on a FIFO in a bind mount, with richinit
-           --services all as PID 1 (the app starts only once every service is ready);
+           --services all --app-after syslog,sshd,cron as PID 1 (the app starts only once every
+           service is ready; without --app-after it would not wait for them: bench.appstart);
            (b) the same with a bash script as PID 1 that starts the same daemons the same way, in
            the same order, and announces once /dev/log exists and port 22 accepts: the daemons'
            own start time. The overhead is (a) - (b), also per repetition (both run back to back).
@@ -195,7 +196,8 @@ class Boot:
             self.ctl_fd = os.open(os.path.join(share, "ctl"), os.O_RDWR | os.O_NONBLOCK)
             mounts = [{"destination": "/bench", "type": "bind", "source": share, "options": ["rbind", "rprivate"]}]
             if kind.startswith("richinit"):
-                services = ["--services", "all"] if kind == "richinit" else []
+                # --app-after: the app announces once every service is ready, as the shell does
+                services = ["--services", "all", "--app-after", ",".join(BOOT_SERVICES)] if kind == "richinit" else []
                 argv = env.runtime_argv + services + ["--", "/bin/sh", "-c", APP]
                 mounts.append({"destination": "/.richinit", "type": "bind", "source": env.runtime_dir,
                                "options": ["rbind", "rprivate", "ro"]})
@@ -531,7 +533,8 @@ def main(argv=None):
             "boot": "boot %d + 1 warm-up" % opt.reps_boot,
             "idle": "idle %d x %g s" % (opt.reps_idle, opt.idle_secs)}
     commands = {s.name: " ".join(pid1.UNSHARE) + " " + s.template for s in specs}
-    commands["richinit (boot)"] = "runc run: /.richinit/... -m richinit --services all -- /bin/sh -c '%s'" % APP
+    commands["richinit (boot)"] = ("runc run: /.richinit/... -m richinit --services all --app-after %s "
+                                   "-- /bin/sh -c '%s'" % (",".join(BOOT_SERVICES), APP))
     commands[SHELL + " (boot)"] = "runc run: /bin/bash boot.sh: " + BASELINE_SH.replace("\n", "; ")
     commands["no daemons (boot)"] = "runc run: /.richinit/... -m richinit -- APP; and runc run: /bin/sh -c APP"
     config = {"command": "python -m bench.services " + " ".join(shlex.quote(a) for a in argv),

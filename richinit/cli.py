@@ -24,10 +24,15 @@ the stop signal goes to CMD, then after --grace every process left gets
 SIGTERM, then after --kill-grace SIGKILL.
 
 Services (sshd, cron, syslog and the image's services.d) run with --services:
-init scripts first, then services in dependency order, then CMD; at shutdown the
-services stop in reverse order after CMD. --vm keeps the container up after CMD
-exits, until a stop signal (CMD is optional then). richctl talks to the control
-socket in --control-dir.
+init scripts first, then services in dependency order and CMD beside them; CMD
+waits only for the services --app-after names (PID 1 binds /dev/log before
+anything starts, so nothing logged is lost while syslog starts). Without init
+scripts or --app-after, CMD starts before the services are even read. At
+shutdown the services stop in reverse order after CMD. --vm keeps the container up after CMD
+exits, until a stop signal (CMD is optional then). The image's own init as CMD
+(/sbin/init, /bin/init, /lib/systemd/systemd, /usr/lib/systemd/systemd, or a link
+to systemd) means VM mode: richinit takes its place and runs the image's units.
+richctl talks to the control socket in --control-dir.
 
 options:
   --grace SECONDS         how long CMD has to exit after the stop signal (default 10)
@@ -41,8 +46,12 @@ options:
   --services all|none|NAME,...
                           supervise services from services.d: all of them, or the
                           named ones (default none)
+  --app-after NAME,...    start CMD once these services are ready (or failed,
+                          or skipped); default: none, CMD starts at once
   --vm                    keep running after CMD exits, until a stop signal
-                          (implies --services all)
+                          (implies --services all and --units yes)
+  --units yes|no          also run the image's systemd units and SysV init scripts
+                          (default: yes with --vm, else no)
   --control-dir DIR       where control.sock lives (default /run/richinit)
   --no-save-env           do not save the environment for ssh logins and cron jobs
   -v, --verbose           log more (-vv: debug)
@@ -51,12 +60,15 @@ options:
 
 Every option can also be set as an environment variable: RICHINIT_GRACE,
 RICHINIT_KILL_GRACE, RICHINIT_REWRITE (comma-separated), RICHINIT_FORWARD,
-RICHINIT_VERBOSE (a count), RICHINIT_SERVICES, RICHINIT_VM (1/0),
+RICHINIT_VERBOSE (a count), RICHINIT_SERVICES, RICHINIT_APP_AFTER, RICHINIT_VM (1/0),
+RICHINIT_UNITS (1/0),
 RICHINIT_CONTROL_DIR, RICHINIT_SAVE_ENV (1/0).
 """
 
 FORWARD_MODES = ("child", "group", "session")
-_WITH_VALUE = ("--grace", "--kill-grace", "--rewrite", "--forward", "--services", "--control-dir")
+_WITH_VALUE = ("--grace", "--kill-grace", "--rewrite", "--forward", "--services", "--control-dir", "--app-after",
+               "--units")
+INIT_PATHS = ("/sbin/init", "/bin/init", "/usr/sbin/init", "/lib/systemd/systemd", "/usr/lib/systemd/systemd")
 _FLAGS = ("--vm", "--no-save-env", "--verbose", "--help", "--version")
 
 
@@ -72,7 +84,10 @@ class Options:
     verbose = 0
     cmd = ()
     services = None   # None: no services; "all" or a list of names
+    app_after = ()    # services the app waits for
     vm = False
+    units = False     # ask the loader for the image's systemd units and SysV scripts
+    image_init = None  # the image's init given as the command, which richinit replaces
     control_dir = "/run/richinit"
     save_env = True
 
@@ -103,7 +118,7 @@ def _forward(text, what):
 def _bool(text, what):
     val = text.strip().lower()
     if val not in ("1", "0", "true", "false", "yes", "no", ""):
-        raise UsageError("%s: must be 1 or 0" % what)
+        raise UsageError("%s: must be yes or no (1 or 0)" % what)
     return val in ("1", "true", "yes")
 
 
@@ -115,6 +130,16 @@ def _services(text):
     if text == "all":
         return "all"
     return [n.strip() for n in text.split(",") if n.strip()] or None
+
+
+def is_image_init(path):
+    """Is `path` the image's init (systemd or /sbin/init), directly or through a link?"""
+    if path in INIT_PATHS:
+        return True
+    if not path.startswith("/"):
+        return False
+    real = os.path.realpath(path)
+    return real in INIT_PATHS or os.path.basename(real) == "systemd"
 
 
 def _split(argv):
@@ -162,10 +187,11 @@ def _from_env(environ):
             d["verbose"] = int(environ["RICHINIT_VERBOSE"])
         except ValueError:
             raise UsageError("RICHINIT_VERBOSE: must be a number") from None
-    for key, var in (("vm", "RICHINIT_VM"), ("save_env", "RICHINIT_SAVE_ENV")):
+    for key, var in (("vm", "RICHINIT_VM"), ("save_env", "RICHINIT_SAVE_ENV"), ("units", "RICHINIT_UNITS")):
         if var in environ:
             d[key] = _bool(environ[var], var)
-    for key, var in (("services", "RICHINIT_SERVICES"), ("control_dir", "RICHINIT_CONTROL_DIR")):
+    for key, var in (("services", "RICHINIT_SERVICES"), ("control_dir", "RICHINIT_CONTROL_DIR"),
+                     ("app_after", "RICHINIT_APP_AFTER")):
         if environ.get(var):
             d[key] = environ[var]
     return d
@@ -191,13 +217,23 @@ def _build(argv, environ):
         else env.get("forward", Options.forward)
     o.verbose = flags.get("--verbose", env.get("verbose", 0))
     o.vm = bool(flags.get("--vm")) or env.get("vm", False)
+    if cmd and is_image_init(cmd[0]):
+        o.vm, o.image_init, cmd = True, cmd[0], []
     if "--services" in values:
         o.services = _services(last("--services"))
     elif "services" in env:
         o.services = _services(env["services"])
     elif o.vm:
         o.services = "all"
+    if "--units" in values:
+        o.units = _bool(last("--units"), "--units")
+    else:
+        o.units = env.get("units", o.vm)
+    if o.units and o.services is None:
+        o.services = "all"  # units are services: they need the supervisor
     o.control_dir = last("--control-dir") or env.get("control_dir", Options.control_dir)
+    after = last("--app-after") if "--app-after" in values else env.get("app_after", "")
+    o.app_after = tuple(n.strip() for n in after.split(",") if n.strip())
     o.save_env = False if flags.get("--no-save-env") else env.get("save_env", True)
     if not cmd and not o.vm:
         raise UsageError("no command given")

@@ -1,7 +1,9 @@
 """The control socket richctl talks to: CONTROL_DIR/control.sock, root only.
 
 Requests are one text line: `status` | `start NAME` | `stop NAME` | `restart NAME` |
-`logs NAME [follow]` | `reload` | `shutdown` (one per connection). Replies are JSON lines: {"ok": true, ...} or
+`logs NAME [follow]` | `reload` | `shutdown` | `poweroff` (the same) | `reboot` (every service
+restarts in order; the container stays) | `timers` | `sockets` | `unit VERB ...` (systemctl's
+verbs, richinit.verbs) (one per connection). Replies are JSON lines: {"ok": true, ...} or
 {"ok": false, "error": "one line"}; `logs NAME follow` then streams {"line": ...} objects.
 Text in, JSON out, because PID 1 then needs no JSON parser and only a small encoder (the json
 package and socket.py cost PID 1 about 1.4 MB for its whole life). Clients are non-blocking
@@ -19,7 +21,8 @@ MAX_OUTPUT = 256 * 1024  # bytes of streamed log lines waiting to go out to one 
 MAX_CLIENTS = 16
 MAX_FOLLOWERS = 8       # `logs NAME follow` connections
 ACCEPT_BATCH = 8        # connections taken per wake-up (fewer than MAX_CLIENTS: none pushed out unread)
-COMMANDS = ("status", "start", "stop", "restart", "logs", "reload", "shutdown")
+COMMANDS = ("status", "start", "stop", "restart", "logs", "reload", "shutdown", "poweroff", "reboot", "timers",
+            "sockets", "unit")
 
 
 def dumps(obj):
@@ -61,6 +64,8 @@ def parse_request(line):
     if not words or words[0] not in COMMANDS:
         raise ValueError("unknown command: %s" % (words[0] if words else ""))
     cmd, args = words[0], words[1:]
+    if cmd == "unit":
+        return {"cmd": cmd, "words": args or [""]}
     if cmd in ("start", "stop", "restart", "logs"):
         if not args or len(args) > (2 if cmd == "logs" else 1) or (len(args) == 2 and args[1] != "follow"):
             raise ValueError("usage: %s NAME%s" % (cmd, " [follow]" if cmd == "logs" else ""))
@@ -208,6 +213,10 @@ class ControlServer:
             log.exception("control request %r", req)
             reply, keep = {"ok": False, "error": "internal error: %s" % e}, False
         self._reply(fd, reply, close=not keep)
+        if req.get("cmd") in ("shutdown", "poweroff"):
+            # The answer is out before the stop starts: the client (systemctl poweroff, inside the
+            # container) reads it and exits before the stop's SIGTERM to every process reaches it.
+            self.init.request_stop()
 
     def _send(self, fd, obj):
         """Queue one reply line and write what the client takes now. A reply is bounded by what it
@@ -263,12 +272,21 @@ class ControlServer:
         cmd = req.get("cmd")
         name = req.get("name")
         sup = self.sup
+        if cmd == "unit":
+            from richinit import verbs
+            return verbs.handle(self, fd, req["words"])
         if cmd == "status":
             return {"ok": True, "phase": self.init.phase, "app": self.init.app_status(),
                     "services": sup.status(), "errors": sup.errors}, False
-        if cmd == "shutdown":
-            self.init.request_stop()
-            return {"ok": True}, False
+        if cmd == "timers":  # systemctl list-timers
+            return {"ok": True, "timers": sup.timers.status() if sup.timers is not None else []}, False
+        if cmd == "sockets":  # systemctl list-sockets
+            return {"ok": True, "sockets": sup.sockets.status() if sup.sockets is not None else []}, False
+        if cmd in ("shutdown", "poweroff"):
+            return {"ok": True}, False  # the stop itself follows the reply (_readable)
+        if cmd == "reboot":
+            result = self.init.reboot()
+            return dict(result, ok=result.get("ok", True)), False
         if cmd == "reload":
             result = self.init.reload()
             return dict(result, ok=result.get("ok", True)), False
@@ -296,20 +314,17 @@ class ControlServer:
                 c.follows, c.limit = True, len(c.outbuf) + MAX_OUTPUT
                 return {"ok": True, "following": True}, True
             if cmd == "stop":
-                if not s.pids() and s.state not in (S.BACKOFF, S.WAITING):
+                if not s.pids() and not s.active and s.state not in (S.BACKOFF, S.WAITING):
                     return {"ok": False, "error": "%s is not running (%s)" % (name, s.state)}, False
-                s.stop()
-                return {"ok": True}, False
+                return sup.stop_service(s.name), False
             if cmd == "start":
                 if s.state == S.SKIPPED and not req.get("force"):
                     return {"ok": False, "error": "%s is skipped: %s" % (name, s.reason)}, False
                 if s.pids():
                     return {"ok": False, "error": "%s is already running" % name}, False
-                s.start()
-                return {"ok": True}, False
+                return sup.start_service(s.name), False
             if cmd == "restart":
-                s.restart()
-                return {"ok": True}, False
+                return sup.restart_service(s.name), False
         return {"ok": False, "error": "unknown command: %s" % cmd}, False
 
     def close(self):

@@ -81,12 +81,21 @@ def _save_env(pid):
     return save_for(pid)
 
 
-def _setup_services(opts, loop, ops, is_pid1):
-    """Load services.d through the loader child; returns the Supervisor (or None when off)."""
-    if opts.services is None:
-        return None
-    from richinit.supervisor import Supervisor
-    sup = Supervisor(loop, ops, control_dir=opts.control_dir)
+def _init_scripts_present():
+    """Whether the image has an init script the app must wait for (what the loader would run)."""
+    from richinit.bootpaths import INIT_DIRS, RC_LOCAL
+    for directory, _ in INIT_DIRS:
+        try:
+            with os.scandir(directory) as it:
+                if any(True for _ in it):
+                    return True
+        except OSError:
+            pass
+    return os.access(RC_LOCAL, os.X_OK)
+
+
+def _load_services(opts, sup):
+    """Load services.d (and, with --units, the image's units) through the loader child into `sup`."""
     env_pid = None
     if opts.save_env:
         # Saved by a child forked from us, while the loader (another one) runs.
@@ -100,9 +109,12 @@ def _setup_services(opts, loop, ops, is_pid1):
     if doc is not None:
         sup.apply(doc)
         log.debug("services loaded: %d", len(sup.services))
+    else:
+        from richinit.sockets import release
+        release(sup.prebound)  # no syslog daemon will read /dev/log: writers get an error, not a full queue
+        sup.prebound = {}
     if env_pid is not None:
         sup._wait_for(env_pid)  # saved before any service (cron, sshd) starts
-    return sup
 
 
 def main(argv=None):
@@ -128,7 +140,10 @@ def main(argv=None):
     del cli  # not needed any more; let the module (and its help text) go
     sys.modules.pop("richinit.cli", None)
 
-    sup = _setup_services(opts, loop, ops, is_pid1)
+    prebound = {}
+    if opts.services is not None:
+        from richinit.sockets import bind_dev_log
+        prebound = bind_dev_log()  # before anything that may log starts
     app_env = _child_env(listen)
 
     def start_app():
@@ -138,10 +153,19 @@ def main(argv=None):
         return pid
 
     init = Init(ops, grace=opts.grace, kill_grace=opts.kill_grace, rewrite=opts.rewrite,
-                forward=opts.forward, services=sup, vm=opts.vm,
-                start_app=start_app if opts.cmd else None)
-    control = None
-    if sup is not None:
+                forward=opts.forward, vm=opts.vm, start_app=start_app if opts.cmd else None)
+    control = sup = None
+    if opts.services is not None:
+        if opts.cmd and not opts.app_after and not _init_scripts_present():
+            init.start_app_early()  # it waits for nothing: not for the loader, not even for our imports
+        from richinit.supervisor import Supervisor
+        sup = Supervisor(loop, ops, control_dir=opts.control_dir, units=opts.units)
+        sup.app_after, sup.prebound = opts.app_after, prebound
+        if opts.image_init:
+            log.say("VM mode: %s given as the command; richinit takes its place and runs the image's units"
+                    % opts.image_init)
+        init.use_services(sup)
+        _load_services(opts, sup)
         from richinit.control import ControlServer
         try:
             control = ControlServer(loop, init, sup, opts.control_dir)

@@ -1,7 +1,8 @@
 """PID 1's decisions as a small state machine: (phase x event) -> named actions.
 
 Phases:
-  BOOTING            services mode: init scripts, then services, run; the app waits.
+  BOOTING            services mode: init scripts run, then services; the app waits for the
+                     services it names (--app-after), if it did not start before the loader.
   RUNNING            the app runs; signals are forwarded to it.
   STOPPING_MAIN      a stop signal came: the app got it; wait up to --grace.
   STOPPING_SERVICES  services stop in reverse dependency order, each with its own timeout.
@@ -46,7 +47,12 @@ class Init:
         self.exit_code = None
         self._deadline = None  # monotonic time of PID 1's own pending timer, or None
         if services is not None:
-            services.on_change = self.on_services_changed
+            self.use_services(services)
+
+    def use_services(self, services):
+        """Supervise `services` (supervisor.Supervisor) too; made after the app may have started."""
+        self.services = services
+        services.on_change = self.on_services_changed
 
     @property
     def deadline(self):
@@ -58,12 +64,21 @@ class Init:
 
     # ---- boot ---------------------------------------------------------------
 
+    def start_app_early(self):
+        """The app waits for nothing (no init script, no --app-after): start it before the services
+        are loaded; boot() then starts them beside it."""
+        self._start_app()
+
     def boot(self):
-        """Start the services (then the app), or the app alone."""
+        """Start the services and, once the init scripts ran and what --app-after names is ready,
+        the app (unless it started early); or the app alone."""
         if self.services is None:
             self._start_app()
             return
-        self.phase = BOOTING
+        if self.phase != RUNNING:
+            return  # the early app could not be started: the stop is under way
+        if self.app_started is None:
+            self.phase = BOOTING
         self.services.boot(self._booted)
 
     def _booted(self, ok, code):
@@ -180,6 +195,13 @@ class Init:
 
     def request_stop(self):
         self.on_signal(signal.SIGTERM)
+
+    def reboot(self):
+        """The `reboot` request (systemctl reboot): every service restarts in order; the container
+        and the app go on. Without services there is nothing to restart."""
+        if self.services is None or self.phase not in (RUNNING, BOOTING):
+            return {"ok": False, "error": "no services to restart" if self.services is None else "stopping"}
+        return self.services.reboot()
 
     def reload(self):
         if self.services is None or self.phase not in (RUNNING, BOOTING):

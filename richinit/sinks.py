@@ -331,7 +331,7 @@ class OutputSink:
         self.prefix = b"[" + name.encode() + b"] "
         kind = spec_log.kind
         self.dest = FileLog(name, spec_log) if kind == "file" else \
-            Syslog(name, self._to_stdout) if kind == "syslog" else None
+            Syslog(spec_log.identifier or name, self._to_stdout) if kind == "syslog" else None  # SyslogIdentifier=
         self.out = outlet(1, mgr.loop) if kind in ("stdout", "syslog") else None
         mgr.loop.add_reader(self.rfd, self._readable)
 

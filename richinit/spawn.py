@@ -91,7 +91,7 @@ def _place_fds(stdio, extra_fds, keep=None):
     return keep
 
 
-def _child(argv, env, cwd, new_session, listen_fds, user, stdio, extra_fds, wfd):
+def _child(argv, env, cwd, new_session, listen_fds, user, stdio, extra_fds, wfd, program, setup):
     try:
         _default_signals()
         if new_session:
@@ -101,8 +101,10 @@ def _child(argv, env, cwd, new_session, listen_fds, user, stdio, extra_fds, wfd)
             for fd in listen_fds:
                 os.set_inheritable(fd, True)
             env = dict(env, LISTEN_PID=str(os.getpid()))
+        if setup is not None:
+            setup()
         _become(user, cwd)
-        os.execvpe(argv[0], argv, env)
+        os.execvpe(program or argv[0], argv, env)
     except OSError as e:
         os.write(wfd, str(e.errno or errno.EINVAL).encode())
     except BaseException:
@@ -112,11 +114,13 @@ def _child(argv, env, cwd, new_session, listen_fds, user, stdio, extra_fds, wfd)
 
 
 def spawn(argv, env=None, cwd=None, new_session=True, listen_fds=(), user=None, stdio=(None, None, None),
-          extra_fds=None):
+          extra_fds=None, program=None, setup=None):
     """Fork and exec argv; returns the pid. Raises ExecError when exec fails.
 
     user: (uid, gid, groups) to switch to; stdio: fds for 0, 1, 2 (None: inherit);
-    extra_fds: {child_fd: parent_fd} (e.g. an s6 notification fd).
+    extra_fds: {child_fd: parent_fd} (e.g. an s6 notification fd); program: what to run when it
+    is not argv[0] (systemd's "@" prefix); setup: a function the child calls before the user
+    switch and exec (umask, limits, a mount namespace; an OSError there fails the exec).
 
     All signals are blocked across fork so nothing is delivered to the child
     while it still has PID 1's handlers and wakeup fd.
@@ -128,7 +132,7 @@ def spawn(argv, env=None, cwd=None, new_session=True, listen_fds=(), user=None, 
         pid = os.fork()
         if pid == 0:
             os.close(rfd)
-            _child(argv, env, cwd, new_session, listen_fds, user, stdio, extra_fds or {}, wfd)
+            _child(argv, env, cwd, new_session, listen_fds, user, stdio, extra_fds or {}, wfd, program, setup)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
     os.close(wfd)
@@ -146,7 +150,7 @@ def spawn(argv, env=None, cwd=None, new_session=True, listen_fds=(), user=None, 
         os.close(rfd)
     if data:
         # The child has exited already; its zombie is reaped by the loop.
-        raise ExecError(argv[0], int(data))
+        raise ExecError(program or argv[0], int(data))
     return pid
 
 
@@ -163,14 +167,15 @@ def _close_all_but(keep):
 
 
 def spawn_call(fn, args=(), env=None, cwd=None, user=None, stdio=(None, None, None), extra_fds=None, title=None,
-               brief=False):
+               brief=False, listen_fds=()):
     """Fork a child that runs fn(*args) and exits with its return value; returns the pid.
 
     The child gets what spawn() gives an exec'd one: default signals, an empty mask, its own
     session, stdio and extra_fds placed, every other fd closed, `env` as its environment,
-    `cwd`, `user`; `title` names it in ps (it would show PID 1's otherwise). Objects inherited
-    from PID 1 never reach the garbage collector: collecting one could close an fd number the
-    child has reused, and not scanning them keeps their pages shared. A `brief` child (it exits
+    `cwd`, `user`; `title` names it in ps (it would show PID 1's otherwise); with `listen_fds`
+    (socket activation, placed through extra_fds) LISTEN_PID is the child's own pid, as in
+    spawn(). Objects inherited from PID 1 never reach the garbage collector: collecting one could
+    close an fd number the child has reused, and not scanning them keeps their pages shared. A `brief` child (it exits
     within milliseconds) runs with the collector off; a daemon freezes what it inherited.
     """
     import gc
@@ -193,6 +198,8 @@ def spawn_call(fn, args=(), env=None, cwd=None, user=None, stdio=(None, None, No
                 if env is not os.environ:
                     os.environ.clear()
                     os.environ.update(env)
+                if listen_fds:
+                    os.environ["LISTEN_PID"] = str(os.getpid())
                 _become(user, cwd)
                 if title:
                     from richinit.title import set_title

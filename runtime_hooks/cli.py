@@ -8,6 +8,7 @@
     rich gc                                                    undo what killed rich processes left behind
     rich runtime build [--output DIR]                          the portable richinit runtime
     rich quota ls [--json]                                     every container's quota directories
+    rich inspect ROOTFS_DIR|ROOTFS_TARBALL [--json]            the image's services, pre-flight (runtime_hooks.inspect)
     rich install [--podman] [--containerd] [--docker] [--root DIR] / rich uninstall [--root DIR]
 
 Where things live (each also an environment variable, so tests and second installations can
@@ -181,6 +182,20 @@ def _add_quota(sub):
     ls.add_argument("--json", action="store_true")
 
 
+def _add_inspect(sub):
+    n = sub.add_parser("inspect", help="pre-flight report: the image's units and scripts, what is skipped")
+    n.add_argument("rootfs", metavar="ROOTFS_DIR|ROOTFS_TARBALL")
+    n.add_argument("--json", action="store_true")
+
+
+def _inspect(args):
+    from runtime_hooks import inspect
+    try:
+        return inspect.inspect(args.rootfs, args.json)
+    except inspect.InspectError as e:
+        raise CliError("%s inspect: %s" % (PROG, e))
+
+
 def _add_install(name, what):
     def add(sub):
         i = sub.add_parser(name, help=what)
@@ -214,6 +229,7 @@ COMMANDS = {
            "runtime_hooks.cli_containers:gc"),
     "runtime": (_add_runtime, "runtime_hooks.cli:_runtime_build"),
     "quota": (_add_quota, "runtime_hooks.cli:_quota_ls"),
+    "inspect": (_add_inspect, "runtime_hooks.cli:_inspect"),
     "install": (_add_install("install", "put the hook bundle in place"), "runtime_hooks.cli:_install"),
     "uninstall": (_add_install("uninstall", "take it away"), "runtime_hooks.cli:_install"),
 }

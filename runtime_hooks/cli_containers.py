@@ -275,7 +275,8 @@ def create_bundle(args):
             from runtime_hooks import network as netmod
             rec["address"], rec["ports"] = netmod.address(plan["network"]), plan["network"]["ports"]
         if rich:
-            cfg = pipeline.rewrite(cfg, v["conf"], cfg_path, None, host_side=True, opts=opts)
+            cfg = pipeline.rewrite(cfg, v["conf"], cfg_path, None, host_side=True, opts=opts,
+                                   rootfs=os.path.join(cdir, cfg["root"]["path"]))
             pipeline.plan_host(plan, cfg, paths)
         env["write_config"] = lambda: bundle_mod.write_config(cdir, cfg)
         env["write_record"] = lambda: _write_record(cdir, rec)

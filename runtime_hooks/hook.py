@@ -183,7 +183,9 @@ def precreate(data, out):
         return False
     pipeline.validate(cfg, where)
     # The createRuntime/poststop hooks come from hooks.d, not from the config.
-    out.write(standin.json_dumps(pipeline.rewrite(cfg, conf, where, None, host_side=True)))
+    root = cfg["root"]["path"]  # podman gives it absolute; a relative one has no bundle to be under here
+    out.write(standin.json_dumps(pipeline.rewrite(cfg, conf, where, None, host_side=True,
+                                                  rootfs=root if root.startswith("/") else None)))
     return True
 
 

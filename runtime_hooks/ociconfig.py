@@ -10,9 +10,15 @@ What a rewrite does:
     then `--` and the original args (the app's argv is kept exactly);
   - a read-only, nosuid, nodev bind of the host's runtime directory at /.richinit;
   - a /run tmpfs when the config mounts nothing there (sshd, cron and syslog want a fresh /run);
+  - the runtime's tools (systemctl, service, journalctl, shutdown...) bound read-only over the
+    image's own copies the caller found; with io.richinit.vm=true also /.richinit/tools appended
+    to process.env's PATH (richctl, and the tools the image lacks) and an empty read-only
+    /run/systemd/system, so packages' scripts (deb-systemd-invoke, invoke-rc.d) and Ansible take
+    the container for a systemd machine and call systemctl;
   - optional OCI hook entries (the rich-hook program) with an explicit env;
   - the annotation io.richinit.rewritten, so rewriting twice changes nothing.
-Nothing is added to process.env: richinit's own settings travel as its arguments.
+Nothing else is added to process.env (nothing at all without --vm): richinit's own settings
+travel as its arguments.
 """
 
 from osbase import standin
@@ -25,6 +31,10 @@ ANNOT_REWRITTEN = "io.richinit.rewritten"
 REWRITE_VERSION = "1"
 
 MOUNT_POINT = "/.richinit"
+TOOLS_DIR = "tools"  # portable_manifest.TOOLS_DIR
+TOOLS_PATH = MOUNT_POINT + "/" + TOOLS_DIR
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+SYSTEMD_RUN_DIR = "/run/systemd/system"  # sd_booted(): systemd is PID 1
 HOOK_STAGES = ("createRuntime", "createContainer", "poststart", "poststop")
 HOOK_ENV = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",)
 
@@ -193,6 +203,8 @@ def runtime_mount(source):
 
 RUN_TMPFS = {"destination": "/run", "type": "tmpfs", "source": "tmpfs",
              "options": ["nosuid", "nodev", "mode=755", "size=65536k"]}
+SYSTEMD_RUN = {"destination": SYSTEMD_RUN_DIR, "type": "tmpfs", "source": "tmpfs",
+               "options": ["ro", "nosuid", "nodev", "noexec", "mode=755", "size=4k"]}
 
 
 def hook_entry(path, args=(), env=HOOK_ENV, timeout=None):
@@ -216,13 +228,30 @@ def rich_hooks(hook_path, timeout=10, stages=HOOK_STAGES):
     return {stage: [hook_entry(hook_path, [stage], timeout=timeout)] for stage in stages}
 
 
-def rewrite(cfg, runtime_source, argv_prefix, hooks=None, default_services=None, opts=None):
+def tool_mounts(runtime_source, tools):
+    """Read-only binds of the runtime's tools over the image's own: tools is [(name, path in image)]."""
+    return [{"destination": path, "type": "bind", "source": "%s/%s/%s" % (runtime_source, TOOLS_DIR, name),
+             "options": ["bind", "ro", "nosuid", "nodev", "rprivate"]} for name, path in tools]
+
+
+def _with_tools_path(env):
+    env = list(env or [])
+    for i, kv in enumerate(env):
+        if isinstance(kv, str) and kv.startswith("PATH="):
+            if TOOLS_PATH not in kv[5:].split(":"):
+                env[i] = kv + (":" if kv != "PATH=" else "") + TOOLS_PATH
+            return env
+    return env + ["PATH=" + DEFAULT_PATH + ":" + TOOLS_PATH]
+
+
+def rewrite(cfg, runtime_source, argv_prefix, hooks=None, default_services=None, opts=None, tools=()):
     """A new config running the original process under richinit from the mounted runtime.
 
     runtime_source: host directory of the portable runtime (bind source);
     argv_prefix: the in-container command that starts richinit (portable.richinit_argv());
     hooks: {stage: [entry]} to register, or None;
-    default_services: richinit's --services when io.richinit.services is absent (e.g. "all").
+    default_services: richinit's --services when io.richinit.services is absent (e.g. "all");
+    tools: [(tool name, path)] of the image's own copies to bind the runtime's tools over.
     The caller checks wants_rich() and is_rewritten() first; opts is what its validate() returned
     (without it, validate() runs here).
     """
@@ -232,12 +261,17 @@ def rewrite(cfg, runtime_source, argv_prefix, hooks=None, default_services=None,
     new = standin.json_copy(cfg)
     proc = new["process"]
     proc["args"] = list(argv_prefix) + opts.richinit_args() + ["--"] + list(proc["args"])
+    if opts.vm:
+        proc["env"] = _with_tools_path(proc.get("env"))
     mounts = new.setdefault("mounts", [])
     mounts.append(runtime_mount(runtime_source))
     if not any(_norm(m["destination"]) == "/run" for m in mounts):
         # Before anything the config mounts under /run (secrets...), which it would otherwise hide.
         under = [i for i, m in enumerate(mounts) if _norm(m["destination"]).startswith("/run/")]
         mounts.insert(under[0] if under else len(mounts), standin.json_copy(RUN_TMPFS))
+    mounts += tool_mounts(runtime_source, tools)
+    if opts.vm and not any(_norm(m["destination"]) == SYSTEMD_RUN_DIR for m in mounts):
+        mounts.append(standin.json_copy(SYSTEMD_RUN))
     if hooks:
         add_hooks(new, hooks)
     ann = new.get("annotations")

@@ -104,20 +104,54 @@ def has_quota_rules(cfg):
     return isinstance(ann, dict) and any(k.startswith("io.richinit.quota") for k in ann)
 
 
-def rewrite(cfg, conf, where, hooks=None, host_side=False, opts=None):
+def rewrite(cfg, conf, where, hooks=None, host_side=False, opts=None, rootfs=None):
     """The config richinit runs under (ociconfig.rewrite with the built runtime); cfg is validated
-    and opts is what validate() returned (no second pass over the config)."""
+    and opts is what validate() returned (no second pass over the config). With the `rootfs`
+    directory, the runtime's tools are bound over the image's own copies (image_tools)."""
     from runtime_hooks import ociconfig
     from runtime_hooks.portable_manifest import BuildError, load_manifest, richinit_argv
     runtime_dir = os.path.realpath(conf.runtime_dir)
     try:
         manifest = load_manifest(runtime_dir)
         return ociconfig.rewrite(cfg, runtime_dir, richinit_argv(loader=manifest["loader"]), hooks,
-                                 default_services="all" if host_side else None, opts=opts)
+                                 default_services="all" if host_side else None, opts=opts,
+                                 tools=image_tools(rootfs) if rootfs else ())
     except BuildError as e:
         raise PipelineError(str(e))
     except ociconfig.ConfigError as e:
         raise PipelineError("%s: %s" % (where, e))
+
+
+def image_tools(rootfs):
+    """[(tool, path)] of the image's own copies of the runtime's tools to bind ours over: regular
+    files only (a link to systemctl runs ours through it; a link elsewhere, busybox, is left
+    alone), each file once, looked up inside the rootfs through osbase.safepath."""
+    from osbase import safepath
+    from runtime_hooks.portable_manifest import TOOL_PATHS
+    out, seen = [], set()
+    try:
+        rootfd = safepath.open_root(rootfs)
+    except OSError:
+        return out
+    try:
+        for name, path in TOOL_PATHS:
+            parent, base = path.rsplit("/", 1)
+            try:
+                pfd = safepath.open_in_root(rootfd, parent, safepath.O_PATH | os.O_DIRECTORY, mode=0)
+            except OSError:
+                continue
+            try:
+                st = os.stat(base, dir_fd=pfd, follow_symlinks=False)
+            except OSError:
+                continue
+            finally:
+                os.close(pfd)
+            if st.st_mode & 0o170000 == 0o100000 and (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                out.append((name, path))
+    finally:
+        os.close(rootfd)
+    return out
 
 
 # ---------------------------------------------------------------- plan (reads the host, changes nothing)

@@ -12,6 +12,9 @@ Layout (bind-mounted read-only at /.richinit; every container shares the same fi
     lib/python3.11/lib-dynload/  their C extensions
     lib/site-packages/       richinit, osbase, yaml (+ _yaml), setproctitle, as .pyc (+ .so); services.d/
                              (with .compiled.marshal: the defaults already parsed)
+    tools/                   systemctl, service, journalctl, shutdown, reboot, poweroff, halt, richctl:
+                             /bin/sh launchers running richinit.tools on bin/python3 (rich mode binds
+                             them over the image's own copies and puts tools/ on PATH)
     runtime.json             manifest: argv prefix, versions, sizes
 
 A container runs it with no shell and no environment of ours (the _pth file fixes sys.path and
@@ -35,7 +38,14 @@ import sys
 import tempfile
 import time
 
-from runtime_hooks.portable_manifest import MOUNT, BuildError, load_manifest, richinit_argv  # noqa: F401
+from runtime_hooks.portable_manifest import (  # noqa: F401
+    MOUNT,
+    TOOLS,
+    TOOLS_DIR,
+    BuildError,
+    load_manifest,
+    richinit_argv,
+)
 
 DEFAULT_PYTHON = "/usr/bin/python3.11"
 # Ours are copied whole (they grow); third-party ones are the runtime dependencies richinit declares.
@@ -175,6 +185,21 @@ def _tree_size(root):
     return total
 
 
+def write_tools(out, loader, mount=MOUNT):
+    """tools/NAME for each of richinit.tools' programs: a /bin/sh launcher (a shebang line passes
+    one argument at most, and the interpreter needs the loader and its library path). The program
+    is chosen by the name it was called by ($0), so an image's link to systemctl (Debian's
+    /sbin/shutdown, /sbin/reboot...) runs the right one once systemctl is bound over."""
+    tools = os.path.join(out, TOOLS_DIR)
+    os.makedirs(tools, exist_ok=True)
+    for name in TOOLS:
+        with open(os.path.join(tools, name), "w") as f:
+            f.write("#!/bin/sh\nexec %s/lib/%s --library-path %s/lib %s/bin/python3 -c "
+                    "'from richinit.tools import main; main(\"%s\")' \"$0\" \"$@\"\n"
+                    % (mount, loader, mount, mount, name))
+        os.chmod(os.path.join(tools, name), 0o755)
+
+
 def _smoke_test(out, loader, pyver):
     """Run the assembled interpreter with an empty environment: imports work, sys.path stays inside."""
     code = ("import sys, json, socket, selectors, yaml, setproctitle, ctypes, richinit.main, richinit.cli;"
@@ -262,6 +287,8 @@ def assemble(out, python=DEFAULT_PYTHON, progress=None):
             continue  # an absolute DT_NEEDED: the loader itself
         _copy(os.path.realpath(path), os.path.join(libdir, soname), 0o755)
     _copy(os.path.realpath(interp), os.path.join(libdir, loader), 0o755)
+
+    write_tools(out, loader)
 
     say("checking that it starts")
     _smoke_test(out, loader, pyver)

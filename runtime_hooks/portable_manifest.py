@@ -10,6 +10,12 @@ from osbase import standin
 
 MOUNT = "/.richinit"
 MANIFEST = "runtime.json"
+# The tools of the runtime's tools/ directory (richinit.tools.PROGRAMS) and where images keep their
+# own copies, which rich mode binds them over ("/bin" and "/sbin" for images without a merged /usr).
+TOOLS_DIR = "tools"
+TOOLS = ("systemctl", "service", "journalctl", "shutdown", "reboot", "poweroff", "halt", "richctl")
+TOOL_PATHS = tuple((name, d + "/" + name) for name in TOOLS if name != "richctl"
+                   for d in (("/usr/bin", "/bin") if name in ("systemctl", "journalctl") else ("/usr/sbin", "/sbin")))
 
 
 class BuildError(Exception):

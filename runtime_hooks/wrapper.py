@@ -203,7 +203,8 @@ def prepare_bundle(call, conf, runtime, argv0=None):
             raise WrapperError("%s: annotations: io.richinit.quota needs the rich-hook program (runtime.yaml hook:)"
                                % path)
         hooks = hostprep.hook_entries(hook, conf.hook_timeout, paths, runtime) if hook else None
-        new = pipeline.rewrite(cfg, conf, path, hooks, host_side)
+        new = pipeline.rewrite(cfg, conf, path, hooks, host_side,
+                               rootfs=os.path.join(bundle, cfg["root"]["path"]))
 
         def write_config():
             from osbase import standin

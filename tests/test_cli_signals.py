@@ -63,3 +63,38 @@ def test_help_mentions_every_option():
     assert r.returncode == 0
     for opt in ("--grace", "--kill-grace", "--rewrite", "--forward", "RICHINIT_GRACE"):
         assert opt in r.stdout
+
+
+@pytest.mark.parametrize("argv,env,units,vm,services", [
+    (["--", "sleep", "1"], {}, False, False, None),
+    (["--vm"], {}, True, True, "all"),
+    (["--vm", "--units", "no"], {}, False, True, "all"),
+    (["--units", "yes", "--", "app"], {}, True, False, "all"),
+    (["--", "app"], {"RICHINIT_UNITS": "1"}, True, False, "all"),
+    (["--units=no", "--", "app"], {"RICHINIT_UNITS": "1"}, False, False, None),
+])
+def test_units_option(argv, env, units, vm, services):
+    o = cli.parse(argv, env)
+    assert (o.units, o.vm, o.services) == (units, vm, services)
+
+
+@pytest.mark.parametrize("init", ["/sbin/init", "/lib/systemd/systemd", "/usr/lib/systemd/systemd", "/bin/init"])
+def test_the_images_init_as_the_command_is_vm_mode(init):
+    o = cli.parse(["--", init, "--log-level=info"], {})
+    assert o.vm and o.units and o.services == "all" and o.cmd == [] and o.image_init == init
+
+
+def test_a_link_to_systemd_is_the_images_init_too(tmp_path):
+    (tmp_path / "lib/systemd").mkdir(parents=True)
+    (tmp_path / "lib/systemd/systemd").write_text("")
+    (tmp_path / "init").symlink_to(tmp_path / "lib/systemd/systemd")
+    assert cli.is_image_init(str(tmp_path / "init"))
+    assert not cli.is_image_init("/bin/sh") and not cli.is_image_init("init")
+    o = cli.parse(["--", str(tmp_path / "init")], {})
+    assert o.vm and o.cmd == []
+
+
+def test_bad_units_value_exits_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.parse(["--units", "maybe", "--", "x"], {})
+    assert e.value.code == 2 and "--units: must be yes or no" in capsys.readouterr().err

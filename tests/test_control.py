@@ -31,6 +31,8 @@ def test_non_finite_floats_become_null():
     (b"start sshd", {"cmd": "start", "name": "sshd", "follow": False}),
     (b"logs cron follow", {"cmd": "logs", "name": "cron", "follow": True}),
     (b"  reload  ", {"cmd": "reload"}),
+    (b"reboot", {"cmd": "reboot"}),
+    (b"poweroff", {"cmd": "poweroff"}),
 ])
 def test_requests(line, req):
     assert parse_request(line) == req

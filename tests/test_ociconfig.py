@@ -145,3 +145,27 @@ def test_validate_names_the_field(mutate, field):
 def test_validate_top_level():
     with pytest.raises(oc.ConfigError, match=r"^\(top level\)"):
         oc.validate([1, 2])
+
+
+def test_rewrite_binds_the_tools_over_the_images_own_and_vm_mode_looks_like_systemd():
+    tools = [("systemctl", "/usr/bin/systemctl"), ("service", "/usr/sbin/service")]
+    app = oc.rewrite(cfg(annotations={"io.richinit.rich": "true"}), "/rt", PREFIX, tools=tools)
+    binds = [m for m in app["mounts"] if m["destination"] in ("/usr/bin/systemctl", "/usr/sbin/service")]
+    assert binds == [{"destination": "/usr/bin/systemctl", "type": "bind", "source": "/rt/tools/systemctl",
+                      "options": ["bind", "ro", "nosuid", "nodev", "rprivate"]},
+                     {"destination": "/usr/sbin/service", "type": "bind", "source": "/rt/tools/service",
+                      "options": ["bind", "ro", "nosuid", "nodev", "rprivate"]}]
+    assert app["process"]["env"] == ["PATH=/bin"], "an app container's environment is left alone"
+    assert not [m for m in app["mounts"] if m["destination"] == "/run/systemd/system"]
+
+    vm = oc.rewrite(cfg(annotations={"io.richinit.rich": "true", "io.richinit.vm": "true"}), "/rt", PREFIX,
+                    tools=tools)
+    assert vm["process"]["env"] == ["PATH=/bin:/.richinit/tools"]
+    dests = [m["destination"] for m in vm["mounts"]]
+    assert dests.index("/run") < dests.index("/run/systemd/system")
+    sd = [m for m in vm["mounts"] if m["destination"] == "/run/systemd/system"][0]
+    assert sd["type"] == "tmpfs" and "ro" in sd["options"]
+    no_path = cfg(annotations={"io.richinit.vm": "true"})
+    no_path["process"]["env"] = ["HOME=/root"]
+    again = oc.rewrite(no_path, "/rt", PREFIX)
+    assert again["process"]["env"] == ["HOME=/root", "PATH=%s:/.richinit/tools" % oc.DEFAULT_PATH]

@@ -209,3 +209,54 @@ def test_heal_leaves_a_healthy_state_alone():
     ops, init = started()
     init.heal()
     assert init.phase == pid1.RUNNING and ops.sent == []
+
+
+class FakeServices:
+    """What Init asks of the supervisor; boot() reports the app's turn when told."""
+
+    def __init__(self):
+        self.on_change = None
+        self.booted = None
+        self.stopped = False
+
+    def boot(self, done):
+        self.booted = done
+
+    def next_deadline(self):
+        return None
+
+    def all_down(self):
+        return self.stopped
+
+    def stop_all(self):
+        self.stopped = True
+
+    def on_exit(self, pid, code):
+        return False
+
+
+def test_the_app_started_before_the_services_is_not_started_again():
+    ops = FakeOps()
+    spawned = []
+    init = Init(ops, start_app=lambda: spawned.append(1) or 42)
+    init.start_app_early()                     # before the supervisor even exists
+    services = FakeServices()
+    init.use_services(services)
+    assert services.on_change == init.on_services_changed
+    init.boot()
+    assert init.phase == pid1.RUNNING and services.booted is not None
+    services.booted(True, 0)                    # the services' "app's turn" comes later: nothing happens
+    assert spawned == [1] and init.main_pid == 42
+    init.on_exit(42, 3)                         # the app's exit stops the services, code kept
+    assert services.stopped and init.phase == pid1.STOPPING_ALL and init.exit_code == 3
+
+
+def test_the_app_waits_for_the_services_boot_when_it_did_not_start_early():
+    ops = FakeOps()
+    spawned = []
+    services = FakeServices()
+    init = Init(ops, services=services, start_app=lambda: spawned.append(1) or 42)
+    init.boot()
+    assert init.phase == pid1.BOOTING and spawned == []
+    services.booted(True, 0)
+    assert init.phase == pid1.RUNNING and spawned == [1]

@@ -253,7 +253,7 @@ def test_only_selects_services_and_what_they_require():
 RSYSLOG = ("/usr/sbin/rsyslogd", "-n", "-iNONE")
 BB_CROND = ("-f", "-c", "/etc/crontabs")
 OUR_CRON = ("@builtin", "cron", "--notify-fd", "3", "--stop-timeout", "2")
-OUR_SYSLOG = ("@builtin", "syslogd", "--notify-fd", "3")
+OUR_SYSLOG = ("@builtin", "syslogd")
 
 
 @pytest.mark.parametrize("distro, cron, syslog, sshd", [
@@ -268,11 +268,12 @@ def test_defaults_pick_the_image_daemon_or_the_builtin(distro, cron, syslog, ssh
     r = load(os.path.join(FIX, "distros", distro), DEFAULTS_DIR, search_path=PATH)
     assert r.errors == [] and r.warnings == []
     assert r.spec("cron").command == cron and r.spec("syslog").command == syslog
-    # ours tell when they are ready on fd 3; the image's syslog is ready once /dev/log exists,
-    # the image's cron gets no readiness check
-    for name, argv in (("cron", cron), ("syslog", syslog)):
-        theirs = S.Ready(kind="file", path="/dev/log") if name == "syslog" else S.Ready()
-        assert r.spec(name).ready == (S.Ready(kind="fd", fd=3) if argv[0] == "@builtin" else theirs)
+    # our cron tells when it is ready on fd 3; syslog needs no readiness check: PID 1 holds /dev/log
+    # (a socket named after it, handed over at each start, activating nothing)
+    assert r.spec("cron").ready == (S.Ready(kind="fd", fd=3) if cron[0] == "@builtin" else S.Ready())
+    assert r.spec("syslog").ready == S.Ready() and r.spec("syslog").sockets == ("syslog",)
+    assert r.sockets == [S.SocketSpec(name="syslog", source=r.spec("syslog").source, service="syslog",
+                                      listen=(S.Listen(kind="dgram", address="/dev/log"),), enabled=False)]
     assert ("sshd" in r.skipped) is not sshd
     assert r.order == ([["syslog"], ["cron", "sshd"]] if sshd else [["syslog"], ["cron"]])
 
@@ -347,7 +348,7 @@ def test_cli_json_round_trips_into_the_same_specs():
     assert out.stdout.count("\n") == 1 and out.stderr == ""
     doc = json.loads(out.stdout)
     assert set(doc) == {"services", "skipped", "failed", "errors", "warnings", "init_scripts", "finish_scripts",
-                        "order", "deps"}
+                        "order", "deps", "sockets", "timers", "templates", "unit_files"}
     direct = load(root, DEFAULTS_DIR, search_path=PATH)
     assert [S.ServiceSpec.from_dict(d) for d in doc["services"]] == direct.services
     assert doc["order"] == direct.order and doc["skipped"] == direct.skipped

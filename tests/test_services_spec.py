@@ -111,6 +111,11 @@ def test_readiness_forms():
     ({"command": []}, (("command",), "command is empty")),
     ({"command": ["x", ["y"]]}, (("command", 1), "command arguments must be strings, got a list")),
     ({"stop_timeout": -1}, (("stop_timeout",), "duration out of range: -1.0")),
+    ({"listen": [{"datagram": "/dev/log", "stream": "80"}]},
+     (("listen", 0), "expected one of {stream: ADDRESS}, {datagram: ADDRESS}, {seqpacket: ADDRESS}, {fifo: PATH}")),
+    ({"listen": [{"stream": "99999"}]}, (("listen", 0, "stream"), "bad address '99999': a port 1-65535, IP:PORT, "
+                                                                 "[IPv6]:PORT, /path or @name")),
+    ({"listen": {"fifo": "run/f"}}, (("listen", 0, "fifo"), "expected an absolute path, got 'run/f'")),
 ])
 def test_each_bad_value_names_its_field(raw, expected):
     raw = dict({"command": ["x"]}, **raw)
@@ -277,3 +282,11 @@ def test_script_name_checks_match_their_regexes():
     for t in _corpus("a.~-", 3, names):
         assert compat.is_optional_name(t) == bool(optional.search(t)), t
         assert compat._skipped_name(t) == bool(skip.search(t)), t
+
+
+def test_listen_declares_sockets_handed_over():
+    d, bad = S.parse_definition({"command": ["x"], "listen": [{"datagram": "/dev/log"}, {"stream": 8080},
+                                                               {"seqpacket": "@ctl"}, {"fifo": "/run/f"}]}, "svc")
+    assert not bad
+    assert d.listen == (S.Listen(kind="dgram", address="/dev/log"), S.Listen(kind="stream", address="8080"),
+                        S.Listen(kind="seqpacket", address="@ctl"), S.Listen(kind="fifo", address="/run/f"))

@@ -22,16 +22,31 @@ class FakeHost:
         self.pidfile_reads = 0
         self.probe_ok = False
         self.fail_launch = None  # an exception to raise from launch
+        self.flags = []          # Command.flags of each launch
+        self.process_signals = []  # (pid, sig) sent to the process alone
+        self.conditions = None   # what check_conditions answers
+        self.cleanups = []
 
-    def launch(self, svc, argv, main):
+    def launch(self, svc, cmd, main):
         if self.fail_launch is not None:
             raise self.fail_launch
         self.next_pid += 1
-        self.launched.append((argv, main, self.next_pid))
+        self.launched.append((list(cmd.argv), main, self.next_pid))
+        self.flags.append(cmd.flags)
         return self.next_pid
 
     def kill_group(self, pid, sig):
         self.signals.append((pid, sig))
+
+    def kill_process(self, pid, sig):
+        self.signals.append((pid, sig))
+        self.process_signals.append((pid, sig))
+
+    def check_conditions(self, svc):
+        return self.conditions
+
+    def cleanup(self, svc, restarting):
+        self.cleanups.append(restarting)
 
     def kill_leftovers(self, pgid):
         self.leftovers.append(pgid)
@@ -112,7 +127,7 @@ def test_tcp_readiness_probes_until_ready():
 
 def test_fd_readiness_waits_for_the_notification():
     s, h = started(ready=Ready(kind="fd", fd=3), ready_timeout=5)
-    assert s.state == S.STARTING and s.due == "ready"
+    assert s.state == S.STARTING and s.due == "start-timeout"
     s.on_ready()
     assert s.state == S.UP and s.deadline is None
 
@@ -457,12 +472,23 @@ def _supervisor(services, deps):
 def test_boot_starts_a_service_only_after_its_dependency_is_ready():
     sup, launched = _supervisor({"syslog": {"ready": Ready(kind="notify")}, "cron": {}, "app2": {}},
                                 {"syslog": [], "cron": ["syslog"], "app2": ["cron"]})
+    sup.app_after = ("app2",)
     booted = []
     sup.boot(lambda ok, code: booted.append(ok))
     assert launched == ["syslog"], "cron sorts first but must wait for syslog"
-    assert booted == [], "the boot is not done while syslog is starting"
+    assert booted == [], "the app waits for app2, which waits for cron, which waits for syslog"
     sup.services["syslog"].on_ready()
     assert launched == ["syslog", "cron", "app2"] and booted == [True]
+
+
+def test_the_app_waits_for_no_service_unless_told():
+    sup, launched = _supervisor({"syslog": {"ready": Ready(kind="notify")}, "cron": {}},
+                                {"syslog": [], "cron": ["syslog"]})
+    booted = []
+    sup.boot(lambda ok, code: booted.append(ok))
+    assert launched == ["syslog"] and booted == [True], "the app's turn comes while syslog starts"
+    sup.services["syslog"].on_ready()
+    assert launched == ["syslog", "cron"]
 
 
 def test_reload_starts_added_services_in_dependency_order():

@@ -10,6 +10,7 @@ import pytest
 
 from richinit.builtin import syslogd
 from richinit.builtin.syslogd import RotatingFile, format_line, parse, parse_size
+from tests.support.wait import wait_until
 
 NOW = time.mktime((2026, 11, 27, 12, 0, 0, 0, 0, -1))
 
@@ -303,3 +304,52 @@ def test_help(capsys):
     for opt in ("--socket SOCKET", "--stream-socket", "--file FILE", "--max-size", "--keep KEEP",
                 "-o {file,stdout,both}", "--hostname", "--notify-fd"):
         assert opt in out
+
+
+def test_an_inherited_socket_is_served_and_left_in_place(tmp_path):
+    """Socket activation: the datagram socket PID 1 passes (LISTEN_FDS, LISTEN_PID ours) is read instead
+    of binding --socket, and neither bound again nor removed at the stop."""
+    import _socket
+    path = str(tmp_path / "log")
+    held = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
+    held.bind(path)
+    fd = os.dup(held.fileno())
+    env = {"LISTEN_FDS": "1", "LISTEN_PID": str(os.getpid())}
+    assert syslogd.inherited_dgram(dict(env, LISTEN_PID="1")) is None, "not ours"
+    saved = os.dup(3) if _fd_open(3) else None
+    os.dup2(fd, 3)
+    try:
+        got = syslogd.inherited_dgram(env)
+        assert got is not None and got.getsockname() == path
+        sender = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
+        sender.sendto(b"<13>Jan  2 03:04:05 host tag: queued before the daemon", path)
+        sender.close()  # it may sit on fd 3, which inherited_dgram closed: gone before 3 is restored
+        messages = tmp_path / "messages"
+        pid = os.fork()
+        if pid == 0:
+            os._exit(syslogd.serve(str(tmp_path / "unused"), RotatingFile(str(messages), 1 << 20, 1), "box",
+                                   dgram=got))
+        try:
+            assert wait_until(lambda: messages.exists() and "queued before the daemon" in messages.read_text(), 10)
+        finally:
+            os.kill(pid, 15)
+            os.waitpid(pid, 0)
+        assert os.path.exists(path) and not os.path.exists(tmp_path / "unused")
+        got.close()
+    finally:
+        if saved is not None:
+            os.dup2(saved, 3)
+            os.close(saved)
+        else:
+            os.close(3)
+        os.close(fd)
+        held.close()
+
+
+def _fd_open(fd):
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
+

@@ -15,6 +15,9 @@
   written, the file fsynced, exit 0: nothing accepted by the kernel is lost.
 - Readiness: with --notify-fd N, "\\n" is written to fd N once the sockets are bound
   (s6's notification-fd protocol), then N is closed.
+- Socket activation: a unix datagram socket passed with LISTEN_FDS/LISTEN_PID (PID 1 binds
+  /dev/log before any service starts) is used instead of binding --socket, and left in place at
+  exit: what is logged while this daemon starts or restarts waits in it.
 - Signals do no work: set_wakeup_fd + epoll; the loop does the rest.
 
 Lean, as PID 1 is (one of these runs in every container): `_signal`, `_socket` and
@@ -592,14 +595,35 @@ class _StreamConn:
                 handler.handle(msg)
 
 
-def setup(sock_path, out, hostname, *, stream_path=None, echo_fd=None):
-    """Signals, handler, sockets, epoll: everything serve() needs before its first wait."""
+def inherited_dgram(environ=None):
+    """The unix datagram socket passed by socket activation (LISTEN_FDS, LISTEN_PID ours), or None."""
+    environ = os.environ if environ is None else environ
+    n = environ.get("LISTEN_FDS", "")
+    if not n.isdigit() or environ.get("LISTEN_PID") != str(os.getpid()):
+        return None
+    for fd in range(3, 3 + int(n)):
+        try:
+            s = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            continue
+        if s.family == socket.AF_UNIX and s.type == socket.SOCK_DGRAM:
+            os.close(fd)
+            s.setblocking(False)
+            return s
+        s.close()
+    return None
+
+
+def setup(sock_path, out, hostname, *, stream_path=None, echo_fd=None, dgram=None):
+    """Signals, handler, sockets, epoll: everything serve() needs before its first wait. `dgram`:
+    an inherited socket to read instead of binding sock_path."""
     rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wfd, warn_on_full_buffer=False)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, _noop)
     handler = Syslogd(out, hostname, echo_fd)
-    dgram = _bind_dgram(sock_path)
+    if dgram is None:
+        dgram = _bind_dgram(sock_path)
     stream = _bind_stream(stream_path) if stream_path else None
     ep = select.epoll()
     ep.register(rfd, select.EPOLLIN)
@@ -609,9 +633,13 @@ def setup(sock_path, out, hostname, *, stream_path=None, echo_fd=None):
     return rfd, handler, dgram, stream, ep
 
 
-def serve(sock_path, out, hostname, *, stream_path=None, echo_fd=None, notify_fd=None):
-    """Run until SIGTERM/SIGINT; returns the exit code."""
-    rfd, handler, dgram, stream, ep = setup(sock_path, out, hostname, stream_path=stream_path, echo_fd=echo_fd)
+def serve(sock_path, out, hostname, *, stream_path=None, echo_fd=None, notify_fd=None, dgram=None):
+    """Run until SIGTERM/SIGINT; returns the exit code. With an inherited `dgram` socket,
+    sock_path is neither bound nor removed."""
+    if dgram is not None:
+        sock_path = None
+    rfd, handler, dgram, stream, ep = setup(sock_path, out, hostname, stream_path=stream_path, echo_fd=echo_fd,
+                                            dgram=dgram)
     dgram_fd = dgram.fileno()
     stream_fd = stream.fileno() if stream is not None else -1
     if notify_fd is not None:
@@ -717,7 +745,8 @@ richinit's built-in /dev/log listener
 
 options:
   -h, --help            show this help message and exit
-  --socket SOCKET       datagram socket to bind (default /dev/log)
+  --socket SOCKET       datagram socket to bind (default /dev/log), unless one is
+                        passed by socket activation (LISTEN_FDS)
   --stream-socket STREAM_SOCKET
                         also accept a unix stream socket (newline/NUL/octet framed)
   --file FILE           log file (default /var/log/messages)
@@ -822,7 +851,8 @@ def main(argv=None):
             sys.stderr.write("richinit-syslogd: %s: %s; writing to stdout instead\n" % (a.file, e.strerror))
             echo = 1
     try:
-        return serve(a.socket, out, hostname, stream_path=a.stream_socket, echo_fd=echo, notify_fd=notify_fd)
+        return serve(a.socket, out, hostname, stream_path=a.stream_socket, echo_fd=echo, notify_fd=notify_fd,
+                     dgram=inherited_dgram())
     except OSError as e:
         sys.stderr.write("richinit-syslogd: %s\n" % (e if not e.filename else "%s: %s" % (e.filename, e.strerror)))
         return 1

@@ -31,14 +31,12 @@ a non-executable file gets a warning (my_init skips them silently, which confuse
 """
 
 
+from richinit.bootpaths import INIT_DIRS, RC_LOCAL
 from richinit.services import spec as S
 
 S6_DIR = "/etc/services.d"
 RUNIT_DIR = "/etc/service"
 S6_GRACE = 3.0
-INIT_DIRS = (("/etc/cont-init.d", "s6-overlay"), ("/etc/my_init.d", "my_init"),
-             ("/etc/richinit/init.d", "richinit"))
-RC_LOCAL = "/etc/rc.local"
 FINISH_DIRS = (("/etc/cont-finish.d", "s6-overlay"),)
 
 _LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")

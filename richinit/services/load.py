@@ -4,7 +4,7 @@ PID 1 does not import this module (yaml costs ~6 MB): a short-lived child forked
 runs `write_document` and hands the document back as marshal data on a pipe. The same document,
 for people and tests:
 
-    python -m richinit.services.load --json [--root DIR] [--defaults DIR] [--only a,b] [--path PATH]
+    python -m richinit.services.load --json [--root DIR] [--defaults DIR] [--only a,b] [--path PATH] [--units]
 
 prints one JSON document on stdout:
 
@@ -14,10 +14,26 @@ prints one JSON document on stdout:
      "failed":         [name, ...]                    names with an error (they are not started)
      "errors":         [{"service", "file", "line", "message"}, ...]
      "warnings":       [same shape]                   nothing failed, but something looks wrong
+     "sockets":        [SocketSpec.to_dict(), ...]    what PID 1 binds before any service starts; a
+                                                      services.d `listen:` is a socket named after its
+                                                      service, not enabled (it activates nothing); with
+                                                      units=True also the image's socket units
      "init_scripts":   [InitScript.to_dict(), ...]    in the order to run them
      "finish_scripts": [InitScript.to_dict(), ...]    s6-overlay's cont-finish.d, for shutdown
      "order":          [[names], [names], ...]        start waves (stop: reversed); runnable services only
-     "deps":           {name: [names]}}               each runnable service's effective dependencies
+     "deps":           {name: [names]},               each runnable service's effective dependencies
+     "timers":         [TimerSpec.to_dict(), ...]     its timer units
+     "templates":      {"foo@": ServiceSpec.to_dict()}  service templates, for Accept=yes sockets and
+                                                      `systemctl start foo@x` (unitfile.instantiate)
+     "unit_files":     {"nginx.service": "enabled"|"disabled"|"static"|"masked"|"generated"|"alias"|
+                        "indirect"|"bad"}}            systemctl list-unit-files' states
+
+Units (the image's systemd units and SysV init scripts, `richinit.services.units` and `.sysv`) are read
+only when asked: `load(..., units=True)`, `--units`. A unit's service is named after the unit without
+its type ("nginx", "postgresql@15-main"); `unit` is the full name. richinit's defaults give way to an
+enabled unit running the same daemon (sshd: ssh/sshd; cron: cron/crond/cronie; syslog: rsyslog,
+syslog-ng, sysklogd, syslog), and to any unit of their own name; the image's services.d YAML and
+s6/runit directories win over a unit of the same name (with a warning).
 
 Exit status 0 whenever the document was produced (errors are data); 2 for a usage error, 1 when the
 root cannot be opened. Sources and precedence: see `richinit.services.spec` and `.compat`.
@@ -45,8 +61,14 @@ MAX_FILE = 1024 * 1024
 MAX_NODES = 20000  # YAML aliases can make a small file huge (billion laughs): cap what we expand
 
 
+# A default service gives way to an enabled unit answering to one of these names.
+DEFAULT_DAEMONS = {"sshd": ("ssh", "sshd"), "cron": ("cron", "crond", "cronie"),
+                   "syslog": ("rsyslog", "syslog", "syslog-ng", "sysklogd")}
+
+
 class _Entry:
-    """One service in the making: where it came from, its spec or its problems, why it is skipped."""
+    """One service in the making: where it came from, its spec or its problems, why it is skipped.
+    `soft_skip`: skipped, yet what requires it still starts (a unit whose condition failed)."""
 
     def __init__(self, name, origin, file, lines=None):
         self.name, self.origin, self.file = name, origin, file
@@ -55,6 +77,7 @@ class _Entry:
         self.spec = None
         self.problems = []
         self.skip = None
+        self.soft_skip = False
 
     def line(self, path):
         path = tuple(path)
@@ -72,6 +95,7 @@ class Result:
     def __init__(self):
         self.services, self.skipped, self.errors, self.warnings = [], {}, [], []
         self.init_scripts, self.finish_scripts, self.order, self.deps = [], [], [], {}
+        self.sockets, self.timers, self.templates, self.unit_files = [], [], {}, {}
 
     @property
     def failed(self):
@@ -91,6 +115,10 @@ class Result:
             "finish_scripts": [s.to_dict() for s in self.finish_scripts],
             "order": [list(w) for w in self.order],
             "deps": {k: sorted(v) for k, v in self.deps.items()},
+            "sockets": [s.to_dict() for s in self.sockets],
+            "timers": [t.to_dict() for t in self.timers],
+            "templates": {k: v.to_dict() for k, v in self.templates.items()},
+            "unit_files": dict(self.unit_files),
         }
 
 
@@ -363,7 +391,9 @@ def _resolve(root, entry, search_path):
 
 def _effective_deps(entry, runnable):
     spec = entry.spec
-    names = list(spec.after) + list(spec.requires)
+    # services.d's requires also orders; a unit's Requires= does not (systemd starts both at once
+    # unless After= says otherwise, and "B After=A" with "A Requires=B" is no cycle).
+    names = list(spec.after) + ([] if spec.unit else list(spec.requires))
     if spec.log.kind == "syslog" and spec.name != "syslog":
         names.append("syslog")
     return {n for n in names if n in runnable}
@@ -380,6 +410,8 @@ def _check_requires(entries, by_name, runnable):
                 target = by_name.get(r)
                 if target is None:
                     why = "requires unknown service %r" % r
+                elif target.soft_skip and not target.problems:
+                    continue
                 elif target.skip and not target.problems:
                     why = "requires %r, which is skipped: %s" % (r, target.skip)
                 elif r not in runnable:
@@ -424,8 +456,10 @@ def _plan(entries, by_name, warn):
 # The whole load
 # ---------------------------------------------------------------------------------------------
 
-def load(root="/", defaults=DEFAULTS_DIR, only=None, environ=None, search_path=None):
+def load(root="/", defaults=DEFAULTS_DIR, only=None, environ=None, search_path=None, units=False):
     """Load, validate, resolve and order every service of the image at `root`; returns a Result.
+
+    `units`: also read the image's systemd units and SysV init scripts (see above).
 
     `only`: names to start at boot (plus what they require); every other service is skipped.
     `environ` (default os.environ) is read for S6_BEHAVIOUR_IF_STAGE2_FAILS; `search_path` is the
@@ -480,12 +514,19 @@ def load(root="/", defaults=DEFAULTS_DIR, only=None, environ=None, search_path=N
                 e.skip = "disabled (down file)"
             by_name[name] = e
             entries.append(e)
+        if units:
+            _add_units(r, entries, by_name, result, warn, environ)
         if only is not None:
             _select(entries, by_name, only, warn)
         result.order, result.deps = _plan(entries, by_name, warn)
         result.init_scripts = compat.init_scripts(r, environ, warn)
         result.finish_scripts = compat.finish_scripts(r, warn)
     for e in sorted(entries, key=lambda e: e.name):
+        listen = e.definition.listen if e.definition is not None else ()
+        if e.spec is not None and listen and not e.skip and not e.problems:
+            result.sockets.append(S.SocketSpec(name=e.name, source=e.file, service=e.name, listen=listen,
+                                               enabled=False))
+            e.spec = e.spec.replace(sockets=(e.name,))
         if e.spec is not None:
             result.services.append(e.spec)
         if e.skip and not e.problems:
@@ -493,6 +534,45 @@ def load(root="/", defaults=DEFAULTS_DIR, only=None, environ=None, search_path=N
         result.errors.extend(e.problems)
     result.errors.sort(key=lambda p: (p.file, p.line or 0))
     return result
+
+
+def _add_units(root, entries, by_name, result, warn, environ):
+    """The units' services join the entries; the defaults they replace leave."""
+    from richinit.services import units as U
+    loaded = U.load_units(root, warn, environ)
+    result.sockets.extend(loaded.sockets)
+    result.timers = loaded.timers
+    result.templates, result.unit_files = loaded.templates, loaded.unit_files
+    result.warnings.extend(loaded.warnings)
+    result.errors.extend(loaded.errors)
+    result.skipped.update(loaded.skipped)
+    for spec, problems, skip, lines, stem, unit in loaded.services:
+        other = by_name.get(stem)
+        file = spec.source if spec is not None else (problems[0].file if problems else unit)
+        if other is not None and other.origin != "default":
+            warn(file, None, "unit %s is also defined by %s, which wins" % (unit, other.file), service=stem)
+            continue
+        if other is not None:
+            warn(other.file, None, "default service %r replaced by unit %s" % (stem, unit), service=stem)
+            entries.remove(other)
+        e = _Entry(stem, spec.origin if spec is not None else "systemd", file, lines)
+        e.spec, e.problems, e.skip = spec, list(problems), skip
+        e.soft_skip = bool(skip) and skip.startswith("condition failed")
+        by_name[stem] = e
+        entries.append(e)
+    for default, daemons in DEFAULT_DAEMONS.items():
+        e = by_name.get(default)
+        if e is None or e.origin != "default":
+            continue
+        for stem, names in sorted(loaded.names.items()):
+            unit = by_name.get(stem)
+            if unit is not None and unit.spec is not None and unit.spec.enabled and not unit.skip \
+                    and names & set(daemons):
+                warn(e.file, None, "default service %r replaced by unit %s" % (default, unit.spec.unit),
+                     service=default)
+                entries.remove(e)
+                del by_name[default]
+                break
 
 
 def _select(entries, by_name, only, warn):
@@ -534,12 +614,13 @@ def _human(result):
     return "\n".join(out) + "\n"
 
 
-def write_document(fd, root="/", only=None):
+def write_document(fd, root="/", only=None, units=False):
     """What PID 1's loader child runs (richinit.spawn.spawn_call): the document as marshal bytes on
-    `fd`. Returns the exit status: 0 once written, 1 when the root cannot be read."""
+    `fd`, the image's units read when `units`. Returns the exit status: 0 once written, 1 when the
+    root cannot be read."""
     import marshal
     try:
-        result = load(root, only=only)
+        result = load(root, only=only, units=units)
     except OSError as e:
         os.write(2, ("richinit: services: cannot read root %s: %s\n" % (root, e.strerror or e)).encode())
         return 1
@@ -559,6 +640,7 @@ def main(argv=None):
     ap.add_argument("--defaults", default=DEFAULTS_DIR, help="richinit's default services.d ('' for none)")
     ap.add_argument("--only", default=None, help="comma-separated services to start (io.richinit.services)")
     ap.add_argument("--path", default=None, help="PATH for command tests (default: $PATH)")
+    ap.add_argument("--units", action="store_true", help="also read the image's systemd units and SysV scripts")
     ap.add_argument("--compile", metavar="DIR", help="write DIR/%s (the defaults, parsed) and exit" % COMPILED)
     args = ap.parse_args(argv)
     if args.compile:
@@ -574,7 +656,7 @@ def main(argv=None):
         return 0
     only = None if args.only is None else [n.strip() for n in args.only.split(",") if n.strip()]
     try:
-        result = load(args.root, args.defaults or None, only=only, search_path=args.path)
+        result = load(args.root, args.defaults or None, only=only, search_path=args.path, units=args.units)
     except OSError as e:
         sys.stderr.write("%s: cannot read root %s: %s\n" % (ap.prog, args.root, e.strerror or e))
         return 1

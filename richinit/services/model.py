@@ -21,7 +21,7 @@ KILL_MODES = ("control-group", "mixed", "process", "none")
 NOTIFY_ACCESS = ("none", "main", "exec", "all")
 DIRECTORY_KINDS = ("runtime", "state", "cache", "logs", "configuration")
 READY_KINDS = ("none", "tcp", "unix", "file", "notify", "fd")
-LOG_KINDS = ("stdout", "file", "syslog", "none")
+LOG_KINDS = ("stdout", "file", "syslog", "none", "socket")
 CONDITION_KEYS = ("path_exists", "path_missing", "command_exists", "command_missing",
                   "busybox_applet", "native_command")
 
@@ -105,13 +105,16 @@ class Ready(_Record):
 
 
 class Backoff(_Record):
-    __slots__ = ("initial", "max", "factor", "reset_after")
-    _defaults = {"initial": 0.5, "max": 30.0, "factor": 2.0, "reset_after": 10.0}
+    """Delays between restarts. `first` is the wait before the first restart of a streak (0 for
+    services.d YAML; systemd's RestartSec=, default 100 ms, for units, whose restarts all wait it)."""
+
+    __slots__ = ("initial", "max", "factor", "reset_after", "first")
+    _defaults = {"initial": 0.5, "max": 30.0, "factor": 2.0, "reset_after": 10.0, "first": 0.0}
 
     def delay(self, k):
-        """Seconds to wait before restart number k (1-based) of a streak: 0, initial, initial*factor, ..."""
+        """Seconds to wait before restart number k (1-based) of a streak: first, initial, initial*factor, ..."""
         if k <= 1:
-            return 0.0
+            return self.first
         try:
             return min(self.max, self.initial * self.factor ** (k - 2))
         except OverflowError:
@@ -128,7 +131,8 @@ class Log(_Record):
 
     kind: stdout (the container's console: systemd's inherit/tty) | file (path, max_size bytes, keep;
     `mode` append, or truncate: emptied at each start) | syslog (lines sent under `identifier`, default
-    the service name: systemd's journal, syslog, kmsg) | none (systemd's null).
+    the service name: systemd's journal, syslog, kmsg) | none (systemd's null) | socket (the socket
+    the service was handed, for an Accept=yes instance its connection: systemd's socket).
     """
 
     __slots__ = ("kind", "path", "max_size", "keep", "mode", "identifier")
@@ -197,7 +201,7 @@ class ServiceSpec(_Record):
                  "notify_access", "watchdog", "supplementary_groups", "umask", "nice", "limits",
                  "directories", "runtime_preserve", "pass_env", "unset_env", "workdir_optional",
                  "stderr_log", "private_tmp", "conditions", "wants", "binds_to", "part_of",
-                 "requisite", "conflicts", "on_failure", "sockets", "warnings")
+                 "requisite", "conflicts", "on_failure", "sockets", "stdin_socket", "warnings")
     _defaults = {
         "name": "", "origin": "image", "source": "", "description": "", "enabled": True,
         "command": (), "type": "simple", "pidfile": None, "pre": (), "finish": (),
@@ -241,6 +245,7 @@ class ServiceSpec(_Record):
         "conflicts": (),           # starting this one stops them (and the reverse)
         "on_failure": (),          # started when this one enters failed
         "sockets": (),             # names of SocketSpecs whose fds this service receives
+        "stdin_socket": False,     # StandardInput=socket: stdin is its (first) socket, Accept=yes's connection
         "warnings": (),            # FILE:LINE lines of what was ignored or approximated (status shows them)
     }
     _convert = {

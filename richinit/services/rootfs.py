@@ -60,6 +60,55 @@ class Root:
         finally:
             os.close(fd)
 
+    def probe(self, path):
+        """(stat, None) of path with symlinks followed inside the root, or (None, errno)."""
+        try:
+            fd = self._open(path)
+        except OSError as e:
+            return None, e.errno
+        try:
+            return os.fstat(fd), None
+        finally:
+            os.close(fd)
+
+    def scan(self, path):
+        """[(name, lstat, link text or None)] of a directory's entries in byte order, or None if it is
+        not a directory. Entries that vanish or cannot be read are left out."""
+        try:
+            dfd = self._open(path, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return None
+        try:
+            out = []
+            for name in sorted(os.listdir(dfd), key=os.fsencode):
+                try:
+                    st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+                    link = os.readlink(name, dir_fd=dfd) if stat.S_ISLNK(st.st_mode) else None
+                except OSError:
+                    continue
+                out.append((name, st, link))
+            return out
+        except OSError:
+            return None
+        finally:
+            os.close(dfd)
+
+    def lstat_link(self, path):
+        """(lstat, link text or None) of path's last component (its directory resolved in the root),
+        or (None, None)."""
+        d, _, base = path.rstrip("/").rpartition("/")
+        try:
+            dfd = self._open(d or "/", O_PATH | os.O_DIRECTORY)
+        except OSError:
+            return None, None
+        try:
+            st = os.stat(base, dir_fd=dfd, follow_symlinks=False)
+            return st, (os.readlink(base, dir_fd=dfd) if stat.S_ISLNK(st.st_mode) else None)
+        except OSError:
+            return None, None
+        finally:
+            os.close(dfd)
+
     def exists(self, path):
         return self.stat(path) is not None
 

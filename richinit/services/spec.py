@@ -110,6 +110,14 @@ log           Where the output (stdout and stderr) goes:
                                                        the `syslog` service, if there is one
                 none                                   discarded
 
+listen        Sockets PID 1 binds before any service starts and hands to this one at each start
+              (as 3, 4, ... with LISTEN_FDS, LISTEN_PID and LISTEN_FDNAMES, systemd's socket
+              activation): a list of {stream: ADDRESS}, {datagram: ADDRESS},
+              {seqpacket: ADDRESS} or {fifo: PATH}; ADDRESS is PORT, IP:PORT, [IPv6]:PORT, /path
+              (unix) or @name (abstract). What is sent while the service starts or restarts waits
+              in the socket; traffic does not start the service (a socket unit's job). syslog's
+              `listen: [{datagram: /dev/log}]` is why nothing waits for syslog to be ready.
+
 YAML reads unquoted yes/no/on/off/true/false as booleans: quote such names and values
 (`after: ['off']`, `MODE: "on"`); the error message says so.
 
@@ -133,10 +141,12 @@ from richinit.services.model import (  # noqa: F401 (re-exported: the schema's p
     Backoff,
     CrashLoop,
     InitScript,
+    Listen,
     Log,
     Problem,
     Ready,
     ServiceSpec,
+    SocketSpec,
     _jsonable,
     _Record,
     _tuple,
@@ -247,8 +257,8 @@ class Definition(_Record):
     `alternatives` the candidates (empty when `command` was given); `masked` for an empty file.
     """
 
-    __slots__ = ("name", "fields", "condition", "alternatives", "masked")
-    _defaults = {"name": "", "fields": {}, "condition": None, "alternatives": (), "masked": False}
+    __slots__ = ("name", "fields", "condition", "alternatives", "masked", "listen")
+    _defaults = {"name": "", "fields": {}, "condition": None, "alternatives": (), "masked": False, "listen": ()}
 
     def resolve(self, alternative=None):
         """The ServiceSpec with the chosen alternative's fields applied (None: the base fields)."""
@@ -568,6 +578,35 @@ def _condition(v, path):
     return Condition(**d)
 
 
+_LISTEN_KINDS = {"stream": "stream", "datagram": "dgram", "seqpacket": "seqpacket", "fifo": "fifo"}
+
+
+def _listen(v, path):
+    """`listen:` -> a tuple of Listen records (the form socket units have too)."""
+    from richinit.sockets import parse_address
+    if not isinstance(v, list):
+        v = [v]
+    out = []
+    for i, item in enumerate(v):
+        p = path + (i,)
+        if not isinstance(item, dict) or len(item) != 1 or next(iter(item)) not in _LISTEN_KINDS:
+            raise Bad(p, "expected one of {stream: ADDRESS}, {datagram: ADDRESS}, {seqpacket: ADDRESS}, "
+                      "{fifo: PATH}")
+        key, address = next(iter(item.items()))
+        if not isinstance(address, (str, int)) or isinstance(address, bool):
+            raise Bad(p + (key,), "expected an address (PORT, IP:PORT, [IPv6]:PORT, /path, @name)")
+        address = str(address)
+        if key == "fifo":
+            _abs_path(address, p + (key,))
+        else:
+            try:
+                parse_address(address)
+            except ValueError as e:
+                raise Bad(p + (key,), str(e)) from None
+        out.append(Listen(kind=_LISTEN_KINDS[key], address=address))
+    return tuple(out)
+
+
 _FIELDS = {
     "name": lambda v, p: v,  # checked by the caller, which knows the file name
     "description": _str,
@@ -594,6 +633,7 @@ _FIELDS = {
     "stop_signal": _signal,
     "stop_timeout": _duration,
     "log": _log,
+    "listen": _listen,
 }
 _ALTERNATIVE_FIELDS = ("command", "condition", "pre", "type", "pidfile", "ready", "ready_timeout",
                        "stop_signal", "stop_timeout")
@@ -666,7 +706,7 @@ def parse_definition(raw, name, origin="image", source=""):
         return None, [Bad((), "expected a mapping of fields, got %s" % _type_name(raw))]
     problems = []
     fields = {"name": name, "origin": origin, "source": source}
-    condition, alternatives = None, ()
+    condition, alternatives, listen = None, (), ()
     for key, value in raw.items():
         path = (key,)
         if key not in _FIELDS:
@@ -681,6 +721,8 @@ def parse_definition(raw, name, origin="image", source=""):
                 condition = _condition(value, path)
             elif key == "alternatives":
                 alternatives = _alternatives(value, path, problems)
+            elif key == "listen":
+                listen = _listen(value, path)
             else:
                 fields[key] = _FIELDS[key](value, path)
         except Bad as e:
@@ -700,4 +742,5 @@ def parse_definition(raw, name, origin="image", source=""):
             problems.extend(_combination(f, p))
     if problems:
         return None, problems
-    return Definition(name=fields["name"], fields=fields, condition=condition, alternatives=alternatives), []
+    return Definition(name=fields["name"], fields=fields, condition=condition, alternatives=alternatives,
+                      listen=listen), []

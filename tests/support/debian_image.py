@@ -1,6 +1,7 @@
 """A real Debian image (debootstrap minbase + sshd, cron, rsyslog), built once and cached.
 
     base = cached_image()                 # builds on first use (~40 s, needs the Debian mirror)
+    vm = vm_image()                       # the VM variant: systemd and packaged daemons (~3-4 min)
     with image_copy(base, workdir) as rootfs:   # a writable overlay (or copy) for one test
         ...
 
@@ -26,6 +27,12 @@ VARIANT = "minbase"
 MIRROR = "http://deb.debian.org/debian"
 PACKAGES = ("openssh-server", "cron", "rsyslog", "iproute2")
 BUILD_TIMEOUT = 300  # a hung mirror must not hang the suite
+# The VM variant (issue 10): what a Debian 12 VM runs, with systemd installed (its units, /sbin/init)
+# and packaged daemons whose postinsts enable their units in multi-user.target.wants. The unit loader's
+# tests and the systemctl/systemd peer tests share it (one cache key).
+VM_PACKAGES = ("systemd", "systemd-sysv", "openssh-server", "cron", "rsyslog", "iproute2", "nginx-light",
+               "redis-server", "memcached", "postgresql", "python3", "curl", "netcat-openbsd", "procps")
+VM_BUILD_TIMEOUT = 900
 
 
 class ImageUnavailable(Exception):
@@ -46,7 +53,13 @@ def _complete(path):
     return os.path.isfile(os.path.join(path, "usr/sbin/sshd")) and os.path.isfile(os.path.join(path, ".richinit-image"))
 
 
-def cached_image(cache_dir=CACHE_DIR, suite=SUITE, variant=VARIANT, mirror=MIRROR, packages=PACKAGES):
+def vm_image(cache_dir=CACHE_DIR):
+    """The cached VM variant (VM_PACKAGES), built first if needed. Raises ImageUnavailable."""
+    return cached_image(cache_dir, packages=VM_PACKAGES, timeout=VM_BUILD_TIMEOUT)
+
+
+def cached_image(cache_dir=CACHE_DIR, suite=SUITE, variant=VARIANT, mirror=MIRROR, packages=PACKAGES,
+                 timeout=BUILD_TIMEOUT):
     """The cached image directory, built first if needed. Raises ImageUnavailable with the reason."""
     final = image_dir(cache_dir, suite=suite, variant=variant, mirror=mirror, packages=packages)
     if _complete(final):
@@ -61,7 +74,7 @@ def cached_image(cache_dir=CACHE_DIR, suite=SUITE, variant=VARIANT, mirror=MIRRO
         tmp = tempfile.mkdtemp(prefix=".%s.new-" % os.path.basename(final), dir=cache_dir)
         try:
             r = subprocess.run(["debootstrap", "--variant=" + variant, "--include=" + ",".join(packages),
-                                suite, tmp, mirror], capture_output=True, text=True, timeout=BUILD_TIMEOUT,
+                                suite, tmp, mirror], capture_output=True, text=True, timeout=timeout,
                                stdin=subprocess.DEVNULL)
             if r.returncode != 0:
                 tail = (r.stdout + r.stderr).strip().splitlines()[-3:]
@@ -79,7 +92,7 @@ def cached_image(cache_dir=CACHE_DIR, suite=SUITE, variant=VARIANT, mirror=MIRRO
                 shutil.rmtree(final)
             os.rename(tmp, final)
         except subprocess.TimeoutExpired:
-            raise ImageUnavailable("debootstrap %s took longer than %d s" % (suite, BUILD_TIMEOUT)) from None
+            raise ImageUnavailable("debootstrap %s took longer than %d s" % (suite, timeout)) from None
         finally:
             if os.path.lexists(tmp):
                 _umount_below(tmp)
