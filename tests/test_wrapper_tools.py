@@ -3,8 +3,8 @@ regular files only, each once, found inside the rootfs (a symlink escaping it is
 
 import os
 
-from runtime_hooks.portable_manifest import TOOL_PATHS, TOOLS
 from runtime_hooks.pipeline import image_tools
+from runtime_hooks.portable_manifest import TOOL_PATHS, TOOLS
 
 
 def test_debian_layout_merged_usr_and_links_to_systemctl(tmp_path):
