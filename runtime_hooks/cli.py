@@ -332,4 +332,7 @@ def entry():
 
 
 if __name__ == "__main__":
-    entry()
+    # Through the module proper: dispatch imports handlers from runtime_hooks.cli, whose CliError
+    # is not this __main__ copy's.
+    from runtime_hooks.cli import entry as _entry
+    _entry()

@@ -1,13 +1,13 @@
 """The control socket seen from a tool: one request line out, JSON lines back.
 
-Kept cheap to import (the C socket module, osbase.jsonfast): dpkg -i runs systemctl several times,
+Kept cheap to import (the C socket module, osbase.standin): dpkg -i runs systemctl several times,
 each a fresh interpreter."""
 
 import _socket
 import os
 import sys
 
-from osbase import jsonfast  # not json: its import (re, enum) costs each call ~6 ms
+from osbase import standin  # not json: its import (re, enum) costs each call ~6 ms
 
 
 class Unreachable(Exception):
@@ -39,7 +39,7 @@ def replies(words, path=None):
             buf += data
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
-                yield jsonfast.loads(line)
+                yield standin.json_loads(line)
     finally:
         s.close()
 

@@ -7,7 +7,9 @@ Why the budgets are what they are (import costs measured here with -X importtime
 machine, cumulative): yaml 12.0 ms, subprocess 6.9, argparse 5.2, json 4.7, socket 4.2, re 3.8,
 signal 2.8 (enum), ctypes 1.2. An interpreter starts in ~6.5 ms.
 - PID 1 lives with what it imports for the container's whole life (DEVELOPERS.md): os, select,
-  time, _signal, our small modules; ctypes for prctl (subreaper), mount and setns.
+  time, _signal, our small modules; ctypes for prctl (subreaper), mount and setns; its log lines go
+  through a non-blocking sink (richinit.sinks: _socket for datagrams, _collections' deque for the
+  bounded buffer) and an OOM kill is told from the cgroup's count (richinit.oom).
 - The services loader is a forked child that exits: PyYAML and re as they are.
 - The built-ins run in every container: _signal and _socket, no re/enum/socket.py (their own test
   holds them to it too: tests/test_cron_builtin_lean.py).
@@ -43,9 +45,14 @@ QUOTA = {"runtime_hooks.quota", "runtime_hooks.quota.*", "osbase.fsquota", "data
 BUDGETS = {
     "pid1": CORE | CTYPES | {"osbase", "osbase.libc", "osbase.procfs", "osbase.quickexit", "select", "richinit",
                              "richinit.cli", "richinit.log", "richinit.loop", "richinit.main", "richinit.pid1",
-                             "richinit.signals", "richinit.spawn", "richinit.sysops", "richinit.title"},
+                             "richinit.signals", "richinit.spawn", "richinit.sysops", "richinit.title",
+                             "richinit.sinks", "richinit.oom", "_socket", "_collections"},
     "loader": CORE | CTYPES | YAML | {"osbase", "osbase.libc", "osbase.safepath", "richinit", "richinit.signals",
-                                      "richinit.services", "richinit.services.*"},
+                                      "richinit.services", "richinit.services.*",
+                                      # our small modules it shares with PID 1 (forked from it):
+                                      # listener addresses, regular-file reads, boot paths, log
+                                      "richinit.sockets", "_socket", "richinit.regular", "richinit.bootpaths",
+                                      "richinit.log"},
     "syslogd": CORE | {"richinit", "richinit.builtin", "richinit.builtin.syslogd", "_socket", "select"},
     "cron": CORE | {"richinit", "richinit.builtin", "richinit.builtin.cron", "richinit.builtin.cronspec",
                     "richinit.spawn", "richinit.signals", "richinit.envfile", "_socket", "select"},
