@@ -7,7 +7,7 @@ from richinit.supervisor import Supervisor
 from richinit.sysops import SysOps
 
 
-def _hang(fd, root, only):
+def _hang(fd, root, only, units):
     time.sleep(60)
 
 
