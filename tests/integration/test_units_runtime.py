@@ -187,3 +187,10 @@ def test_sigrtmin_3_ends_the_container(vm):
     out, err = vm.proc.communicate(timeout=30)
     assert vm.proc.returncode == 0, err
     assert "VM mode: /sbin/init given as the command" in err
+    # PrivateTmp=: an empty /tmp of its own, or (no mount namespace allowed here) one warning and
+    # the container's /tmp
+    seen = (vm.shared / "ptmp.ls").read_text().split()
+    if "PrivateTmp= not available" in err:
+        assert seen == ["inside", "outside"] and err.count("PrivateTmp= not available") == 1, (seen, err)
+    else:
+        assert seen == ["inside"], seen
