@@ -102,6 +102,14 @@ def test_requires_chain_failure_propagates_and_nothing_after_runs(vm):
     assert (vm.shared / "chain").read_text().split() == ["base-ran"]
 
 
+def test_forking_without_pidfile_follows_the_daemon_it_left(vm):
+    st = wait_until(lambda: (lambda f: f if f["state"] != "starting" else None)(status(vm.cid)["forky"]), 10)
+    starter = int((vm.shared / "forky.pid").read_text())  # the outer shell expands $$: the starter's pid
+    assert st["state"] == "up" and st["pid"] != starter, st
+    with open("/proc/%d/cmdline" % host_pid(vm.cid, st["pid"]), "rb") as f:
+        assert f.read().split(b"\0")[:2] == [b"sleep", b"1000"], "the daemon, in a session of its own"
+
+
 def test_user_environment_file_runtime_directory_and_expansion(vm):
     def cat(path):
         return _exec(vm.cid, "cat", path).stdout.strip()

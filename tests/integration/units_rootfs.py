@@ -117,6 +117,15 @@ ExecStart=/bin/sh -c 'id -u > /run/usrd/id; echo "$GREETING" > /run/usrd/env; ex
 [Install]
 WantedBy=multi-user.target
 """,
+    # Type=forking without PIDFile=: the daemon forks into a session of its own (the file gets the
+    # starter's pid: the outer shell expands $$)
+    "forky.service": """
+[Service]
+Type=forking
+ExecStart=/bin/sh -c 'setsid sh -c "echo $$$$ > /shared/forky.pid; exec sleep 1000" & sleep 0.2'
+[Install]
+WantedBy=multi-user.target
+""",
     # PrivateTmp=: its own empty /tmp where the container allows a mount namespace (else a warning)
     "ptmp.service": """
 [Service]
