@@ -124,11 +124,7 @@ def main(argv=None):
 
     listen = _listen_fds()
     _close_inherited_fds(listen)
-    from richinit.sinks import Outlet
-    log.use(Outlet(2))  # never blocked by a stderr nobody reads (waits through the loop once it exists)
-    is_pid1 = _become_reaper()
-    if is_pid1:
-        _protect_from_oom()
+    is_pid1 = _become_reaper()  # its one line (not PID 1 only) goes to fd 2 directly: no Outlet yet
 
     from richinit.loop import Loop
     from richinit.pid1 import Init
@@ -136,7 +132,10 @@ def main(argv=None):
     from richinit.sysops import SysOps
 
     loop = Loop()  # handlers first: a signal that arrives from now on is not lost
-    log.out.attach(loop)
+    from richinit.sinks import Outlet
+    log.use(Outlet(2, loop))  # a stderr nobody reads never blocks PID 1
+    if is_pid1:
+        _protect_from_oom()
     ops = SysOps(is_pid1)
     del cli  # not needed any more; let the module (and its help text) go
     sys.modules.pop("richinit.cli", None)
