@@ -515,7 +515,9 @@ class Supervisor:
         return min(adopted) if adopted else None
 
     def changed(self, s):
-        down = s.state in (S.DOWN, S.FAILED, S.DONE, S.SKIPPED) and not s.pids()
+        # inactive, as sockets and timers see it (RemainAfterExit= keeps a finished oneshot active)
+        down = not s.pids() and (s.state in (S.DOWN, S.FAILED, S.SKIPPED)
+                                 or (s.state == S.DONE and not s.spec.remain_after_exit))
         if self.sockets is not None:
             self.sockets.service_changed(s, down)
         if self.timers is not None:

@@ -28,7 +28,9 @@ def read(path):
 
 def test_fork_bomb_against_pids_max(rich):
     app = "f() { f & f & wait; }; f & exec sleep 1000"
-    c = rich(app, services=STEADY, only=["steady"], pids=128)
+    # --app-after: the bomb goes off once the service runs (an app waits for no service by default,
+    # and with every pid taken neither the loader nor the service could be forked)
+    c = rich(app, services=STEADY, only=["steady"], pids=128, opts=("--app-after", "steady"))
     c.start()
     c.wait_up("steady")
     events = cgroup_file(c.pid, "pids", "pids.events")
