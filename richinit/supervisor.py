@@ -499,14 +499,20 @@ class Supervisor:
                 self._wait_for(pid)
 
     def guess_main_pid(self, s):
-        """Type=forking without PIDFile=: the one process left in the starter's session or group
-        (systemd guesses from its cgroup; a daemon that setsid()s away cannot be seen: no guess)."""
+        """Type=forking without PIDFile=: the daemon the starter left (systemd guesses from the
+        cgroup). Here: a process left in the starter's session; else a child PID 1 adopted (a
+        daemon that double-forked and setsid()) started after the starter and no one's yet."""
         from osbase import procfs
         starter = s.groups[0] if s.groups else None
         if not starter:
             return None
         left = [p for p in procfs.session_members(starter) if p != starter]
-        return min(left) if len(left) >= 1 else None
+        if left:
+            return min(left)
+        known = set(self.pids())
+        me = os.getpid()
+        adopted = [p for p in procfs.children(me) or () if p > starter and p not in known]
+        return min(adopted) if adopted else None
 
     def changed(self, s):
         # inactive, as sockets and timers see it (RemainAfterExit= keeps a finished oneshot active)

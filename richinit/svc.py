@@ -23,8 +23,8 @@ ExecXxx= command or a forking starter), ready, reloading / stopping (sd_notify),
 timer (event "timer:" + what it is for). Effects go through `host` (the supervisor, a fake in
 unit tests): launch(svc, command, main) -> pid | raises, kill_group(pid, sig) (the process
 group and session), kill_process(pid, sig), kill_leftovers(pgid), now(), read_pidfile(path),
-probe(ready), check_conditions(svc) -> None | (message, is_assert), cleanup(svc, restarting),
-changed(svc). Each action sets state and timer before touching a process, so an error
+probe(ready), check_conditions(svc) -> None | (message, is_assert), guess_main_pid(svc) -> pid |
+None, cleanup(svc, restarting), changed(svc). Each action sets state and timer before touching a process, so an error
 half-way cannot leave a service without a way forward.
 
 Exit codes arrive as PID 1's loop reports them: 128+N for death by signal N (as shells do; an
@@ -560,7 +560,7 @@ class Service:
             # No readiness limit (ready_timeout 0) must not mean polling the pidfile forever.
             self.pidfile_by = now + PIDFILE_WAIT
         if self.spec.pidfile is None:
-            pid = getattr(self.host, "guess_main_pid", lambda s: None)(self)
+            pid = self.host.guess_main_pid(self)
             if pid:
                 self.pid = pid
                 self._adopt(pid)

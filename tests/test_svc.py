@@ -25,6 +25,7 @@ class FakeHost:
         self.flags = []          # Command.flags of each launch
         self.process_signals = []  # (pid, sig) sent to the process alone
         self.conditions = None   # what check_conditions answers
+        self.guessed = None      # what guess_main_pid answers
         self.cleanups = []
 
     def launch(self, svc, cmd, main):
@@ -44,6 +45,9 @@ class FakeHost:
 
     def check_conditions(self, svc):
         return self.conditions
+
+    def guess_main_pid(self, svc):
+        return self.guessed
 
     def cleanup(self, svc, restarting):
         self.cleanups.append(restarting)

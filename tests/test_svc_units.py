@@ -309,10 +309,14 @@ def test_simple_remain_after_exit():
 
 def test_forking_without_pidfile_guesses_the_main_pid():
     h = FakeHost()
-    h.guess_main_pid = lambda svc: 4321
+    h.guessed = 4321
     s, _ = up(h, type="forking")
     s.on_exit(h.last_pid, 0)
     assert s.state == S.UP and s.pid == 4321
+    h.guessed = None
+    s, _ = up(h, type="forking", restart="never")
+    s.on_exit(h.last_pid, 0)
+    assert s.state == S.FAILED and s.result == "protocol"
 
 
 # ---- sd_notify ---------------------------------------------------------------------------------

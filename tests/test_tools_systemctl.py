@@ -150,5 +150,8 @@ def test_reboot_restarts_the_services_and_poweroff_ends_pid1(pid1):
     assert wait_until(lambda: pid1("systemctl", "show", "-p", "MainPID", "--value", "web").stdout.strip()
                       not in (before, "0", ""), 15), "web is started again by the reboot"
     assert pid1.proc.poll() is None, "reboot keeps the container"
-    assert pid1("systemctl", "poweroff").returncode == 0
+    # The client runs inside the namespace: the shutdown may kill it right after PID 1 answered
+    # (as in any container), so its exit code says nothing; PID 1 ending does.
+    r = pid1("systemctl", "poweroff")
+    assert r.returncode in (0, -9), r.stderr
     pid1.proc.wait(timeout=30)  # PID 1 (and unshare with it) ends: the container is down

@@ -102,6 +102,14 @@ def test_requires_chain_failure_propagates_and_nothing_after_runs(vm):
     assert (vm.shared / "chain").read_text().split() == ["base-ran"]
 
 
+def test_forking_without_pidfile_follows_the_daemon_it_left(vm):
+    st = wait_until(lambda: (lambda f: f if f["state"] != "starting" else None)(status(vm.cid)["forky"]), 10)
+    starter = int((vm.shared / "forky.pid").read_text())  # the outer shell expands $$: the starter's pid
+    assert st["state"] == "up" and st["pid"] != starter, st
+    with open("/proc/%d/cmdline" % host_pid(vm.cid, st["pid"]), "rb") as f:
+        assert f.read().split(b"\0")[:2] == [b"sleep", b"1000"], "the daemon, in a session of its own"
+
+
 def test_user_environment_file_runtime_directory_and_expansion(vm):
     def cat(path):
         return _exec(vm.cid, "cat", path).stdout.strip()
@@ -187,3 +195,10 @@ def test_sigrtmin_3_ends_the_container(vm):
     out, err = vm.proc.communicate(timeout=30)
     assert vm.proc.returncode == 0, err
     assert "VM mode: /sbin/init given as the command" in err
+    # PrivateTmp=: an empty /tmp of its own, or (no mount namespace allowed here) one warning and
+    # the container's /tmp
+    seen = (vm.shared / "ptmp.ls").read_text().split()
+    if "PrivateTmp= not available" in err:
+        assert seen == ["inside", "outside"] and err.count("PrivateTmp= not available") == 1, (seen, err)
+    else:
+        assert seen == ["inside"], seen

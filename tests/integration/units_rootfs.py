@@ -117,6 +117,23 @@ ExecStart=/bin/sh -c 'id -u > /run/usrd/id; echo "$GREETING" > /run/usrd/env; ex
 [Install]
 WantedBy=multi-user.target
 """,
+    # Type=forking without PIDFile=: the daemon forks into a session of its own (the file gets the
+    # starter's pid: the outer shell expands $$)
+    "forky.service": """
+[Service]
+Type=forking
+ExecStart=/bin/sh -c 'setsid sh -c "echo $$$$ > /shared/forky.pid; exec sleep 1000" & sleep 0.2'
+[Install]
+WantedBy=multi-user.target
+""",
+    # PrivateTmp=: its own empty /tmp where the container allows a mount namespace (else a warning)
+    "ptmp.service": """
+[Service]
+PrivateTmp=yes
+ExecStart=/bin/sh -c 'touch /tmp/inside; ls /tmp > /shared/ptmp.ls; exec sleep 1000'
+[Install]
+WantedBy=multi-user.target
+""",
 }
 
 
@@ -131,5 +148,8 @@ def write_units(rootfs):
         os.symlink("../" + name, os.path.join(wants, name))
     with open(os.path.join(rootfs, "notify_client.py"), "w") as f:
         f.write(NOTIFY_CLIENT)
+    os.makedirs(os.path.join(rootfs, "tmp"), exist_ok=True)
+    with open(os.path.join(rootfs, "tmp/outside"), "w") as f:
+        f.write("the container's own /tmp\n")
     with open(os.path.join(rootfs, "etc/usr.env"), "w") as f:
         f.write("# for usr.service\nGREETING=hello world\n")
