@@ -4,7 +4,8 @@
     rich ps | exec NAME -- CMD | stop NAME [--time S] | logs NAME | rm [-f] NAME
     rich runtime build [--output DIR]                          the portable richinit runtime
     rich quota ls [--json]                                     every container's quota directories
-    rich install [--podman] [--containerd] [--docker] [--root DIR] / rich uninstall [--root DIR]
+    rich install [--podman] [--containerd] [--docker] [--crio] [--root DIR] [--dry-run] / rich uninstall [--root DIR]
+    rich install-launchers | ctl NAME VERB... | status NAME | doctor   (runtime_hooks.cli_engines)
 
 Where things live (each also an environment variable, so tests and second installations can
 keep to their own directories): containers under RICHINIT_CONTAINERS_DIR
@@ -62,7 +63,8 @@ def _add_run(sub):
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD")
 
 
-COMMANDS = ("run", "ps", "exec", "stop", "logs", "rm", "runtime", "quota", "install", "uninstall")
+COMMANDS = ("run", "ps", "exec", "stop", "logs", "rm", "runtime", "quota", "install", "uninstall",
+            "install-launchers", "ctl", "status", "doctor")
 
 
 # `rich run`'s options for parse_run: (names, attribute, what) where what is "value" (one
@@ -171,6 +173,8 @@ def build_parser(only=None):
         qs = q.add_subparsers(dest="quota_cmd", required=True, parser_class=_Parser)
         ls = qs.add_parser("ls", help="every container's quota directories: backend, ID, limit, usage")
         ls.add_argument("--json", action="store_true")
+    from runtime_hooks import cli_engines
+    cli_engines.add_parsers(sub, want)
     for name, what in (("install", "put the hook bundle in place"), ("uninstall", "take it away")):
         if not want(name):
             continue
@@ -236,6 +240,9 @@ def dispatch(args):
         return _runtime_build(args)
     if args.command == "quota":
         return _quota_ls(args)
+    from runtime_hooks import cli_engines
+    if args.command in cli_engines.COMMANDS:
+        return cli_engines.dispatch(args, _fail)
     from runtime_hooks import install
     try:
         if args.command == "install":
@@ -243,6 +250,10 @@ def dispatch(args):
         return install.uninstall(args)
     except install.InstallError as e:
         raise CliError("%s %s: %s" % (PROG, args.command, e))
+
+
+def _fail(msg):
+    raise CliError(msg)
 
 
 def _runtime_build(args):

@@ -20,7 +20,6 @@ import json
 import os
 import shlex
 
-HOOKS_SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hooks")
 MANIFEST = "var/lib/richinit/install.json"
 
 PODMAN = [("oci-hooks.d/richinit-%s.json" % s, "usr/share/containers/oci/hooks.d/richinit-%s.json" % s)
@@ -58,8 +57,16 @@ def _programs(args):
     return progs
 
 
+def _hooks_src():
+    from runtime_hooks import datafiles
+    try:
+        return datafiles.data_dir("hooks")
+    except datafiles.DataError as e:
+        raise InstallError(str(e))
+
+
 def _render(rel, progs):
-    path = os.path.join(HOOKS_SRC, rel)
+    path = os.path.join(_hooks_src(), rel)
     try:
         with open(path) as f:
             text = f.read()

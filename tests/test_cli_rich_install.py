@@ -111,5 +111,5 @@ def test_missing_programs(tmp_path, capsys):
 
 def test_templates_exist_for_everything_installed():
     for src, _dst in install.PODMAN + install.CONTAINERD + install.ALWAYS + [install.RUNTIME_YAML, install.FRONT]:
-        assert os.path.isfile(os.path.join(install.HOOKS_SRC, src)), src
-    assert os.path.isfile(os.path.join(install.HOOKS_SRC, "docker/daemon.json"))
+        assert os.path.isfile(os.path.join(install._hooks_src(), src)), src
+    assert os.path.isfile(os.path.join(install._hooks_src(), "docker/daemon.json"))

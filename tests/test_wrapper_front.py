@@ -69,7 +69,7 @@ def _alternatives(text, first):
 
 
 def test_front_knows_the_same_flags_and_subcommands_as_the_wrapper():
-    text = open(os.path.join(install.HOOKS_SRC, install.FRONT[0])).read()
+    text = open(os.path.join(install._hooks_src(), install.FRONT[0])).read()
     assert _alternatives(text, "create") == wrapper.SUBCOMMANDS
     assert _alternatives(text, "debug") == wrapper.BOOL_FLAGS
     assert _alternatives(text, "root") == wrapper.VALUE_FLAGS
