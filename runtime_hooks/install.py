@@ -77,11 +77,13 @@ def _render(rel, progs):
     return text
 
 
-def render_front(python_wrapper):
-    """The sh front with the Python wrapper's path put in (shell-quoted)."""
-    if not python_wrapper.startswith("/") or "\n" in python_wrapper:
-        raise InstallError("%s: the Python wrapper must be an absolute path on one line" % python_wrapper)
-    return _render(FRONT[0], {"@RICH_RUNTIME_PY@": shlex.quote(python_wrapper)})
+def render_front(python_wrapper, config="/" + RUNTIME_YAML[1]):
+    """The sh front with the Python wrapper's path and the runtime.yaml it reads put in (shell-quoted)."""
+    for p in (python_wrapper, config):
+        if not p.startswith("/") or "\n" in p:
+            raise InstallError("%s: must be an absolute path on one line" % p)
+    return _render(FRONT[0], {"@RICH_RUNTIME_PY@": shlex.quote(python_wrapper),
+                              "@RICH_RUNTIME_CONFIG@": shlex.quote(config)})
 
 
 def _target(root, rel):
@@ -150,7 +152,8 @@ def install(args):
     if "containerd" in engines:
         plan += CONTAINERD
     # Render everything first: a missing template fails before anything is written.
-    front = (_target(root, FRONT[1]), render_front(progs["@RICH_RUNTIME@"]))
+    conf_path = _target(root, RUNTIME_YAML[1])
+    front = (_target(root, FRONT[1]), render_front(progs["@RICH_RUNTIME@"], conf_path))
     progs = dict(progs, **{"@RICH_RUNTIME@": front[0]})  # the engines call the front
     rendered = [(_target(root, dst), _render(src, progs)) for src, dst in plan]
     daemon = None
@@ -158,7 +161,6 @@ def install(args):
         dpath = _target(root, DAEMON_JSON)
         current = _read_daemon_json(dpath)
         daemon = (dpath, current)
-    conf_path = _target(root, RUNTIME_YAML[1])
     conf_text = None if os.path.exists(conf_path) else _render(RUNTIME_YAML[0], progs)
     _write(front[0], front[1], 0o755)
     files.add(front[0])

@@ -19,6 +19,7 @@ ANNOT_RICH = "io.richinit.rich"
 ANNOT_SERVICES = "io.richinit.services"
 ANNOT_VM = "io.richinit.vm"
 ANNOT_GRACE = "io.richinit.grace"
+ANNOT_KILL_GRACE = "io.richinit.kill-grace"
 ANNOT_REWRITTEN = "io.richinit.rewritten"
 REWRITE_VERSION = "1"
 
@@ -54,15 +55,18 @@ class ConfigError(Exception):
 class RichOptions:
     """What the annotations ask richinit for."""
 
-    def __init__(self, services=None, vm=False, grace=None):
+    def __init__(self, services=None, vm=False, grace=None, kill_grace=None):
         self.services = services  # None: richinit's default; [] : none; list of names
         self.vm = vm
         self.grace = grace
+        self.kill_grace = kill_grace
 
     def richinit_args(self):
         args = []
         if self.grace is not None:
             args += ["--grace", _fmt_seconds(self.grace)]
+        if self.kill_grace is not None:
+            args += ["--kill-grace", _fmt_seconds(self.kill_grace)]
         if self.vm:
             args.append("--vm")
         if self.services is not None:
@@ -130,16 +134,20 @@ def rich_options(cfg):
     if ANNOT_VM in ann:
         o.vm = _bool(ann[ANNOT_VM], "annotations.%s" % ANNOT_VM)
     if ANNOT_GRACE in ann:
-        field = "annotations.%s" % ANNOT_GRACE
-        v = ann[ANNOT_GRACE]
-        try:
-            g = float(v) if isinstance(v, str) and v.strip() else None
-        except ValueError:
-            g = None
-        if g is None or not 0 <= g <= _MAX_GRACE:  # also refuses nan
-            raise ConfigError("%s: must be seconds between 0 and %d, not %r" % (field, _MAX_GRACE, v))
-        o.grace = g
+        o.grace = _seconds(ann[ANNOT_GRACE], "annotations.%s" % ANNOT_GRACE)
+    if ANNOT_KILL_GRACE in ann:
+        o.kill_grace = _seconds(ann[ANNOT_KILL_GRACE], "annotations.%s" % ANNOT_KILL_GRACE)
     return o
+
+
+def _seconds(v, field):
+    try:
+        g = float(v) if isinstance(v, str) and v.strip() else None
+    except ValueError:
+        g = None
+    if g is None or not 0 <= g <= _MAX_GRACE:  # also refuses nan
+        raise ConfigError("%s: must be seconds between 0 and %d, not %r" % (field, _MAX_GRACE, v))
+    return g
 
 
 def _check_process(cfg):

@@ -184,7 +184,8 @@ def _write_atomically(path, data, st):
         raise
 
 
-def rich_config(cfg, path, bundle, conf, container_id=None, runtime=None, argv0=None, engine=False):
+def rich_config(cfg, path, bundle, conf, container_id=None, runtime=None, argv0=None, engine=False,
+                runtime_args=None):
     """The rich version of config `cfg` (read from `path`, which only names it in errors), or None
     when rich mode is off for it (or it is rewritten already); with it an undo() for the host side.
 
@@ -194,17 +195,18 @@ def rich_config(cfg, path, bundle, conf, container_id=None, runtime=None, argv0=
     init's pid for the views) and poststop (undo it all). engine=True is `rich run`, the engine
     itself: it undoes the host side when the runtime returns, and the views find the init by the
     rootfs (lxcfs.locate), so no hook is registered and no hook process is on the start-up path.
+    Whether the container is rich, and its options, is runtime_hooks.optin's decision (annotations,
+    then RICHINIT_* in its environment, then runtime_args: the wrapper's --richinit-KEY=VALUE).
     """
-    from runtime_hooks import ociconfig
+    from runtime_hooks import ociconfig, optin
     from runtime_hooks.portable_manifest import BuildError, load_manifest, richinit_argv
-
     try:
-        if not isinstance(cfg, dict):
-            raise ociconfig.ConfigError("(top level): must be a JSON object")
-        if not ociconfig.wants_rich(cfg, conf.rich) or ociconfig.is_rewritten(cfg):
+        decision = optin.decide(cfg, conf.rich, runtime_args)
+        if not decision.rich or ociconfig.is_rewritten(cfg):
             return None
+        cfg = decision.config
         ociconfig.validate(cfg)
-    except ociconfig.ConfigError as e:
+    except (ociconfig.ConfigError, optin.OptinError) as e:
         raise WrapperError("%s: %s" % (path, e))
     _check_rootfs(bundle, cfg, path)
     runtime_dir = os.path.realpath(conf.runtime_dir)
@@ -231,6 +233,10 @@ def rich_config(cfg, path, bundle, conf, container_id=None, runtime=None, argv0=
                                 default_services="all" if host_side else None)
     except ociconfig.ConfigError as e:
         raise WrapperError("%s: %s" % (path, e))
+    if decision.notes and container_id is not None:
+        log = hostprep.Log(paths.log_dir, "create", container_id, PROG)
+        for note in decision.notes:
+            log(note)
     undo = []
 
     def undo_all():
@@ -250,11 +256,11 @@ def rich_config(cfg, path, bundle, conf, container_id=None, runtime=None, argv0=
     return new, undo_all
 
 
-def prepare_bundle(bundle, conf, container_id=None, runtime=None, argv0=None):
+def prepare_bundle(bundle, conf, container_id=None, runtime=None, argv0=None, runtime_args=None):
     """Rewrite BUNDLE/config.json for rich mode if it asks for it (rich_config); returns True if
     rewritten. config.json is replaced atomically, or left as it was."""
     path, cfg, st = _read_config(bundle)
-    rich = rich_config(cfg, path, bundle, conf, container_id, runtime, argv0)
+    rich = rich_config(cfg, path, bundle, conf, container_id, runtime, argv0, runtime_args=runtime_args)
     if rich is None:
         return False
     new, undo = rich
@@ -272,22 +278,34 @@ def prepare_bundle(bundle, conf, container_id=None, runtime=None, argv0=None):
 # ---------------------------------------------------------------- main
 
 def _report(msg, call):
+    """Our error: first to the engine's --log file in the runtime's own format (containerd and
+    Docker show its last line; the shim may give us a /dev/null stderr that cannot be written),
+    then to stderr, which may fail without consequence."""
     line = "%s: %s" % (PROG, msg)
-    sys.stderr.write(line + "\n")
     if call is not None and call.log:
-        # containerd (go-runc) shows the runtime's --log on failure: put our reason there too.
         try:
-            if call.log_format == "json":
-                import json
-                import time
-                text = json.dumps({"level": "error", "msg": line,
-                                   "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-            else:
-                text = line
-            with open(call.log, "a") as f:
-                f.write(text + "\n")
-        except OSError:
+            import time
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            if call.log_format == "json":  # runc's (logrus) JSON lines
+                from osbase import jsonfast
+                text = jsonfast.dumps({"level": "error", "msg": line, "time": stamp}, separators=(",", ":"))
+            else:  # logrus text
+                text = 'time="%s" level=error msg=%s' % (stamp, _quote(line))
+            fd = os.open(call.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                os.write(fd, (text + "\n").encode())
+            finally:
+                os.close(fd)
+        except (OSError, ValueError):
             pass
+    try:
+        os.write(2, (line + "\n").encode())
+    except OSError:
+        pass
+
+
+def _quote(text):
+    return '"%s"' % text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def main(argv=None):
@@ -295,13 +313,24 @@ def main(argv=None):
     args = list(argv[1:])
     call = None
     try:
+        runtime_args = None
+        if args and args[0].startswith("--richinit-"):  # daemon.json runtimeArgs: ours, first
+            from runtime_hooks import optin
+            try:
+                runtime_args, args = optin.split_runtime_args(args)
+            except optin.OptinError as e:
+                raise WrapperError(str(e))
         call = parse_argv(args)
         conf = settings_mod.load(os.environ.get("RICHINIT_RUNTIME_CONFIG") or settings_mod.DEFAULT_PATH)
         real = settings_mod.resolve_runtime(conf.runtime, self_path=argv[0] if argv else None)
         if call.command in REWRITE_COMMANDS and conf.rich != "off":
-            prepare_bundle(call.bundle or os.getcwd(), conf, call.container_id, real, argv[0] if argv else None)
+            prepare_bundle(call.bundle or os.getcwd(), conf, call.container_id, real, argv[0] if argv else None,
+                           runtime_args=runtime_args)
     except (WrapperError, settings_mod.SettingsError) as e:
-        _report(str(e), call)
+        _report(str(e), call if call is not None else parse_argv(args))
+        return EXIT_BAD_INPUT
+    except Exception as e:  # noqa: BLE001 - the engine must get one line in its log, never a traceback
+        _report("internal error: %s: %s" % (type(e).__name__, e), call if call is not None else parse_argv(args))
         return EXIT_BAD_INPUT
     try:
         os.execv(real, [real] + args)
