@@ -219,3 +219,35 @@ def test_render_front_quotes_the_path():
     assert "PY='/opt/it'\"'\"'s here/rich-runtime'" in text
     with pytest.raises(install.InstallError):
         install.render_front("relative/rich-runtime")
+
+
+def test_our_runtime_arguments_are_taken_off_before_the_real_runtime(tmp_path):
+    """daemon.json runtimeArgs (--richinit-KEY=VALUE) come first: the real runtime never sees them;
+    create/run and anything unusual go to the Python wrapper with them."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "runc").write_text(RECORDER % "RT")
+    (bindir / "runc").chmod(0o755)
+    py = tmp_path / "py"
+    py.write_text(RECORDER % "PY")
+    py.chmod(0o755)
+    f = tmp_path / "rich-runtime"
+    f.write_text(install.render_front(str(py), str(tmp_path / "staged/runtime.yaml")))
+    f.chmod(0o755)
+    out = tmp_path / "out"
+    env = {"PATH": str(bindir), "FRONT_OUT": str(out)}
+    for args, who, want in [
+        (["--richinit-rich=true", "--root", "/r", "state", "x"], "RT", ["--root", "/r", "state", "x"]),
+        (["--richinit-rich=true", "create", "x"], "PY", ["--richinit-rich=true", "create", "x"]),
+        (["--richinit-rich", "state", "x"], "PY", ["--richinit-rich", "state", "x"]),
+        (["--root", "/r", "--richinit-rich=true", "state"], "RT", ["--root", "/r", "--richinit-rich=true", "state"]),
+    ]:
+        r = subprocess.run([str(f)] + args, env=env, capture_output=True, timeout=10)
+        assert r.returncode == 0, r.stderr
+        head, _, rest = out.read_bytes().partition(b"\n")
+        assert head.decode().partition(":")[0] == who, args
+        assert [a.decode() for a in rest.split(b"\0")[:-1]] == want, args
+    # the Python wrapper is told which runtime.yaml this (staged) install reads
+    (py).write_text('#!/bin/sh\necho "$RICHINIT_RUNTIME_CONFIG" > "$FRONT_OUT"\n')
+    subprocess.run([str(f), "create", "x"], env=env, timeout=10)
+    assert out.read_text().strip() == str(tmp_path / "staged/runtime.yaml")
