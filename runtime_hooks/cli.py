@@ -180,8 +180,10 @@ def build_parser(only=None):
             continue
         i = sub.add_parser(name, help=what)
         i.add_argument("--podman", action="store_true", help="oci-hooks JSON (podman, CRI-O)")
-        i.add_argument("--containerd", action="store_true", help="containerd runtime entry, RuntimeClass")
-        i.add_argument("--docker", action="store_true", help="daemon.json runtimes entry")
+        i.add_argument("--containerd", action="store_true", help="config.toml runtime handler, RuntimeClass")
+        i.add_argument("--docker", action="store_true", help="daemon.json runtimes rich and rich-all")
+        i.add_argument("--crio", action="store_true", help="CRI-O runtime handler and oci-hooks JSON")
+        i.add_argument("--dry-run", action="store_true", help="show the changes as diffs, change nothing")
         i.add_argument("--root", default="/", help="install below this directory (default /)")
         i.add_argument("--bin-dir", help="where rich-runtime and rich-hook are (default: beside rich)")
     return p
