@@ -2,6 +2,7 @@
 
     rich run [OPTIONS] ROOTFS_DIR|ROOTFS_TARBALL [--] CMD...   build a bundle, run it through rich-runtime
     rich ps | exec NAME -- CMD | stop NAME [--time S] | logs NAME | rm [-f] NAME
+    rich gc                                                    undo what killed rich processes left behind
     rich runtime build [--output DIR]                          the portable richinit runtime
     rich quota ls [--json]                                     every container's quota directories
     rich install [--podman] [--containerd] [--docker] [--crio] [--root DIR] [--dry-run] / rich uninstall [--root DIR]
@@ -31,13 +32,19 @@ class CliError(Exception):
     """One line for stderr."""
 
 
-def _parser_class():
-    import argparse
+_PARSER = []
 
-    class _Parser(argparse.ArgumentParser):
-        def error(self, message):  # one line, no usage dump
-            raise CliError("%s: %s" % (self.prog, message))
-    return _Parser
+
+def _parser_class():
+    """argparse.ArgumentParser whose errors are one CliError line (made once, on first use)."""
+    if not _PARSER:
+        import argparse
+
+        class _Parser(argparse.ArgumentParser):
+            def error(self, message):  # one line, no usage dump
+                raise CliError("%s: %s" % (self.prog, message))
+        _PARSER.append(_Parser)
+    return _PARSER[0]
 
 
 def _add_run(sub):
@@ -61,10 +68,6 @@ def _add_run(sub):
     p.add_argument("--keep", action="store_true", help="keep a foreground container after it exits")
     p.add_argument("rootfs", metavar="ROOTFS_DIR|ROOTFS_TARBALL")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD")
-
-
-COMMANDS = ("run", "ps", "exec", "stop", "logs", "rm", "runtime", "quota", "install", "uninstall",
-            "install-launchers", "ctl", "status", "doctor")
 
 
 # `rich run`'s options for parse_run: (names, attribute, what) where what is "value" (one
@@ -135,49 +138,46 @@ def parse_run(args):
     return None  # no ROOTFS: argparse says what is missing
 
 
-def build_parser(only=None):
-    """The whole parser, or (`only` = a command name) just that command's: argparse spends ~10 ms
-    building the dozen subparsers."""
+def _add_name(sub, name, help):
+    p = sub.add_parser(name, help=help)
+    p.add_argument("name")
+    return p
+
+
+def _add_exec(sub):
     import argparse
-    _Parser = _parser_class()
-    p = _Parser(prog=PROG, description="rich containers: unmodified images with an init, services and views")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    want = (lambda name: only is None or name == only)
-    if want("run"):
-        _add_run(sub)
-    if want("ps"):
-        sub.add_parser("ps", help="list containers")
-    if want("exec"):
-        e = sub.add_parser("exec", help="run a command in a running container")
-        e.add_argument("-t", "--tty", action="store_true")
-        e.add_argument("name")
-        e.add_argument("cmd", nargs=argparse.REMAINDER)
-    if want("stop"):
-        s = sub.add_parser("stop", help="stop a container (TERM, then KILL after --time)")
-        s.add_argument("--time", "-t", type=float, default=10.0)
-        s.add_argument("name")
-    if want("logs"):
-        lg = sub.add_parser("logs", help="what a detached container wrote to stdout/stderr")
-        lg.add_argument("name")
-    if want("rm"):
-        r = sub.add_parser("rm", help="remove a container")
-        r.add_argument("-f", "--force", action="store_true", help="kill it first if it runs")
-        r.add_argument("name")
-    if want("runtime"):
-        rt = sub.add_parser("runtime", help="the portable richinit runtime")
-        rts = rt.add_subparsers(dest="runtime_cmd", required=True, parser_class=_Parser)
-        b = rts.add_parser("build", help="assemble it (default %s)" % "/var/lib/richinit/runtime")
-        b.add_argument("--output")
-    if want("quota"):
-        q = sub.add_parser("quota", help="quota directories")
-        qs = q.add_subparsers(dest="quota_cmd", required=True, parser_class=_Parser)
-        ls = qs.add_parser("ls", help="every container's quota directories: backend, ID, limit, usage")
-        ls.add_argument("--json", action="store_true")
-    from runtime_hooks import cli_engines
-    cli_engines.add_parsers(sub, want)
-    for name, what in (("install", "put the hook bundle in place"), ("uninstall", "take it away")):
-        if not want(name):
-            continue
+    e = sub.add_parser("exec", help="run a command in a running container")
+    e.add_argument("-t", "--tty", action="store_true")
+    e.add_argument("name")
+    e.add_argument("cmd", nargs=argparse.REMAINDER)
+
+
+def _add_stop(sub):
+    s = _add_name(sub, "stop", "stop a container (TERM, then KILL after --time)")
+    s.add_argument("--time", "-t", type=float, default=10.0)
+
+
+def _add_rm(sub):
+    r = _add_name(sub, "rm", "remove a container")
+    r.add_argument("-f", "--force", action="store_true", help="kill it first if it runs")
+
+
+def _add_runtime(sub):
+    rt = sub.add_parser("runtime", help="the portable richinit runtime")
+    rts = rt.add_subparsers(dest="runtime_cmd", required=True, parser_class=_parser_class())
+    b = rts.add_parser("build", help="assemble it (default %s)" % "/var/lib/richinit/runtime")
+    b.add_argument("--output")
+
+
+def _add_quota(sub):
+    q = sub.add_parser("quota", help="quota directories")
+    qs = q.add_subparsers(dest="quota_cmd", required=True, parser_class=_parser_class())
+    ls = qs.add_parser("ls", help="every container's quota directories: backend, ID, limit, usage")
+    ls.add_argument("--json", action="store_true")
+
+
+def _add_install(name, what):
+    def add(sub):
         i = sub.add_parser(name, help=what)
         i.add_argument("--podman", action="store_true", help="oci-hooks JSON (podman, CRI-O)")
         i.add_argument("--containerd", action="store_true", help="config.toml runtime handler, RuntimeClass")
@@ -186,6 +186,48 @@ def build_parser(only=None):
         i.add_argument("--dry-run", action="store_true", help="show the changes as diffs, change nothing")
         i.add_argument("--root", default="/", help="install below this directory (default /)")
         i.add_argument("--bin-dir", help="where rich-runtime and rich-hook are (default: beside rich)")
+    return add
+
+
+# The subcommands: name -> (add its parser to the subparsers, "module:function" handling its Args).
+# A new subcommand is one entry here (its handler is imported only when it runs).
+COMMANDS = {
+    "run": (_add_run, "runtime_hooks.cli_containers:run"),
+    "ps": (lambda sub: sub.add_parser("ps", help="list containers"), "runtime_hooks.cli_containers:ps"),
+    "exec": (_add_exec, "runtime_hooks.cli_containers:exec_"),
+    "stop": (_add_stop, "runtime_hooks.cli_containers:stop"),
+    "logs": (lambda sub: _add_name(sub, "logs", "what a detached container wrote to stdout/stderr"),
+             "runtime_hooks.cli_containers:logs"),
+    "rm": (_add_rm, "runtime_hooks.cli_containers:rm"),
+    "gc": (lambda sub: sub.add_parser("gc", help="undo what killed rich processes left behind"),
+           "runtime_hooks.cli_containers:gc"),
+    "runtime": (_add_runtime, "runtime_hooks.cli:_runtime_build"),
+    "quota": (_add_quota, "runtime_hooks.cli:_quota_ls"),
+    "install": (_add_install("install", "put the hook bundle in place"), "runtime_hooks.cli:_install"),
+    "uninstall": (_add_install("uninstall", "take it away"), "runtime_hooks.cli:_install"),
+}
+
+
+def _engines_command(name):
+    """A command of runtime_hooks.cli_engines (its parser is added from there too, when it runs)."""
+    def add(sub):
+        from runtime_hooks import cli_engines
+        getattr(cli_engines, "add_" + name.replace("-", "_"))(sub)
+    return add, "runtime_hooks.cli_engines:" + name.replace("-", "_")
+
+
+COMMANDS.update((n, _engines_command(n)) for n in ("install-launchers", "ctl", "status", "doctor"))
+
+
+def build_parser(only=None):
+    """The whole parser, or (`only` = a command name) just that command's: argparse spends ~10 ms
+    building the dozen subparsers."""
+    _Parser = _parser_class()
+    p = _Parser(prog=PROG, description="rich containers: unmodified images with an init, services and views")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, (add, _handler) in COMMANDS.items():
+        if only is None or name == only:
+            add(sub)
     return p
 
 
@@ -225,26 +267,11 @@ def main(argv=None):
 
 
 def dispatch(args):
-    from runtime_hooks import cli_containers as cc
-    if args.command == "run":
-        return cc.run(args)
-    if args.command == "ps":
-        return cc.ps(args)
-    if args.command == "exec":
-        return cc.exec_(args)
-    if args.command == "stop":
-        return cc.stop(args)
-    if args.command == "rm":
-        return cc.rm(args)
-    if args.command == "logs":
-        return cc.logs(args)
-    if args.command == "runtime":
-        return _runtime_build(args)
-    if args.command == "quota":
-        return _quota_ls(args)
-    from runtime_hooks import cli_engines
-    if args.command in cli_engines.COMMANDS:
-        return cli_engines.dispatch(args, _fail)
+    module, _, fn = COMMANDS[args.command][1].partition(":")
+    return getattr(__import__(module, fromlist=[fn]), fn)(args)
+
+
+def _install(args):
     from runtime_hooks import install
     try:
         if args.command == "install":
@@ -252,10 +279,6 @@ def dispatch(args):
         return install.uninstall(args)
     except install.InstallError as e:
         raise CliError("%s %s: %s" % (PROG, args.command, e))
-
-
-def _fail(msg):
-    raise CliError(msg)
 
 
 def _runtime_build(args):

@@ -180,93 +180,85 @@ def _progress(label):
     return say
 
 
-def _make_rootfs(v, cdir):
-    if os.path.isdir(v["source"]):
-        return bundle_mod.overlay_rootfs(os.path.realpath(v["source"]), cdir), True
-    dest = os.path.join(cdir, "rootfs")
-    say = _progress("unpacking %s" % os.path.basename(v["source"]))
-    bundle_mod.unpack(v["source"], dest, say)
-    if say:
-        sys.stderr.write("\n")
-    return dest, False
-
-
-def _remove_dir(cdir, overlay):
-    """Unmount the rootfs overlay, then remove the directory (never through a live mount)."""
-    if overlay:
-        bundle_mod.unmount_rootfs(cdir)
-    rootfs = os.path.join(cdir, "rootfs")
+def _paths():
+    from runtime_hooks import hostprep
     try:
-        if os.path.isdir(rootfs) and os.stat(rootfs).st_dev != os.stat(cdir).st_dev:
-            raise CliError("rich: %s is still mounted: not removing %s" % (rootfs, cdir))
-    except FileNotFoundError:
-        pass
-    from osbase import safepath
-    try:
-        safepath.remove_tree(cdir)
-    except OSError as e:
-        sys.stderr.write("rich: %s: not removed: %s\n" % (cdir, e.strerror or e))
+        return hostprep.HostPaths.from_env()
+    except hostprep.PrepError as e:
+        raise CliError("rich: %s" % e)
 
 
-def create_bundle(args):
-    v = _validate_run(args)
-    cdir = _cdir(v["name"])
-    os.makedirs(containers_dir(), mode=0o711, exist_ok=True)
-    try:
-        os.mkdir(cdir, 0o711)
-    except FileExistsError:
-        raise CliError("rich run: a container named %s exists (rich rm %s)" % (v["name"], v["name"]))
-    overlay = os.path.isdir(v["source"])
-    undo = None
-    try:
-        rootfs, overlay = _make_rootfs(v, cdir)
-        cfg = bundle_mod.make_config(rootfs, args.cmd, hostname=v["name"][:63], env=args.env, cwd=args.workdir,
-                                     memory=v["memory"], cpus=v["cpus"], volumes=v["volumes"],
-                                     annotations=v["annotations"], terminal=args.tty, network=args.network)
-        rec = {"name": v["name"], "runtime": v["runtime"], "run_root": run_root(), "overlay": overlay,
-               "source": v["source"], "created": time.time(), "args": list(args.cmd), "detached": args.detach,
-               "network": args.network}
-        cfg, undo = _rich(cfg, cdir, rec, v["conf"])
-        bundle_mod.write_config(cdir, cfg)
-        with open(os.path.join(cdir, RECORD), "w") as f:
-            f.write(jsonfast.dumps(rec))
-    except BaseException as e:
-        if undo is not None:
-            undo()
-        _remove_dir(cdir, overlay)
-        if isinstance(e, bundle_mod.BundleError):
-            raise CliError("rich run: %s" % e)
-        if isinstance(e, OSError):
-            raise CliError("rich run: %s" % e)
-        raise
-    return rec, cdir
-
-
-def _log(stage, name):
+def _log(stage, name, paths=None):
     """hook.log, where rich-hook writes what it does for the other engines."""
     from runtime_hooks import hostprep
     try:
-        return hostprep.Log(hostprep.HostPaths.from_env().log_dir, stage, name, prog="rich")
+        return hostprep.Log((paths or hostprep.HostPaths.from_env()).log_dir, stage, name, prog="rich")
     except hostprep.PrepError:
         return lambda msg: None
 
 
-def _rich(cfg, cdir, rec, conf):
-    """rich-runtime's rewrite and host side, as the engine (no hooks): (config, undo)."""
-    from runtime_hooks import wrapper
-    real = _real_runtime(rec)
+def _collect(paths, only=None):
+    """Finish the work of `rich` processes that were killed: undo every dead plan (pipeline.collect)."""
+    from runtime_hooks import pipeline
+    return pipeline.collect(paths, lambda line: sys.stderr.write("rich: %s\n" % line), only=only)
+
+
+def create_bundle(args):
+    """The pipeline's `rich run` adapter: plan, then apply bundle and rootfs; with the rootfs there,
+    the rich config and the host side are planned and applied (quota, views, config, record).
+    Returns (record, bundle directory, plan, paths)."""
+    from runtime_hooks import hostprep, pipeline
+    v = _validate_run(args)
+    paths = _paths()
+    name = v["name"]
+    cdir = _cdir(name)
+    rec = {"name": name, "runtime": v["runtime"], "run_root": run_root(), "overlay": os.path.isdir(v["source"]),
+           "source": v["source"], "created": time.time(), "args": list(args.cmd), "detached": args.detach,
+           "network": args.network}
+    plan = pipeline.new_plan(name, "run", cdir, _real_runtime(rec), paths, runtime_root=rec["run_root"],
+                             run={"source": v["source"], "overlay": rec["overlay"], "detached": args.detach})
     try:
-        rich = wrapper.rich_config(cfg, os.path.join(cdir, "config.json"), cdir, conf, rec["name"], real,
-                                   engine=True)
-    except wrapper.WrapperError as e:
-        raise CliError("rich run: %s" % e)
-    if rich is None:
-        return cfg, lambda: None
-    ann = rich[0].get("annotations") or {}
-    views = ann.get("io.richinit.views", "off")
-    _log("run", rec["name"])("views: %s%s; quotas: %s" % (
-        views, " (registered by rootfs)" if views != "off" else "", ann.get("io.richinit.quota") or "none"))
-    return rich
+        pipeline.claim(plan, paths)
+    except pipeline.Busy:
+        raise CliError("rich run: a container named %s exists (rich rm %s)" % (name, name))
+    except OSError as e:
+        raise CliError("rich run: %s: %s" % (pipeline.plans_dir(paths), e.strerror))
+    if os.path.lexists(cdir):
+        pipeline.forget(plan, paths)
+        raise CliError("rich run: %s exists and is no container of ours: not touching it" % cdir)
+    log = _log("run", name, paths)
+    progress = None if rec["overlay"] else _progress("unpacking %s" % os.path.basename(v["source"]))
+    env = {"log": log, "progress": progress}
+    cfg_path = os.path.join(cdir, "config.json")
+    try:
+        pipeline.apply(plan, paths, ("bundle", "rootfs"), env)
+        if env["progress"]:
+            sys.stderr.write("\n")
+        cfg = bundle_mod.make_config(os.path.join(cdir, "rootfs"), args.cmd, hostname=name[:63], env=args.env,
+                                     cwd=args.workdir, memory=v["memory"], cpus=v["cpus"], volumes=v["volumes"],
+                                     annotations=v["annotations"], terminal=args.tty, network=args.network)
+        if pipeline.wants(cfg, v["conf"].rich, cfg_path):
+            pipeline.validate(cfg, cfg_path)
+            cfg = pipeline.rewrite(cfg, v["conf"], cfg_path, None, host_side=True)
+            pipeline.plan_host(plan, cfg, paths)
+        env["write_config"] = lambda: bundle_mod.write_config(cdir, cfg)
+        env["write_record"] = lambda: _write_record(cdir, rec)
+        pipeline.apply(plan, paths, ("quota", "views", "config", "record"), env)
+        pipeline.mark(plan, paths, "applied")
+    except BaseException as e:
+        pipeline.abort(plan, paths)
+        if isinstance(e, (bundle_mod.BundleError, pipeline.PipelineError, hostprep.PrepError, OSError)):
+            raise CliError("rich run: %s" % e)
+        raise
+    views = plan.get("views")
+    log("views: %s%s; quotas: %s" % (views["backend"] if views else "off", " (registered by rootfs)" if views else "",
+                                     cfg.get("annotations", {}).get("io.richinit.quota") or "none"))
+    return rec, cdir, plan, paths
+
+
+def _write_record(cdir, rec):
+    with open(os.path.join(cdir, RECORD), "w") as f:
+        f.write(jsonfast.dumps(rec))
 
 
 def _spawn_runtime(rec, cdir, detach):
@@ -326,7 +318,9 @@ def _wait(pid):
 
 
 def run(args):
-    rec, cdir = create_bundle(args)
+    paths = _paths()
+    _collect(paths)
+    rec, cdir, plan, paths = create_bundle(args)
     pid = _spawn_runtime(rec, cdir, args.detach)
     rc = _wait(pid)
     if args.detach:
@@ -340,54 +334,77 @@ def run(args):
             raise CliError("rich run: %s did not start%s" % (rec["name"], (": " + tail[0]) if tail else ""))
         print(rec["name"])
         return 0
-    if not args.keep:
-        _teardown(rec, cdir)
+    if args.keep:
+        from runtime_hooks import pipeline
+        pipeline.mark(plan, paths, "kept")
+    else:
+        _teardown(rec, cdir, plan, paths)
     return rc
 
 
-def _teardown(rec, cdir):
-    """Delete the runtime's container, release its views and quotas (what poststop does for the other
-    engines), then remove our files."""
+def _teardown(rec, cdir, plan=None, paths=None):
+    """Delete the runtime's container, then undo the saved plan (views, quotas, rootfs, files):
+    what poststop does for the other engines."""
+    from runtime_hooks import pipeline
     if os.path.exists(os.path.join(rec["run_root"], rec["name"])) or os.path.basename(rec["runtime"]) == "runsc":
         # (`runc run` in the foreground has deleted it already: then its state directory is gone)
         import subprocess
         subprocess.run(_rt(rec, "delete", "--force", rec["name"]), capture_output=True, stdin=subprocess.DEVNULL)
-    # Idempotent: a container made by an older rich (with hooks) had its poststop run at delete already.
-    from runtime_hooks import hostprep
-    try:
-        paths = hostprep.HostPaths.from_env()
-        hostprep.unregister_views(rec["name"], paths)
-        problems = hostprep.quota_release(rec["name"], paths)
-    except hostprep.PrepError:
-        problems = []
-    log = _log("rm", rec["name"])
+    paths = paths or _paths()
+    plan = plan or pipeline.load(paths, rec["name"])
+    log = _log("rm", rec["name"], paths)
+    if plan is None:  # made before plans were saved: its bundle is all there is
+        plan = pipeline.new_plan(rec["name"], "run", cdir, None, paths,
+                                 run={"overlay": bool(rec.get("overlay")), "source": rec.get("source")})
+        plan["steps"] = ["bundle", "rootfs"]
+    problems = pipeline.undo(plan, paths)
     for p in problems:
-        log("quota release: %s" % p)
-    log("views unregistered, quotas released%s" % (" (with problems)" if problems else ""))
-    _remove_dir(cdir, rec.get("overlay"))
+        log("undo: %s" % p)
+        sys.stderr.write("rich: %s: %s\n" % (rec["name"], p))
+    log("plan undone (%s)%s" % (", ".join(reversed(plan["steps"])), " with problems" if problems else ""))
 
 
 # ---------------------------------------------------------------- ps / exec / stop / rm
 
 def ps(args):
+    """Every container: the runtime's word on those it knows, the plan's on those being created
+    (a killed `rich` process's leftovers are undone first, and said so on stderr)."""
+    from runtime_hooks import pipeline
+    paths = _paths()
+    _collect(paths)
     base = containers_dir()
     try:
-        names = sorted(os.listdir(base))
+        names = set(os.listdir(base))
     except FileNotFoundError:
-        names = []
+        names = set()
+    plans = {p["id"]: p for p in pipeline.load_all(paths) if p["engine"] == "run"}
     rows = [("NAME", "STATUS", "PID", "RUNTIME", "CREATED", "COMMAND")]
-    for name in names:
+    for name in sorted(names | set(plans)):
         try:
             rec = load_record(name)
         except CliError:
+            plan = plans.get(name)
+            if plan is not None:
+                rows.append((name, pipeline.status(plan), "-", os.path.basename(plan.get("runtime") or "-"), "-", ""))
             continue
         st = state_of(rec)
+        status = st.get("status") or ("exited" if name in plans and plans[name].get("phase") == "kept" else "gone")
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rec.get("created", 0)))
-        rows.append((name, st.get("status", "gone"), str(st.get("pid") or "-"), os.path.basename(rec["runtime"]),
+        rows.append((name, status, str(st.get("pid") or "-"), os.path.basename(rec["runtime"]),
                      created, " ".join(rec.get("args", []))[:60]))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)) + "  " + r[5])
+    return 0
+
+
+def gc(args):
+    """Undo what killed `rich`, rich-runtime or rich-hook processes left: every plan whose
+    processes are dead and whose container the runtime no longer knows."""
+    paths = _paths()
+    done = _collect(paths)
+    if not done:
+        print("nothing to collect")
     return 0
 
 
@@ -433,6 +450,18 @@ def stop(args):
 
 
 def rm(args):
+    from runtime_hooks import pipeline
+    paths = _paths()
+    cdir = _cdir(args.name)
+    if not os.path.exists(os.path.join(cdir, RECORD)):
+        # No record: a `rich run` that never finished creating it. Its plan says what to undo.
+        plan = pipeline.load(paths, args.name)
+        if plan is None or plan["engine"] != "run":
+            raise CliError("rich: no container named %s" % args.name)
+        if pipeline.alive(plan):
+            raise CliError("rich rm: %s is being created (by pid %s)" % (args.name, (plan.get("owner") or "?")[0]))
+        _collect(paths, only=args.name)
+        return 0
     rec = load_record(args.name)
     status = state_of(rec).get("status")
     if status not in (None, "stopped"):
@@ -440,7 +469,7 @@ def rm(args):
             raise CliError("rich rm: %s is %s (rich stop %s, or rm -f)" % (args.name, status, args.name))
         _kill(rec, "KILL")
         _wait_stopped(rec, 10)
-    _teardown(rec, _cdir(args.name))
+    _teardown(rec, cdir, paths=paths)
     return 0
 
 

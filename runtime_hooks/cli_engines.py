@@ -5,51 +5,67 @@
     rich status NAME [--json]                             = rich ctl NAME status
     rich doctor [--json]                                  what this host can do, and what to fix
 
-cli.py builds these parsers with add_parsers() and hands their commands to dispatch().
+cli.py's COMMANDS table adds each parser with add_NAME(sub) and runs NAME(args).
 """
 
 import sys
 
-COMMANDS = ("install-launchers", "ctl", "status", "doctor")
+
+def _fail(msg):
+    from runtime_hooks.cli import CliError
+    raise CliError(msg)
 
 
-def add_parsers(sub, want):
+def add_install_launchers(sub):
+    p = sub.add_parser("install-launchers", help="write the fast -IS launchers of rich, rich-runtime, ...")
+    p.add_argument("--bin-dir", help="where (default: this interpreter's scripts directory)")
+    p.add_argument("--python", help="the interpreter they run (default: this one)")
+
+
+def install_launchers(args):
+    from runtime_hooks import launchers
+    try:
+        for path in launchers.install(args.bin_dir, args.python):
+            print("installed %s" % path)
+    except (launchers.LauncherError, OSError) as e:
+        _fail("rich install-launchers: %s" % e)
+    return 0
+
+
+def add_ctl(sub):
     import argparse
-    if want("install-launchers"):
-        p = sub.add_parser("install-launchers", help="write the fast -IS launchers of rich, rich-runtime, ...")
-        p.add_argument("--bin-dir", help="where (default: this interpreter's scripts directory)")
-        p.add_argument("--python", help="the interpreter they run (default: this one)")
-    if want("ctl"):
-        p = sub.add_parser("ctl", help="richctl in a running rich container of any engine")
-        p.add_argument("name", help="a rich run name, a runtime container id (docker, podman, CRI) or a pid")
-        p.add_argument("verb", nargs=argparse.REMAINDER, help="status | start NAME | stop NAME | ...")
-    if want("status"):
-        p = sub.add_parser("status", help="a rich container's services (rich ctl NAME status)")
-        p.add_argument("name")
-        p.add_argument("--json", action="store_true")
-    if want("doctor"):
-        p = sub.add_parser("doctor", help="what this host can do for rich containers, and what to fix")
-        p.add_argument("--json", action="store_true")
+    p = sub.add_parser("ctl", help="richctl in a running rich container of any engine")
+    p.add_argument("name", help="a rich run name, a runtime container id (docker, podman, CRI) or a pid")
+    p.add_argument("verb", nargs=argparse.REMAINDER, help="status | start NAME | stop NAME | ...")
 
 
-def dispatch(args, fail):
-    """Run an args.command of COMMANDS; `fail(msg)` raises the CLI's one-line error."""
-    if args.command == "install-launchers":
-        from runtime_hooks import launchers
-        try:
-            for path in launchers.install(args.bin_dir, args.python):
-                print("installed %s" % path)
-        except (launchers.LauncherError, OSError) as e:
-            fail("rich install-launchers: %s" % e)
-        return 0
-    if args.command in ("ctl", "status"):
-        from runtime_hooks import ctl
-        verb = args.verb if args.command == "ctl" else ["status"] + (["--json"] if args.json else [])
-        try:
-            return ctl.run(args.name, verb)
-        except ctl.CtlError as e:
-            fail("rich %s: %s" % (args.command, e))
-    if args.command == "doctor":
-        from runtime_hooks import doctor
-        return doctor.main(json_out=args.json, out=sys.stdout)
-    raise AssertionError(args.command)
+def ctl(args):
+    from runtime_hooks import ctl as ctl_mod
+    try:
+        return ctl_mod.run(args.name, args.verb)
+    except ctl_mod.CtlError as e:
+        _fail("rich ctl: %s" % e)
+
+
+def add_status(sub):
+    p = sub.add_parser("status", help="a rich container's services (rich ctl NAME status)")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
+
+
+def status(args):
+    from runtime_hooks import ctl as ctl_mod
+    try:
+        return ctl_mod.run(args.name, ["status"] + (["--json"] if args.json else []))
+    except ctl_mod.CtlError as e:
+        _fail("rich status: %s" % e)
+
+
+def add_doctor(sub):
+    p = sub.add_parser("doctor", help="what this host can do for rich containers, and what to fix")
+    p.add_argument("--json", action="store_true")
+
+
+def doctor(args):
+    from runtime_hooks import doctor as doctor_mod
+    return doctor_mod.main(json_out=args.json, out=sys.stdout)

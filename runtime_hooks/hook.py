@@ -12,8 +12,10 @@ from the container's rootfs is ever executed or loaded here.
 
 Who registers it: rich-runtime (the wrapper) for createRuntime and poststop with an explicit env,
 or the oci-hooks JSON of hooks/ for podman/CRI-O (keyed on the annotation io.richinit.rich=true).
-When the wrapper already bound the views through config.json mounts (annotation io.richinit.views)
-and applied the quotas (their record exists), createRuntime only registers the init pid.
+Each stage is an adapter of runtime_hooks.pipeline: when the wrapper saved a plan for the
+container, createRuntime only adds the init's pid to it; without one, createRuntime plans and
+applies the host side itself; poststop undoes whatever plan is saved. Nothing is inferred from
+annotations or leftover files.
 
 One line per action goes to $RICHINIT_LOG_DIR/hook.log (default /var/log/richinit/hook.log).
 Failures: one line on stderr and in the log; createRuntime exits 1 (the runtime then destroys the
@@ -24,7 +26,7 @@ import os
 import sys
 
 from osbase import jsonfast
-from runtime_hooks import hostprep
+from runtime_hooks import hostprep, pipeline
 
 PROG = "rich-hook"
 STAGES = ("createRuntime", "prestart", "createContainer", "startContainer", "poststart", "poststop", "precreate")
@@ -85,21 +87,9 @@ def load_config(bundle):
     if len(data) > MAX_INPUT:
         raise HookError("%s: more than %d bytes" % (path, MAX_INPUT))
     try:
-        cfg = jsonfast.loads(data)
+        return path, jsonfast.loads(data)
     except ValueError as e:
         raise HookError("%s: not JSON: %s" % (path, e))
-    if not isinstance(cfg, dict):
-        raise HookError("%s: (top level): must be a JSON object" % path)
-    if cfg.get("annotations") is not None and not isinstance(cfg["annotations"], dict):
-        raise HookError("%s: annotations: must be an object" % path)
-    root = cfg.get("root")
-    if not isinstance(root, dict) or not isinstance(root.get("path"), str) or not root["path"]:
-        raise HookError("%s: root.path: missing" % path)
-    return cfg
-
-
-def rootfs_of(bundle, cfg):
-    return os.path.realpath(os.path.join(bundle, cfg["root"]["path"]))
 
 
 # ---------------------------------------------------------------- log
@@ -109,8 +99,10 @@ Log = hostprep.Log  # LOG_DIR/hook.log, one line per action
 
 # ---------------------------------------------------------------- stages
 
-def _is_rich(cfg, state):
+def _is_rich(cfg, state, path):
     from runtime_hooks import ociconfig
+    if not isinstance(cfg, dict) or (cfg.get("annotations") is not None and not isinstance(cfg["annotations"], dict)):
+        return True  # let validate() name what is wrong
     ann = dict(cfg.get("annotations") or {})
     ann.update(state.annotations)
     try:
@@ -119,125 +111,79 @@ def _is_rich(cfg, state):
         return False
 
 
-def create_runtime(state, cfg, paths, runtime, log):
-    """Quotas (project backend, unless the wrapper applied them) then views; all or nothing."""
-    if not _is_rich(cfg, state):
+def create_runtime(state, paths, runtime, log):
+    """The plan the wrapper saved gets the init's pid; without one (hooks.d: podman, CRI-O) the
+    host side is planned and applied here (engine "hooks": project quotas, views bound into the
+    running container). All or nothing."""
+    plan = pipeline.load(paths, state.id)
+    if plan is not None and plan.get("engine") == "wrapper":
+        return _adopt_init(plan, state, paths, log)
+    path, cfg = load_config(state.bundle)
+    if not _is_rich(cfg, state, path):
         log("not a rich container: nothing to do")
         return
-    undo = []
+    if isinstance(cfg, dict) and isinstance(cfg.get("annotations"), dict):
+        cfg["annotations"].update(state.annotations)
+    pipeline.validate(cfg, path, state.bundle)
+    plan = pipeline.new_plan(state.id, "hooks", state.bundle, runtime, paths)
+    pipeline.plan_host(plan, cfg, paths, pid=state.pid)
+    if plan["views"] is None:
+        log("views: skipped (%s)" % ("off" if cfg["annotations"].get("io.richinit.lxcfs") == "off" else "VM runtime"))
+    elif not state.pid:
+        raise HookError("state.pid: missing: cannot register the container's views")
+    pipeline.claim(plan, paths)
     try:
-        _quotas(state, cfg, paths, log, undo)
-        _views(state, cfg, paths, runtime, log, undo)
+        pipeline.apply(plan, paths, pipeline.STEPS["hooks"], {"log": log, "pid": state.pid})
+        pipeline.mark(plan, paths, "applied", **({"init": state.pid} if state.pid else {}))
     except BaseException:
-        for u in reversed(undo):
-            try:
-                u()
-            except Exception:  # noqa: BLE001 - undo is best effort, the first error is what we report
-                pass
+        pipeline.abort(plan, paths)
         raise
 
 
-def _quotas(state, cfg, paths, log, undo):
-    if not hostprep.has_quota_rules(cfg):
-        return
-    if hostprep.quota_applied(state.id, paths):
-        log("quotas: applied before create")
-        return
-    try:
-        plan = hostprep.quota_plan(state.id, cfg, state.bundle, paths)
-    except hostprep.PrepError as e:
-        raise HookError(str(e))
-    if not plan.groups:
-        return
-    loops = [g.rule for g in plan.groups if g.backend == "loop"]
-    if loops:
-        # A loop filesystem mounted now is not seen through the binds the runtime already made.
-        raise HookError("%s: the loop backend must be applied before create: run the container through "
-                        "rich-runtime" % loops[0])
-    try:
-        hostprep.quota_apply(plan)
-    except hostprep.PrepError as e:
-        raise HookError(str(e))
-    undo.append(lambda: hostprep.quota_release(state.id, paths))
-    for g in plan.groups:
-        log("quota %s: %s backend, limit %d bytes" % (g.rule, g.backend, g.limit))
-
-
-def _views(state, cfg, paths, runtime, log, undo):
-    ann = dict(cfg.get("annotations") or {})
-    by_wrapper = ann.get(hostprep.ANNOT_VIEWS)
-    if by_wrapper == "off":
-        log("views: off")
-        return
-    try:
-        backend, lx = hostprep.choose_views(runtime, ann, paths, state.pid)
-    except hostprep.PrepError as e:
-        raise HookError(str(e))
-    if backend is None:
-        log("views: skipped (%s)" % ("VM runtime" if ann.get("io.richinit.lxcfs", "auto") != "off" else "off"))
-        return
+def _adopt_init(plan, state, paths, log):
+    """The wrapper's container: record its init, tell the view backend whose views they are."""
     if not state.pid:
-        raise HookError("state.pid: missing: cannot register the container's views")
-    if by_wrapper in ("builtin", "lxcfs"):
-        # The wrapper bound the view files through config.json: tell the backend whose they are.
-        try:
-            hostprep.register_views(state.id, by_wrapper, lx, paths, state.pid)
-        except hostprep.PrepError as e:
-            raise HookError(str(e))
-        undo.append(lambda: hostprep.unregister_views(state.id, paths))
-        log("views: %s registered for pid %d (config.json mounts)" % (by_wrapper, state.pid))
+        log("pid: missing: the views find the init by the rootfs")
         return
-    # No wrapper in the path (podman hooks.d): bind into the container's mount namespace.
-    from lxcfs import bind
-    try:
-        source = hostprep.register_views(state.id, backend, lx, paths, state.pid)
-    except hostprep.PrepError as e:
-        raise HookError(str(e))
-    undo.append(lambda: hostprep.unregister_views(state.id, paths))
-    try:
-        bound = bind.bind_into(state.pid, source, root=rootfs_of(state.bundle, cfg),
-                               pid_start=bind.start_ticks(state.pid))
-    except OSError as e:
-        raise HookError("views (%s): %s" % (backend, e))
-    log("views: %s bound into pid %d: %s" % (backend, state.pid, " ".join(bound)))
+    pipeline.mark(plan, paths, init=state.pid)
+    v = plan.get("views")
+    if v:
+        hostprep.register_views(state.id, v["backend"], v["lxcfs"], paths, pid=state.pid, root=plan.get("rootfs"))
+        log("views: %s registered for pid %d (config.json mounts)" % (v["backend"], state.pid))
 
 
 def poststop(state, paths, log):
-    """Best effort: every step runs, problems are logged, nothing blocks removal."""
-    hostprep.unregister_views(state.id, paths)
-    log("views: unregistered")
-    problems = hostprep.quota_release(state.id, paths)
+    """Best effort: undo what the saved plan lists; problems are logged, nothing blocks removal."""
+    plan = pipeline.load(paths, state.id)
+    if plan is None:
+        log("no plan: nothing to undo")
+        return
+    problems = pipeline.undo(plan, paths)
     for p in problems:
-        log("quota release: %s" % p)
-    if not problems:
-        log("quotas: released")
+        log("undo: %s" % p)
+    log("plan undone (%s)%s" % (", ".join(reversed(plan.get("steps") or [])) or "no steps",
+                                " with problems" if problems else ""))
 
 
 def precreate(data, out):
-    """podman's precreate: the rich config.json on stdout (the input as is when rich mode is off)."""
-    from runtime_hooks import ociconfig, settings
-    from runtime_hooks.portable_manifest import BuildError, load_manifest, richinit_argv
+    """podman's precreate: the rich config.json on stdout (the input as is when rich mode is off).
+    The container id is not known yet: only the rewrite; createRuntime plans the host side."""
+    from runtime_hooks import settings
     try:
         cfg = jsonfast.loads(data)
     except ValueError as e:
         raise HookError("config.json (stdin): not JSON: %s" % e)
+    where = "config.json (stdin)"
     try:
-        if not isinstance(cfg, dict):
-            raise ociconfig.ConfigError("(top level): must be a JSON object")
         conf = settings.load(os.environ.get("RICHINIT_RUNTIME_CONFIG") or settings.DEFAULT_PATH)
-        if not ociconfig.wants_rich(cfg, conf.rich) or ociconfig.is_rewritten(cfg):
-            out.write(data if isinstance(data, str) else data.decode("utf-8"))
-            return False
-        runtime_dir = os.path.realpath(conf.runtime_dir)
-        manifest = load_manifest(runtime_dir)
-        # The createRuntime/poststop hooks come from hooks.d, not from the config.
-        new = ociconfig.rewrite(cfg, runtime_dir, richinit_argv(loader=manifest["loader"]), None,
-                                default_services="all")
-    except ociconfig.ConfigError as e:
-        raise HookError("config.json (stdin): %s" % e)
-    except (settings.SettingsError, BuildError) as e:
+    except settings.SettingsError as e:
         raise HookError(str(e))
-    out.write(jsonfast.dumps(new))
+    if not pipeline.wants(cfg, conf.rich, where):
+        out.write(data if isinstance(data, str) else data.decode("utf-8"))
+        return False
+    pipeline.validate(cfg, where)
+    # The createRuntime/poststop hooks come from hooks.d, not from the config.
+    out.write(jsonfast.dumps(pipeline.rewrite(cfg, conf, where, None, host_side=True)))
     return True
 
 
@@ -275,14 +221,13 @@ def main(argv=None, stdin=None, stdout=None, environ=None):
             poststop(state, paths, log)
             return 0
         if stage in ("createRuntime", "prestart"):
-            cfg = load_config(state.bundle)
-            create_runtime(state, cfg, paths, environ.get("RICHINIT_HOOK_RUNTIME", ""), log)
+            create_runtime(state, paths, environ.get("RICHINIT_HOOK_RUNTIME", ""), log)
         else:
             log("pid %s: nothing to do" % (state.pid or "-"))
         return 0
     except HookError as e:
         line = str(e)
-    except hostprep.PrepError as e:
+    except (hostprep.PrepError, pipeline.PipelineError) as e:
         line = str(e)
     except OSError as e:
         line = "%s" % e

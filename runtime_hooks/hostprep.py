@@ -1,5 +1,6 @@
-"""Host-side preparation of a rich container: /proc views and quota directories, shared by the
-rich-runtime wrapper (before the real runtime's `create`) and rich-hook (createRuntime, poststop).
+"""The host-side pieces the pipeline (runtime_hooks.pipeline) is made of: where things live
+(HostPaths), the hook log, the choice of a /proc view backend, starting it and registering a
+container with it, and the rich-hook entries the wrapper registers.
 
 Where things live is a HostPaths, read from RICHINIT_* environment variables with the system
 defaults; the wrapper copies the ones that were set into the env of the hook entries it
@@ -7,11 +8,11 @@ registers (hooks get an explicit env, never an inherited one), so a test or a se
 installation can keep everything in its own directories.
 
     paths = HostPaths.from_env()
-    mounts, undo = views_before_create(cid, cfg, runtime, paths)   # wrapper: config.json mounts
-    qundo = quota_before_create(cid, cfg, bundle, paths)            # wrapper: loop images must exist first
+    backend, lxcfs_mount = choose_views(runtime, annotations, paths, pid)
+    register_views(cid, backend, lxcfs_mount, paths, pid=pid, root=rootfs)
     hooks = hook_entries(hook_path, timeout, paths, runtime)        # rich-hook createRuntime/poststop
 
-Every failure is a PrepError whose text is one line; undo() callables put back what was done.
+Every failure is a PrepError whose text is one line.
 """
 
 import os
@@ -92,11 +93,6 @@ class HostPaths:
 
 # ---------------------------------------------------------------- views
 
-def _annotations(cfg):
-    ann = cfg.get("annotations")
-    return ann if isinstance(ann, dict) else {}
-
-
 def choose_views(runtime, annotations, paths, pid=None):
     """('lxcfs', mount) | ('builtin', None) | (None, None). PrepError on a bad annotation."""
     from lxcfs import detect
@@ -140,107 +136,6 @@ def register_views(cid, backend, lxcfs_mount, paths, pid=None, root=None):
                             registry_dir=paths.views_registry, root=root)
     except (OSError, registry.BadEntry, ValueError) as e:
         raise PrepError("views (%s): %s" % (backend, e))
-
-
-def unregister_views(cid, paths):
-    # registry only: lxcfs.api pulls in the mount API (ctypes, and find_library's ldconfig run).
-    from lxcfs import registry
-    try:
-        registry.remove(cid, paths.views_registry)
-    except (OSError, ValueError):
-        pass
-
-
-def views_before_create(cid, cfg, runtime, paths, bundle=None):
-    """For the wrapper: register `cid` and return (config.json mounts, undo). Marks cfg's annotations.
-
-    With `bundle`, the rootfs is recorded too: then the views work without the createRuntime hook
-    telling the init's pid (rich run registers no hook), see lxcfs.locate.
-    """
-    from lxcfs import bind
-    backend, lx = choose_views(runtime, _annotations(cfg), paths)
-    ann = cfg.setdefault("annotations", {})
-    if backend is None:
-        ann[ANNOT_VIEWS] = "off"
-        return [], lambda: None
-    root = os.path.join(bundle, cfg["root"]["path"]) if bundle else None
-    source = register_views(cid, backend, lx, paths, root=root)
-    # Our server always serves every view file: asking it (a FUSE round trip each) is for lxcfs.
-    mounts = bind.oci_mounts(source, check=backend != "builtin")
-    if not mounts:
-        unregister_views(cid, paths)
-        raise PrepError("views (%s): no view files under %s" % (backend, source))
-    ann[ANNOT_VIEWS] = backend
-    return mounts, lambda: unregister_views(cid, paths)
-
-
-def add_view_mounts(cfg, mounts):
-    """Append the view binds after everything else (they go on top of /proc and /sys)."""
-    cfg.setdefault("mounts", []).extend(mounts)
-
-
-# ---------------------------------------------------------------- quotas
-
-def quota_plan(cid, cfg, bundle, paths):
-    from runtime_hooks import quota
-    try:
-        return quota.plan(cid, cfg, bundle, state_dir=paths.state_dir)
-    except quota.QuotaError as e:
-        raise PrepError(str(e))
-
-
-def quota_apply(plan):
-    from runtime_hooks import quota
-    try:
-        return quota.apply(plan)
-    except quota.QuotaError as e:
-        raise PrepError(str(e))
-
-
-def has_quota_rules(cfg):
-    """Any io.richinit.quota* annotation: only then is the quota machinery loaded (hot path)."""
-    return any(k.startswith("io.richinit.quota") for k in _annotations(cfg))
-
-
-def quota_release(cid, paths):
-    """Problem lines (empty when all went well); never raises."""
-    if not quota_applied(cid, paths) and not _holds_ids(cid, paths):
-        return []  # nothing applied for it: skip loading the quota machinery
-    from runtime_hooks import quota
-    try:
-        return quota.release(cid, state_dir=paths.state_dir)
-    except (quota.QuotaError, OSError, ValueError) as e:
-        return [str(e)]
-
-
-def _holds_ids(cid, paths):
-    """Does STATE/quota/ids.json name the container (an apply that died before its record)?"""
-    from osbase import jsonfast
-    try:
-        with open(os.path.join(paths.state_dir, "quota", "ids.json"), "rb") as f:
-            ids = jsonfast.loads(f.read())
-    except FileNotFoundError:
-        return False
-    except (OSError, ValueError):
-        return True  # let quota.release() look properly and report
-    return not isinstance(ids, dict) or any(isinstance(v, dict) and v.get("container") == cid
-                                            for v in ids.values())
-
-
-def quota_applied(cid, paths):
-    return os.path.exists(os.path.join(paths.state_dir, "quota", "containers", cid + ".json"))
-
-
-def quota_before_create(cid, cfg, bundle, paths):
-    """Apply every quota rule before `create` (loop mounts must exist before the runtime binds the
-    directories); returns an undo. Nothing is done when there are no rules."""
-    if not has_quota_rules(cfg):
-        return lambda: None
-    plan = quota_plan(cid, cfg, bundle, paths)
-    if not plan.groups:
-        return lambda: None
-    quota_apply(plan)
-    return lambda: quota_release(cid, paths)
 
 
 # ---------------------------------------------------------------- hook entries

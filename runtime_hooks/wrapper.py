@@ -6,9 +6,9 @@ runtime with the same argv. Everything else — every other subcommand, every gl
 pure exec: stdio, every inherited fd and LISTEN_FDS reach the real runtime untouched; nothing is
 proxied.
 
-It runs on every runtime call, so start-up is kept cheap: the pass-through path imports only os
-and sys (settings.py parses runtime.yaml without yaml); json and the rewrite are imported only
-when a config.json has to be read.
+It runs on every runtime call, so start-up is kept cheap: the pass-through path imports only os,
+sys and the settings reader; the pipeline (runtime_hooks.pipeline) is imported only when a
+config.json has to be read.
 
 Bad input (a missing bundle, config.json that is not JSON or lacks `process`, an unreadable
 rootfs, a bad io.richinit.* annotation, a broken runtime.yaml) → one line naming the file and
@@ -59,13 +59,16 @@ class WrapperError(Exception):
 class Call:
     """What an argv asks the runtime to do, as far as the wrapper cares."""
 
-    def __init__(self, command=None, index=None, bundle=None, log=None, log_format=None, container_id=None):
+    def __init__(self, command=None, index=None, bundle=None, log=None, log_format=None, container_id=None,
+                 root=None):
         self.command = command  # first non-flag argument, or None (--version, --help, nothing)
         self.index = index  # its position in the argument list
         self.bundle = bundle  # last --bundle/-b/-bundle of the subcommand (None: the cwd)
         self.container_id = container_id  # create/run: the last positional argument
         self.log = log  # the engine's --log file, to report our own errors there too
         self.log_format = log_format
+        self.root = root  # the runtime's --root (where it keeps container state), None: its default
+        self.runtime_args = None  # our own --richinit-KEY=VALUE arguments (runtime_hooks.optin), taken off
 
     def __repr__(self):
         return "Call(%r)" % vars(self)
@@ -106,6 +109,8 @@ def parse_argv(args):
             call.log = value
         elif name == "log-format":
             call.log_format = value
+        elif name == "root":
+            call.root = value
         i += 1
     if call.command not in REWRITE_COMMANDS:
         return call
@@ -153,15 +158,6 @@ def _read_config(bundle):
     return path, cfg, st
 
 
-def _check_rootfs(bundle, cfg, path):
-    root = os.path.join(bundle, cfg["root"]["path"])
-    try:
-        fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as e:
-        raise WrapperError("%s: root.path: %s: %s" % (path, root, e.strerror))
-    os.close(fd)
-
-
 def _write_atomically(path, data, st):
     """Temp file next to config.json with its mode and owner, fsync, rename over it."""
     d, base = os.path.split(path)
@@ -184,94 +180,67 @@ def _write_atomically(path, data, st):
         raise
 
 
-def rich_config(cfg, path, bundle, conf, container_id=None, runtime=None, argv0=None, engine=False,
-                runtime_args=None):
-    """The rich version of config `cfg` (read from `path`, which only names it in errors), or None
-    when rich mode is off for it (or it is rewritten already); with it an undo() for the host side.
+def prepare_bundle(call, conf, runtime, argv0=None):
+    """The pipeline's wrapper adapter: rewrite BUNDLE/config.json for rich mode if it asks for it;
+    returns True if rewritten. config.json is replaced atomically, or left as it was.
 
-    With a container id, the host side is prepared too (runtime_hooks.hostprep): /proc views
-    registered and bound through config.json mounts, quota directories applied (loop images must
-    be mounted before the runtime binds them), and rich-hook registered for createRuntime (the
-    init's pid for the views) and poststop (undo it all). engine=True is `rich run`, the engine
-    itself: it undoes the host side when the runtime returns, and the views find the init by the
-    rootfs (lxcfs.locate), so no hook is registered and no hook process is on the start-up path.
-    Whether the container is rich, and its options, is runtime_hooks.optin's decision (annotations,
-    then RICHINIT_* in its environment, then runtime_args: the wrapper's --richinit-KEY=VALUE).
+    With a container id and the rich-hook program installed, the host side is planned and applied
+    too (runtime_hooks.pipeline, engine "wrapper"): loop quotas mounted (before the runtime binds
+    the directories), the /proc views registered and bound through config.json mounts, rich-hook
+    registered for createRuntime (the init's pid) and poststop (undo the saved plan).
     """
-    from runtime_hooks import ociconfig, optin
-    from runtime_hooks.portable_manifest import BuildError, load_manifest, richinit_argv
-    try:
-        decision = optin.decide(cfg, conf.rich, runtime_args)
-        if not decision.rich or ociconfig.is_rewritten(cfg):
-            return None
-        cfg = decision.config
-        ociconfig.validate(cfg)
-    except (ociconfig.ConfigError, optin.OptinError) as e:
-        raise WrapperError("%s: %s" % (path, e))
-    _check_rootfs(bundle, cfg, path)
-    runtime_dir = os.path.realpath(conf.runtime_dir)
-    try:
-        manifest = load_manifest(runtime_dir)
-    except BuildError as e:
-        raise WrapperError(str(e))
-    from runtime_hooks import hostprep
-    try:
-        paths = hostprep.HostPaths.from_env()
-        hook = None if engine else hostprep.find_hook(conf.hook, argv0)
-    except hostprep.PrepError as e:
-        raise WrapperError(str(e))
-    hooks = hostprep.hook_entries(hook, conf.hook_timeout, paths, runtime) if hook else None
-    # With the host side installed (the hook, or rich run), the image's sshd/cron/syslog come up
-    # unless the annotation io.richinit.services narrows them (or says none).
-    host_side = container_id is not None and (engine or (hook is not None and os.access(hook, os.X_OK)))
-    if not host_side and hostprep.has_quota_rules(cfg):
-        # Nothing would release them (poststop) or record the container: refuse rather than ignore.
-        raise WrapperError("%s: annotations: io.richinit.quota needs the rich-hook program (runtime.yaml hook:)"
-                           % path)
-    try:
-        new = ociconfig.rewrite(cfg, runtime_dir, richinit_argv(loader=manifest["loader"]), hooks,
-                                default_services="all" if host_side else None)
-    except ociconfig.ConfigError as e:
-        raise WrapperError("%s: %s" % (path, e))
-    if decision.notes and container_id is not None:
-        log = hostprep.Log(paths.log_dir, "create", container_id, PROG)
-        for note in decision.notes:
-            log(note)
-    undo = []
-
-    def undo_all():
-        for u in reversed(undo):
-            u()
-    if host_side:
-        try:
-            mounts, u = hostprep.views_before_create(container_id, new, runtime, paths, bundle=bundle)
-            undo.append(u)
-            hostprep.add_view_mounts(new, mounts)
-            undo.append(hostprep.quota_before_create(container_id, new, bundle, paths))
-        except BaseException as e:
-            undo_all()  # nothing half-applied
-            if isinstance(e, hostprep.PrepError):
-                raise WrapperError("%s: %s" % (path, e))
-            raise
-    return new, undo_all
-
-
-def prepare_bundle(bundle, conf, container_id=None, runtime=None, argv0=None, runtime_args=None):
-    """Rewrite BUNDLE/config.json for rich mode if it asks for it (rich_config); returns True if
-    rewritten. config.json is replaced atomically, or left as it was."""
+    from runtime_hooks import hostprep, optin, pipeline
+    bundle = os.path.abspath(call.bundle or os.getcwd())
     path, cfg, st = _read_config(bundle)
-    rich = rich_config(cfg, path, bundle, conf, container_id, runtime, argv0, runtime_args=runtime_args)
-    if rich is None:
-        return False
-    new, undo = rich
-    from osbase import jsonfast
     try:
-        _write_atomically(path, jsonfast.dumps(new).encode(), st)
-    except BaseException as e:
-        undo()
-        if isinstance(e, OSError):
-            raise WrapperError("%s: cannot write: %s" % (path, e.strerror))
-        raise
+        # Whether it is rich, from annotations, RICHINIT_* in its environment or our runtime
+        # arguments (runtime_hooks.optin); its options then all read as annotations.
+        try:
+            decision = optin.decide(cfg, conf.rich, call.runtime_args)
+        except optin.OptinError as e:
+            raise WrapperError("%s: %s" % (path, e))
+        if not decision.rich:
+            return False
+        cfg = decision.config
+        if not pipeline.wants(cfg, conf.rich, path):
+            return False
+        pipeline.validate(cfg, path, bundle)
+        paths = hostprep.HostPaths.from_env()
+        hook = hostprep.find_hook(conf.hook, argv0)
+        host_side = call.container_id is not None and hook is not None and os.access(hook, os.X_OK)
+        if not host_side and pipeline.has_quota_rules(cfg):
+            # Nothing would release them (poststop) or record the container: refuse rather than ignore.
+            raise WrapperError("%s: annotations: io.richinit.quota needs the rich-hook program (runtime.yaml hook:)"
+                               % path)
+        hooks = hostprep.hook_entries(hook, conf.hook_timeout, paths, runtime) if hook else None
+        new = pipeline.rewrite(cfg, conf, path, hooks, host_side)
+        if decision.notes and call.container_id is not None:
+            note = hostprep.Log(paths.log_dir, "create", call.container_id, prog=PROG)
+            for line in decision.notes:
+                note(line)
+
+        def write_config():
+            from osbase import jsonfast
+            try:
+                _write_atomically(path, jsonfast.dumps(new).encode(), st)
+            except OSError as e:
+                raise WrapperError("%s: cannot write: %s" % (path, e.strerror))
+        if not host_side:
+            write_config()
+            return True
+        root = os.path.abspath(call.root) if call.root else None
+        plan = pipeline.new_plan(call.container_id, "wrapper", bundle, runtime, paths, runtime_root=root)
+        pipeline.plan_host(plan, new, paths)
+        pipeline.claim(plan, paths)
+        log = hostprep.Log(paths.log_dir, "create", call.container_id, prog=PROG)
+        try:
+            pipeline.apply(plan, paths, pipeline.STEPS["wrapper"], {"log": log, "write_config": write_config})
+            pipeline.mark(plan, paths, "applied")  # the runtime (this very process, exec'd) takes over
+        except BaseException:
+            pipeline.abort(plan, paths)
+            raise
+    except (pipeline.PipelineError, hostprep.PrepError) as e:
+        raise WrapperError(str(e))
     return True
 
 
@@ -324,8 +293,8 @@ def main(argv=None):
         conf = settings_mod.load(os.environ.get("RICHINIT_RUNTIME_CONFIG") or settings_mod.DEFAULT_PATH)
         real = settings_mod.resolve_runtime(conf.runtime, self_path=argv[0] if argv else None)
         if call.command in REWRITE_COMMANDS and conf.rich != "off":
-            prepare_bundle(call.bundle or os.getcwd(), conf, call.container_id, real, argv[0] if argv else None,
-                           runtime_args=runtime_args)
+            call.runtime_args = runtime_args
+            prepare_bundle(call, conf, real, argv[0] if argv else None)
     except (WrapperError, settings_mod.SettingsError) as e:
         _report(str(e), call if call is not None else parse_argv(args))
         return EXIT_BAD_INPUT

@@ -12,6 +12,7 @@ QuotaError whose message is one line naming the rule.
 
 from runtime_hooks.quota.api import apply, format_table, list_quotas, release
 from runtime_hooks.quota.errors import QuotaError
-from runtime_hooks.quota.planner import DEFAULT_STATE_DIR, plan
+from runtime_hooks.quota.planner import DEFAULT_STATE_DIR, plan, plan_from_data, plan_to_data
 
-__all__ = ["plan", "apply", "release", "list_quotas", "format_table", "QuotaError", "DEFAULT_STATE_DIR"]
+__all__ = ["plan", "plan_to_data", "plan_from_data", "apply", "release", "list_quotas", "format_table", "QuotaError",
+           "DEFAULT_STATE_DIR"]

@@ -59,10 +59,14 @@ def _rollback(undo):
 
 
 def apply(plan):
-    """Apply every group of the plan or none of them. Returns the record (list of groups)."""
+    """Apply every group of the plan or none of them. Returns the record (list of groups).
+
+    The record names each group (its project ID, its image) before the group is acted on, so a
+    process killed half-way leaves a record from which release() undoes what it did."""
     if not plan.groups:
         return []
     ids = IdAllocator(plan.state_dir)
+    before = (_load_record(plan.state_dir, plan.container) or {}).get("groups", [])
     undo, new_ids, records = [], [], []
     group = None
     try:
@@ -75,14 +79,18 @@ def apply(plan):
                 if new:
                     new_ids.append(qid)
                 rec["id"] = qid
-                project.apply_group(group, qid, undo)
             else:
-                rec.update(loopfs.apply_group(group, plan.container, plan.state_dir, undo))
+                rec.update(loopfs.paths(group, plan.container, plan.state_dir))
             records.append(rec)
-        _save_record(plan.state_dir, plan.container, records)
+            _save_record(plan.state_dir, plan.container, records)
+            if group.backend == "project":
+                project.apply_group(group, rec["id"], undo)
+            else:
+                loopfs.apply_group(group, plan.container, plan.state_dir, undo)
         return records
     except BaseException as e:
         _rollback(undo)
+        _save_record(plan.state_dir, plan.container, before)
         if new_ids:
             ids.release(plan.container, ids=new_ids)
         if isinstance(e, QuotaError):

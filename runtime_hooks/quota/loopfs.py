@@ -15,7 +15,6 @@ what is written, and growing the limit is truncate + LOOP_SET_CAPACITY + online 
 import hashlib
 import os
 import subprocess
-import tempfile
 
 from osbase import fsquota, libc, safepath
 from runtime_hooks.quota import mountinfo
@@ -33,6 +32,16 @@ _ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
 def image_path(state_dir, container, key):
     name = hashlib.sha256(key.encode()).hexdigest()[:16]
     return os.path.join(state_dir, "quota", "images", container, name + ".img")
+
+
+def paths(group, container, state_dir):
+    """What apply_group will make, for the record written before it acts: the image and, for a
+    shared limit, the staging mount point (release() clears both after a crash)."""
+    image = image_path(state_dir, container, group.key)
+    out = {"image": image}
+    if len(group.dirs) > 1:
+        out["stage"] = image[:-len(".img")] + ".stage"
+    return out
 
 
 def _run(argv, what, pass_fds=()):
@@ -127,7 +136,9 @@ def _single(group, image, dirfd, undo):
 
 def _shared(group, image, fds, state_dir, undo):
     _run(_mkfs() + [image], "%s: mkfs.ext4" % group.rule)
-    staging = tempfile.mkdtemp(prefix="stage-", dir=os.path.join(state_dir, "quota"))
+    staging = image[:-len(".img")] + ".stage"
+    _clear_stage(staging)
+    os.mkdir(staging, 0o700)
     try:
         _mount_fitted(image, staging, staging, group.limit, group.rule)
         try:
@@ -233,9 +244,23 @@ def _umount(host):
         libc.umount(host, UMOUNT_NOFOLLOW | libc.MNT_DETACH)  # still busy: detach, the device frees later
 
 
+def _clear_stage(staging):
+    """A staging mount point left by a killed apply: detach what is mounted there, remove it."""
+    if not os.path.isdir(staging):
+        return
+    if mountinfo.at(mountinfo.read(), staging) is not None:
+        libc.umount(staging, libc.MNT_DETACH)
+    os.rmdir(staging)
+
+
 def release_group(rec, keep):
     """Unmount the image from every directory; remove it unless kept. Returns problems."""
     problems = []
+    if rec.get("stage"):
+        try:
+            _clear_stage(rec["stage"])
+        except OSError as e:
+            problems.append("staging %s: %s" % (rec["stage"], e.strerror))
     for host in rec["hosts"]:
         dev, backing = _mounted_image(host)
         if dev is None:

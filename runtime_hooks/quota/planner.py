@@ -290,3 +290,18 @@ def human(n):
         if n >= size:
             return ("%.1f%s" % (n / size, unit)).replace(".0" + unit, unit)
     return "%dB" % n
+
+
+def plan_to_data(p):
+    """The Plan as JSON data (the host pipeline saves it before anything is applied)."""
+    return {"quota_id": p.quota_id, "groups": [
+        {"rule": g.rule, "limit": g.limit, "backend": g.backend, "key": g.key, "persistent": g.persistent,
+         "dirs": [{"dest": d.dest, "host": d.host, "kind": d.kind, "dev": d.dev, "ino": d.ino, "fs": d.fs}
+                  for d in g.dirs]} for g in p.groups]}
+
+
+def plan_from_data(data, container_id, state_dir=DEFAULT_STATE_DIR):
+    """plan_to_data's inverse (the directories are checked again by dev/ino when applied)."""
+    groups = [Group(g["rule"], g["limit"], [Dir(**d) for d in g["dirs"]], g["backend"], g["key"], g["persistent"])
+              for g in data["groups"]]
+    return Plan(container_id, state_dir, groups, data.get("quota_id"))

@@ -44,7 +44,8 @@ def test_run_puts_richinit_as_pid1_and_passes_the_exit_code(clean, nopy_rootfs):
     log = [line for line in clean.hook_log().splitlines() if " pid1: " in line]
     assert not [line for line in log if " rich-hook[" in line], log
     assert [line for line in log if "run pid1: views: builtin (registered by rootfs); quotas: none" in line], log
-    assert [line for line in log if "rm pid1: views unregistered, quotas released" in line], log
+    assert [line for line in log if "rm pid1: plan undone (record, config, views, quota, rootfs, bundle)" in line], log
+    assert clean.registered() == []
     assert clean.registered() == []
     # the image itself was never written to (the overlay took the writes)
     assert not os.path.exists(os.path.join(nopy_rootfs, "run", "richinit"))
