@@ -237,9 +237,12 @@ def create_bundle(args):
         cfg = bundle_mod.make_config(os.path.join(cdir, "rootfs"), args.cmd, hostname=name[:63], env=args.env,
                                      cwd=args.workdir, memory=v["memory"], cpus=v["cpus"], volumes=v["volumes"],
                                      annotations=v["annotations"], terminal=args.tty, network=args.network)
+        cfg = _optin(cfg, v["conf"], cfg_path)
         if pipeline.wants(cfg, v["conf"].rich, cfg_path):
             pipeline.validate(cfg, cfg_path)
             cfg = pipeline.rewrite(cfg, v["conf"], cfg_path, None, host_side=True)
+            from runtime_hooks import reach
+            reach.add_richctl(cfg, cdir, v["conf"].runtime_dir)  # richctl on the image's PATH
             pipeline.plan_host(plan, cfg, paths)
         env["write_config"] = lambda: bundle_mod.write_config(cdir, cfg)
         env["write_record"] = lambda: _write_record(cdir, rec)
@@ -315,6 +318,16 @@ def _wait(pid):
         for s, h in old.items():
             signal.signal(s, h)
     return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+
+
+def _optin(cfg, conf, where):
+    """-e RICHINIT_* options as annotations, so the user's win over rich run's defaults (runtime_hooks.optin)."""
+    from runtime_hooks import optin
+    try:
+        d = optin.decide(cfg, conf.rich)
+    except optin.OptinError as e:
+        raise CliError("rich run: %s: %s" % (where, e))
+    return d.config if d.rich else cfg
 
 
 def run(args):

@@ -267,6 +267,14 @@ def assemble(out, python=DEFAULT_PYTHON, progress=None):
         _copy(os.path.realpath(path), os.path.join(libdir, soname), 0o755)
     _copy(os.path.realpath(interp), os.path.join(libdir, loader), 0o755)
 
+    # richctl for `docker exec C /.richinit/bin/richctl status` and the like (runtime_hooks.reach also
+    # binds it onto the image's PATH). A shell script: the kernel passes a #! line one argument only.
+    with open(os.path.join(out, "bin", "richctl"), "w") as f:
+        f.write("#!/bin/sh\n# richctl from the portable runtime: this container's richinit.\n"
+                "exec %s/lib/%s --library-path %s/lib %s/bin/python3 -c 'from richinit.ctl import entry; entry()'"
+                " \"$@\"\n" % (MOUNT, loader, MOUNT, MOUNT))
+    os.chmod(os.path.join(out, "bin", "richctl"), 0o755)
+
     say("checking that it starts")
     _smoke_test(out, loader, pyver)
     manifest = {

@@ -214,6 +214,8 @@ def prepare_bundle(call, conf, runtime, argv0=None):
                                % path)
         hooks = hostprep.hook_entries(hook, conf.hook_timeout, paths, runtime) if hook else None
         new = pipeline.rewrite(cfg, conf, path, hooks, host_side)
+        from runtime_hooks import reach
+        reach.add_richctl(new, bundle, conf.runtime_dir)  # richctl on the image's PATH
         if decision.notes and call.container_id is not None:
             note = hostprep.Log(paths.log_dir, "create", call.container_id, prog=PROG)
             for line in decision.notes:
