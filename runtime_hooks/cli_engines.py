@@ -3,7 +3,7 @@
     rich install-launchers [--bin-dir DIR] [--python PY]   the fast -IS launchers (runtime_hooks.launchers)
     rich ctl NAME VERB [ARGS...]                          richctl of any engine's rich container
     rich status NAME [--json]                             = rich ctl NAME status
-    rich doctor [--json]                                  what this host can do, and what to fix
+    rich doctor [--json] [--root DIR]                     what this host can do, and what to fix
 
 cli.py's COMMANDS table adds each parser with add_NAME(sub) and runs NAME(args).
 """
@@ -64,8 +64,9 @@ def status(args):
 def add_doctor(sub):
     p = sub.add_parser("doctor", help="what this host can do for rich containers, and what to fix")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--root", default="/", help="read the engines' configuration below this directory")
 
 
 def doctor(args):
     from runtime_hooks import doctor as doctor_mod
-    return doctor_mod.main(json_out=args.json, out=sys.stdout)
+    return doctor_mod.main(json_out=args.json, out=sys.stdout, root=args.root)
