@@ -162,13 +162,15 @@ def _check_process(cfg):
     return proc
 
 
-def _check_mounts(cfg):
+def _check_mounts(cfg, rewritten=False):
     mounts = cfg.get("mounts", [])
     if not isinstance(mounts, list) or not all(isinstance(m, dict) for m in mounts):
         raise ConfigError("mounts: must be a list of objects")
     for i, m in enumerate(mounts):
         if not isinstance(m.get("destination"), str):
             raise ConfigError("mounts[%d].destination: missing" % i)
+        if rewritten:
+            continue  # our own runtime mount is there
         if _norm(m["destination"]) == MOUNT_POINT or _norm(m["destination"]).startswith(MOUNT_POINT + "/"):
             raise ConfigError("mounts[%d].destination: %s is reserved for the richinit runtime" % (i, MOUNT_POINT))
     return mounts
@@ -185,12 +187,13 @@ def _norm(path):
     return "/" + "/".join(parts)
 
 
-def validate(cfg):
-    """Every check a rich rewrite needs; raises ConfigError for the first failure."""
+def validate(cfg, rewritten=False):
+    """Every check a rich rewrite needs (rewritten: the config is ours already, as podman's
+    createRuntime sees it after precreate); raises ConfigError for the first failure."""
     if not isinstance(cfg, dict):
         raise ConfigError("(top level): must be a JSON object")
     _check_process(cfg)
-    _check_mounts(cfg)
+    _check_mounts(cfg, rewritten)
     _check_hooks(cfg)
     root = cfg.get("root")
     if not isinstance(root, dict) or not isinstance(root.get("path"), str) or not root["path"]:

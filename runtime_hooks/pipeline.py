@@ -68,7 +68,7 @@ def validate(cfg, where, bundle=None):
     names the file and field."""
     from runtime_hooks import ociconfig
     try:
-        ociconfig.validate(cfg)
+        ociconfig.validate(cfg, rewritten=ociconfig.is_rewritten(cfg))
         ann = ociconfig.annotations_of(cfg)
         if ann.get("io.richinit.lxcfs") is not None:
             from lxcfs import detect
@@ -537,14 +537,13 @@ def collect(paths, report=None, only=None):
                 continue
             if alive(plan):
                 continue
-            started = list(plan.get("steps") or [])
+            started, phase = list(plan.get("steps") or []), plan.get("phase")
             problems = undo(plan, paths)
             done.append(plan["id"])
             if report:
-                report("%s: %s%s; undone%s" % (
-                    plan["id"], "interrupted at %s" % started[-1] if plan.get("phase") in ("applying", "broken")
-                    and started else "gone", "" if plan.get("phase") != "broken" else " (unreadable plan)",
-                    "" if not problems else " with problems: " + "; ".join(problems)))
+                what = "interrupted at %s" % started[-1] if phase in ("applying", "broken") and started else "gone"
+                report("%s: %s%s; undone%s" % (plan["id"], what, " (unreadable plan)" if phase == "broken" else "",
+                                               " with problems: " + "; ".join(problems) if problems else ""))
     finally:
         os.close(lock)
     return done

@@ -54,7 +54,7 @@ def test_podman_without_wrapper_through_hooks_dir(richenv, podman, hooks_dir):  
     check_probe(r)
     log = richenv.hook_log()
     assert "precreate -: config rewritten for rich mode" in log
-    assert "views: builtin bound into pid" in log and "views: unregistered" in log
+    assert "views: builtin bound into pid" in log and "plan undone (bind, views, quota)" in log
     assert richenv.registered() == []
     # without the annotation no hook runs: the command is PID 1, host /proc
     before = richenv.hook_log()
@@ -77,7 +77,7 @@ def test_containerd_through_rich_runtime(richenv, containerd, tmp_path):  # noqa
     check_probe(r)
     log = richenv.hook_log()
     assert "createRuntime %s: views: builtin registered" % cid in log
-    assert "poststop %s: views: unregistered" % cid in log
+    assert "poststop %s: plan undone (config, views, quota)" % cid in log
     assert richenv.registered() == []
 
 
