@@ -23,14 +23,14 @@ def _path_of(cfg):
     return DEFAULT_PATH
 
 
-def _kind(rootfd, path):
-    """stat.S_IFMT of `path` inside the root, or None when it is not there."""
+def _stat(rootfd, path):
+    """os.stat_result of `path` inside the root, or None when it is not there."""
     try:
         fd = safepath.open_in_root(rootfd, path, os.O_PATH | os.O_CLOEXEC)
     except OSError:
         return None
     try:
-        return stat.S_IFMT(os.fstat(fd).st_mode)
+        return os.fstat(fd)
     finally:
         os.close(fd)
 
@@ -50,10 +50,13 @@ def richctl_mount(cfg, rootfs, runtime_dir):
             if not d.startswith("/") or "/." in d:
                 continue
             target = d.rstrip("/") + "/" + NAME
-            if target in dests or _kind(rootfd, d) != stat.S_IFDIR:
+            st = _stat(rootfd, d)
+            if target in dests or st is None or not stat.S_ISDIR(st.st_mode):
                 continue
-            if _kind(rootfd, target) is not None:
+            st = _stat(rootfd, target)
+            if st is not None and not (stat.S_ISREG(st.st_mode) and st.st_size == 0):
                 return None  # the image's own richctl comes first on its PATH
+            # (an empty file is the mount point the runtime made last time: a restarted container)
             return {"destination": target, "type": "bind", "source": os.path.join(runtime_dir, "bin", NAME),
                     "options": ["bind", "ro", "nosuid", "nodev", "rprivate"]}
     finally:
