@@ -252,7 +252,12 @@ def rewrite(cfg, runtime_source, argv_prefix, hooks=None, default_services=None)
     if not any(_norm(m["destination"]) == "/run" for m in mounts):
         # Before anything the config mounts under /run (secrets...), which it would otherwise hide.
         under = [i for i, m in enumerate(mounts) if _norm(m["destination"]).startswith("/run/")]
-        mounts.insert(under[0] if under else len(mounts), _copy(RUN_TMPFS))
+        run = _copy(RUN_TMPFS)
+        user = proc.get("user") if isinstance(proc.get("user"), dict) else {}
+        uid, gid = user.get("uid"), user.get("gid")
+        if type(uid) is int and uid > 0:  # docker run --user: richinit keeps its state there as that user
+            run["options"] += ["uid=%d" % uid, "gid=%d" % (gid if type(gid) is int and gid >= 0 else 0)]
+        mounts.insert(under[0] if under else len(mounts), run)
     if hooks:
         add_hooks(new, hooks)
     ann = new.get("annotations")

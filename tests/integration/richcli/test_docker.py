@@ -180,4 +180,5 @@ def test_user_and_init(dockerd, richenv, leftovers):  # noqa: F811
     r = docker("run", "--rm", "--user", "65534", "--runtime", "rich-all", "--network", "none", "richbb:1",
                "sh", "-c", "readlink /proc/1/exe; id -u; exit 6")
     assert r.returncode == 6 and _lines(r) == ["/.richinit/lib/ld-linux-x86-64.so.2", "65534"], (r.stdout, r.stderr)
+    assert "running as uid 65534: skipped " in r.stderr and "(they need root)" in r.stderr, r.stderr
     assert "crash" not in r.stderr and "failed" not in r.stderr, r.stderr
