@@ -182,3 +182,18 @@ def test_user_and_init(dockerd, richenv, leftovers):  # noqa: F811
     assert r.returncode == 6 and _lines(r) == ["/.richinit/lib/ld-linux-x86-64.so.2", "65534"], (r.stdout, r.stderr)
     assert "running as uid 65534: skipped " in r.stderr and "(they need root)" in r.stderr, r.stderr
     assert "crash" not in r.stderr and "failed" not in r.stderr, r.stderr
+
+
+def test_read_only_rootfs(dockerd, leftovers):  # noqa: F811
+    docker, _env, _ = dockerd
+    """What rich mode mounts itself (/.richinit, the /run tmpfs, the views, richctl) works on a
+    read-only rootfs without a word; what the image's files cannot take says so once."""
+    r = docker("run", "--rm", "--read-only", "--runtime", "rich-all", "--network", "none", "--memory", "128m",
+               "richbb:1", "sh", "-c", "readlink /proc/1/exe; head -1 /proc/meminfo;"
+               " richctl status | grep -cE '^(syslog|cron) +up '; exit 2")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    out = [line for line in _lines(r) if not line.startswith("[syslog]")]  # syslog falls back to stdout
+    assert out[0] == "/.richinit/lib/ld-linux-x86-64.so.2" and out[1].split()[1] == str(128 * 1024), out
+    assert out[2] == "2", (out, r.stderr)  # syslog and cron
+    for line in r.stderr.splitlines():
+        assert not any(p in line for p in ("/run", "/.richinit", "/proc", "richctl", "/dev/log")), line
