@@ -26,7 +26,7 @@ How the running-container bind works, and why this way (tried on this kernel, 6.
 import errno
 import os
 
-from osbase import jsonfast, libc, mountapi, procfs, safepath
+from osbase import libc, mountapi, procfs, safepath, standin
 
 PROC_FILES = ("meminfo", "cpuinfo", "stat", "uptime", "loadavg", "diskstats", "swaps")
 VIEW_FILES = tuple("proc/" + f for f in PROC_FILES) + ("sys/devices/system/cpu/online",)
@@ -80,7 +80,7 @@ def bind_into(pid, source_dir, *, root="/", pid_start=None, files=VIEW_FILES):
         except BaseException as e:  # noqa: B036 - the child must always report and _exit
             result, code = {"error": str(e), "errno": getattr(e, "errno", None) or errno.EIO}, 1
         try:
-            os.write(wfd, jsonfast.dumps(result).encode())
+            os.write(wfd, standin.json_dumps(result).encode())
         finally:
             os._exit(code)
     os.close(wfd)
@@ -93,7 +93,7 @@ def bind_into(pid, source_dir, *, root="/", pid_start=None, files=VIEW_FILES):
     os.close(rfd)
     os.waitpid(child, 0)
     try:
-        result = jsonfast.loads(b"".join(chunks) or b"{}")
+        result = standin.json_loads(b"".join(chunks) or b"{}")
     except ValueError:
         result = {}
     if "bound" not in result:

@@ -269,23 +269,3 @@ class Container:
                         out.setdefault(parts[0], {})[op + kind] = int(parts[2])
             return out
         return self._guard("io", read)
-
-
-def cgroups_of(pid, proc="/proc"):
-    """{controller: path} of a live process (what a hook passes when registering a container)."""
-    from osbase import procfs
-    return procfs.cgroup_paths(pid, proc)
-
-
-def fixture_mounts(root):
-    """{controller: dir} for a fixture tree laid out like /sys/fs/cgroup (v1 dirs, or cgroup2 at root)."""
-    if os.path.exists(os.path.join(root, "cgroup.controllers")):
-        return {"": root}
-    out = {}
-    for name in os.listdir(root):
-        if name == "unified":
-            out[""] = os.path.join(root, name)
-        elif os.path.isdir(os.path.join(root, name)):
-            for ctrl in name.split(","):
-                out[ctrl] = os.path.join(root, name)
-    return out

@@ -14,14 +14,13 @@ the server and the watcher find the init by it, see lxcfs.locate), "since" (when
 
 import os
 
-from osbase import jsonfast
+from osbase import standin
 
 DEFAULT_DIR = "/run/richinit/views.d"
 DEFAULT_MOUNT = "/run/richinit/views"        # where our view server mounts (one per host)
 DEFAULT_PIDFILE = "/run/richinit/views.pid"
 ID_SYNTAX = "[A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
-_ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
-_ID_REST = _ID_FIRST | frozenset("_.-")
+_ID_REST = standin.ALNUM | frozenset("_.-")
 
 
 class BadEntry(ValueError):
@@ -29,8 +28,8 @@ class BadEntry(ValueError):
 
 
 def valid_id(cid):
-    """ID_SYNTAX, checked by hand (the hooks import this module: no `re` on their path)."""
-    return isinstance(cid, str) and 0 < len(cid) <= 128 and cid[0] in _ID_FIRST and all(c in _ID_REST for c in cid)
+    """ID_SYNTAX (osbase.standin.name_ok: the hooks import this module, no `re` on their path)."""
+    return standin.name_ok(cid, 128, _ID_REST)
 
 
 def _valid_root(v):
@@ -68,7 +67,7 @@ def write(entry, directory=DEFAULT_DIR):
     final = path_of(entry["id"], directory)
     tmp = final + ".tmp.%d" % os.getpid()
     with open(tmp, "w") as f:
-        f.write(jsonfast.dumps(entry))
+        f.write(standin.json_dumps(entry))
     os.replace(tmp, final)  # readers never see half an entry
     return final
 
@@ -83,7 +82,7 @@ def remove(cid, directory=DEFAULT_DIR):
 def read_one(cid, directory=DEFAULT_DIR):
     try:
         with open(path_of(cid, directory), "rb") as f:
-            entry = jsonfast.loads(f.read())
+            entry = standin.json_loads(f.read())
     except (FileNotFoundError, ValueError):
         return None
     return entry if isinstance(entry, dict) and not validate(entry) and entry.get("id") == cid else None

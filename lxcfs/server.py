@@ -161,7 +161,7 @@ class Views:
         pid = locate.init_for_reader(reader_pid, entry["root"], self.mounts, self.proc)
         if pid is None:
             return None
-        c = CachedContainer(cid, pid, reader.cgroups_of(pid, self.proc), self.mounts, proc=self.proc,
+        c = CachedContainer(cid, pid, procfs.cgroup_paths(pid, self.proc), self.mounts, proc=self.proc,
                             warn=self.warn)
         with self._lock:
             if self.containers.get(cid, (None,))[0] is not entry:
@@ -371,18 +371,13 @@ def clear_stale_mount(mountpoint):
     os.makedirs(mountpoint, exist_ok=True)
 
 
-def _daemonize(log_file):
-    if os.fork():
-        os._exit(0)
-    os.setsid()
-    if os.fork():
-        os._exit(0)
-    null = os.open(os.devnull, os.O_RDWR)
-    out = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640) if log_file else null
-    os.dup2(null, 0)
-    os.dup2(out, 1)
-    os.dup2(out, 2)
-    os.chdir("/")
+def daemonize(log_file, keep_fds=()):
+    """Detach (python-daemon: double fork, setsid, cwd /, stdio on /dev/null or the log file), keeping
+    keep_fds open (the pid-file lock). Signal handlers are left alone: libfuse installs its own."""
+    import daemon
+    out = open(log_file, "a", buffering=1) if log_file else None  # noqa: SIM115 - the daemon's stdout/stderr
+    daemon.DaemonContext(files_preserve=list(keep_fds) + ([out] if out else []), stdout=out, stderr=out,
+                         umask=0o022, signal_map={}, detach_process=True).open()
 
 
 def _sampler(views, stop):
@@ -406,7 +401,7 @@ def serve(mount, registry_dir, pidfile, daemon=False, log_file=None):
     clear_stale_mount(mount)
     os.makedirs(registry_dir, mode=0o700, exist_ok=True)
     if daemon:
-        _daemonize(log_file)
+        daemonize(log_file, (fd,))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s lxcfs.server[%(process)d] %(levelname)s %(message)s")
     pidlock.write_pid(fd)
     os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")

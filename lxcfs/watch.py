@@ -111,7 +111,7 @@ def main(argv=None):
         print("lxcfs.watch: already running (lock held on %s)" % a.pidfile, file=sys.stderr)
         return 0
     if a.daemon:
-        server._daemonize(a.log)
+        server.daemonize(a.log, (fd,))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s lxcfs.watch[%(process)d] %(levelname)s %(message)s")
     pidlock.write_pid(fd)
     log.info("watching %s", a.registry)

@@ -27,23 +27,8 @@ def read(path):
         return f.read().decode()
 
 
-def read_int(path):
-    """An integer cgroup file; 'max' (v2) reads as None."""
-    text = read(path).strip()
-    return None if text == "max" else int(text)
 
 
-def read_keyed(path):
-    """'key value' lines (memory.stat, cpu.stat) as {key: int}."""
-    out = {}
-    for line in read(path).splitlines():
-        parts = line.split()
-        if len(parts) == 2:
-            try:
-                out[parts[0]] = int(parts[1])
-            except ValueError:
-                pass
-    return out
 
 
 def ancestors(path):

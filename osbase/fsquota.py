@@ -19,8 +19,6 @@ import time
 
 from osbase import libc
 
-_libc = libc._libc  # one handle, loaded without find_library (it runs ldconfig)
-
 # statfs(2) f_type values
 XFS_SUPER_MAGIC = 0x58465342
 EXT4_SUPER_MAGIC = 0xEF53  # shared by ext2/3/4
@@ -67,21 +65,22 @@ def _err(what):
     return OSError(e, "%s: %s" % (what, os.strerror(e)))
 
 
+_ioctl_p = libc.proto("ioctl", ctypes.c_int, ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)
+_ioctl_n = libc.proto("ioctl", ctypes.c_int, ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong)
+_fstatfs = libc.proto("fstatfs", ctypes.c_int, ctypes.c_int, ctypes.c_void_p)
+_quotactl_fd = libc.syscall_proto(ctypes.c_uint, ctypes.c_uint, ctypes.c_int, ctypes.c_void_p)
+_quotactl_dev = libc.proto("quotactl", ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p)
+
+
 def _ioctl_ptr(fd, request, buf, what):
-    fn = _libc.ioctl
-    fn.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
-    fn.restype = ctypes.c_int
-    ret = fn(fd, request, ctypes.addressof(buf))
+    ret = _ioctl_p(fd, request, ctypes.addressof(buf))
     if ret == -1:
         raise _err(what)
     return ret
 
 
 def _ioctl_int(fd, request, arg, what):
-    fn = _libc.ioctl
-    fn.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong]
-    fn.restype = ctypes.c_int
-    ret = fn(fd, request, arg)
+    ret = _ioctl_n(fd, request, arg)
     if ret == -1:
         raise _err(what)
     return ret
@@ -100,9 +99,7 @@ class _Statfs(ctypes.Structure):
 def fs_magic(fd):
     """statfs f_type of the filesystem holding fd (O_PATH fds work)."""
     buf = _Statfs()
-    fn = _libc.fstatfs
-    fn.argtypes = [ctypes.c_int, ctypes.c_void_p]
-    if fn(fd, ctypes.addressof(buf)) == -1:
+    if _fstatfs(fd, ctypes.addressof(buf)) == -1:
         raise _err("fstatfs")
     return buf.f_type & 0xFFFFFFFF
 
@@ -171,18 +168,12 @@ def _quotactl(fd, device, cmd, qid, buf, what):
     quotactl_fd needs no block device path (a loop or dm device would have to be found in
     mountinfo otherwise). ENOSYS from both means the kernel was built without quota support.
     """
-    fn = _libc.syscall
-    fn.restype = ctypes.c_long
-    fn.argtypes = [ctypes.c_long, ctypes.c_uint, ctypes.c_uint, ctypes.c_int, ctypes.c_void_p]
-    if fn(_SYS_QUOTACTL_FD, fd, cmd, qid, ctypes.addressof(buf)) == 0:
+    if _quotactl_fd(_SYS_QUOTACTL_FD, fd, cmd, qid, ctypes.addressof(buf)) == 0:
         return
     e = ctypes.get_errno()
     if e != errno.ENOSYS or not device:
         raise OSError(e, "%s: %s" % (what, os.strerror(e)))
-    q = _libc.quotactl
-    q.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p]
-    q.restype = ctypes.c_int
-    if q(cmd, os.fsencode(device), qid, ctypes.addressof(buf)) == -1:
+    if _quotactl_dev(cmd, os.fsencode(device), qid, ctypes.addressof(buf)) == -1:
         raise _err(what)
 
 
@@ -285,11 +276,3 @@ def _configure(dev, image_fd, name):
 def loop_detach(dev_fd):
     _ioctl_int(dev_fd, LOOP_CLR_FD, 0, "LOOP_CLR_FD")
 
-
-def loop_set_capacity(dev_path):
-    """Make the loop device see its (grown) backing file's new size."""
-    fd = os.open(dev_path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        _ioctl_int(fd, LOOP_SET_CAPACITY, 0, "LOOP_SET_CAPACITY %s" % dev_path)
-    finally:
-        os.close(fd)

@@ -22,6 +22,17 @@ def _load_libc():
 
 _libc = _load_libc()
 
+
+def proto(name, restype, *argtypes):
+    """A foreign function of libc with its own prototype (set once, never changed per call on the
+    shared CDLL attribute): errno is kept for ctypes.get_errno()."""
+    return ctypes.CFUNCTYPE(restype, *argtypes, use_errno=True)((name, _libc))
+
+
+def syscall_proto(*argtypes):
+    """syscall(2) with this prototype (number first): one per system call that libc does not wrap."""
+    return proto("syscall", ctypes.c_long, ctypes.c_long, *argtypes)
+
 # prctl(2)
 PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
@@ -57,46 +68,40 @@ def _check(ret, what):
     return ret
 
 
+_prctl = proto("prctl", ctypes.c_int, ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
+_mount = proto("mount", ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+               ctypes.c_char_p)
+_umount2 = proto("umount2", ctypes.c_int, ctypes.c_char_p, ctypes.c_int)
+_setns = proto("setns", ctypes.c_int, ctypes.c_int, ctypes.c_int)
+_unshare = proto("unshare", ctypes.c_int, ctypes.c_int)
+
+
 def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
-    fn = _libc.prctl
-    fn.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-    return _check(fn(option, arg2, arg3, arg4, arg5), "prctl(%d)" % option)
+    return _check(_prctl(option, arg2, arg3, arg4, arg5), "prctl(%d)" % option)
 
 
 def set_child_subreaper(on=True):
     prctl(PR_SET_CHILD_SUBREAPER, 1 if on else 0)
 
 
-def is_child_subreaper():
-    val = ctypes.c_int(0)
-    prctl(PR_GET_CHILD_SUBREAPER, ctypes.addressof(val))
-    return bool(val.value)
 
 
 def mount(source, target, fstype=None, flags=0, data=None):
-    fn = _libc.mount
-    fn.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
     enc = lambda s: None if s is None else os.fsencode(s)  # noqa: E731
-    _check(fn(enc(source), enc(target), enc(fstype), flags, enc(data)),
+    _check(_mount(enc(source), enc(target), enc(fstype), flags, enc(data)),
            "mount %s on %s" % (source, target))
 
 
 def umount(target, flags=0):
-    fn = _libc.umount2
-    fn.argtypes = [ctypes.c_char_p, ctypes.c_int]
-    _check(fn(os.fsencode(target), flags), "umount %s" % target)
+    _check(_umount2(os.fsencode(target), flags), "umount %s" % target)
 
 
 def setns(fd, nstype=0):
-    fn = _libc.setns
-    fn.argtypes = [ctypes.c_int, ctypes.c_int]
-    _check(fn(fd, nstype), "setns")
+    _check(_setns(fd, nstype), "setns")
 
 
 def unshare(flags):
-    fn = _libc.unshare
-    fn.argtypes = [ctypes.c_int]
-    _check(fn(flags), "unshare")
+    _check(_unshare(flags), "unshare")
 
 
 class _OpenHow(ctypes.Structure):
@@ -110,25 +115,19 @@ RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
 
 
+_openat2 = syscall_proto(ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t)
+
+
 def openat2(dirfd, path, flags, mode=0, resolve=0):
     """openat2(2); raises OSError(ENOSYS) on kernels older than 5.6."""
     how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
-    fn = _libc.syscall
-    fn.restype = ctypes.c_long
-    fn.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t]
-    ret = fn(_SYS_OPENAT2, dirfd, os.fsencode(path), ctypes.addressof(how), ctypes.sizeof(how))
+    ret = _openat2(_SYS_OPENAT2, dirfd, os.fsencode(path), ctypes.addressof(how), ctypes.sizeof(how))
     return _check(ret, "openat2 %s" % path)
 
 
+_pidfd_open = syscall_proto(ctypes.c_int, ctypes.c_uint)
+
+
 def pidfd_open(pid):
-    fn = _libc.syscall
-    fn.restype = ctypes.c_long
-    fn.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_uint]
-    return _check(fn(_SYS_PIDFD_OPEN, pid, 0), "pidfd_open %d" % pid)
+    return _check(_pidfd_open(_SYS_PIDFD_OPEN, pid, 0), "pidfd_open %d" % pid)
 
-
-def ioctl_buffer(fd, request, buf):
-    """ioctl(fd, request, buf) where buf is a ctypes object or bytearray-backed buffer."""
-    fn = _libc.ioctl
-    fn.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
-    _check(fn(fd, request, ctypes.addressof(buf)), "ioctl 0x%x" % request)

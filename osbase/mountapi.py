@@ -12,8 +12,6 @@ import os
 
 from osbase import libc
 
-_libc = libc._libc  # one handle, loaded without find_library (it runs ldconfig)
-
 # Syscall numbers from 424 on are shared by every architecture (asm-generic unified table).
 _SYS_OPEN_TREE = 428
 _SYS_MOVE_MOUNT = 429
@@ -34,19 +32,15 @@ MOVE_MOUNT_T_AUTOMOUNTS = 0x20
 MOVE_MOUNT_T_EMPTY_PATH = 0x40
 
 
-def _check(ret, what):
-    if ret == -1:
-        err = ctypes.get_errno()
-        raise OSError(err, "%s: %s" % (what, os.strerror(err)))
-    return ret
+_check = libc._check
+_open_tree = libc.syscall_proto(ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
+_move_mount = libc.syscall_proto(ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
+_statx = libc.proto("statx", ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p)
 
 
 def open_tree(dirfd, path, flags):
     """open_tree(2); returns an fd. With OPEN_TREE_CLONE the fd holds a detached copy of the mount."""
-    fn = _libc.syscall
-    fn.restype = ctypes.c_long
-    fn.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    return _check(fn(_SYS_OPEN_TREE, dirfd, os.fsencode(path), flags), "open_tree %s" % path)
+    return _check(_open_tree(_SYS_OPEN_TREE, dirfd, os.fsencode(path), flags), "open_tree %s" % path)
 
 
 def clone_tree(path_or_fd, recursive=False):
@@ -58,11 +52,8 @@ def clone_tree(path_or_fd, recursive=False):
 
 
 def move_mount(from_dirfd, from_path, to_dirfd, to_path, flags):
-    fn = _libc.syscall
-    fn.restype = ctypes.c_long
-    fn.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    return _check(fn(_SYS_MOVE_MOUNT, from_dirfd, os.fsencode(from_path), to_dirfd, os.fsencode(to_path), flags),
-                  "move_mount")
+    return _check(_move_mount(_SYS_MOVE_MOUNT, from_dirfd, os.fsencode(from_path), to_dirfd, os.fsencode(to_path),
+                              flags), "move_mount")
 
 
 def attach(tree_fd, target_fd):
@@ -83,10 +74,8 @@ _STX_MNT_ID_OFFSET = 0x90
 def mount_id_of(path, unique=True):
     """(id, is_unique) of the mount `path` is on (not following a final symlink)."""
     buf = ctypes.create_string_buffer(_STATX_SIZE)
-    fn = _libc.statx
-    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p]
     mask = STATX_MNT_ID_UNIQUE if unique else STATX_MNT_ID
-    _check(fn(AT_FDCWD, os.fsencode(path), AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC, mask, buf), "statx %s" % path)
+    _check(_statx(AT_FDCWD, os.fsencode(path), AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC, mask, buf), "statx %s" % path)
     got = int.from_bytes(buf.raw[0:4], "little")
     mnt = int.from_bytes(buf.raw[_STX_MNT_ID_OFFSET:_STX_MNT_ID_OFFSET + 8], "little")
     return mnt, bool(got & STATX_MNT_ID_UNIQUE)

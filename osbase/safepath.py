@@ -135,22 +135,6 @@ def makedirs_in_root(rootfd, path, mode=0o755):
     return _mkdirs(rootfd, path, mode, lambda fd, name, done: open_in_root(rootfd, done, O_PATH | os.O_DIRECTORY))
 
 
-def ensure_file_in_root(rootfd, path, mode=0o644):
-    """Make sure a regular file exists at `path` (a bind-mount target); returns an O_PATH fd."""
-    parent, _, name = path.rstrip("/").rpartition("/")
-    if not name or name == "..":
-        raise UnsafePath(errno.EINVAL, "not a file path: %s" % path)
-    pfd = makedirs_in_root(rootfd, parent)
-    try:
-        try:
-            fd = open_in_root(rootfd, path, O_PATH)
-        except FileNotFoundError:
-            os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                             mode, dir_fd=pfd))
-            fd = open_in_root(rootfd, path, O_PATH)
-        return fd
-    finally:
-        os.close(pfd)
 
 
 def where(fd):
@@ -158,10 +142,6 @@ def where(fd):
     return os.readlink(fd_path(fd))
 
 
-def is_within(fd, root):
-    """True when fd's real location is root or below it (a check after resolving)."""
-    real, root = where(fd), os.path.realpath(root)
-    return real == root or real.startswith(root.rstrip("/") + "/")
 
 
 def open_dirs_nofollow(rootfd, path, mode=0o755):

@@ -25,7 +25,7 @@ describe fds and sockets of PID 1 that nobody else has.
 
 import os
 
-from osbase import jsonfast
+from osbase import standin
 from richinit.envfile import RUN_FILE, readable_by  # noqa: F401 (one reader, shared with cron)
 
 ENV_DIR = "etc/container_environment"
@@ -252,7 +252,7 @@ def _save_my_init(env, root, shell_text, gid):
         if _is_file_name(name):
             _write_atomic(os.path.join(d, name), value, 0o600, 0)
     _write_atomic(os.path.join(root, ENV_SH), shell_text, MODE, gid)
-    _write_atomic(os.path.join(root, ENV_JSON), jsonfast.dumps(env, sort_keys=True), MODE, gid)
+    _write_atomic(os.path.join(root, ENV_JSON), standin.json_dumps(env, sort_keys=True), MODE, gid)
 
 
 def install_profile_snippet(root="/"):

@@ -58,22 +58,32 @@ def _become(user, cwd):
         os.chdir(cwd)
 
 
+def _place_fds(stdio, extra_fds, keep=None):
+    """In a forked child: put each source fd on its number (stdio 0, 1, 2; extra_fds {target: source}).
+
+    Copies above every target are made first, because a source may sit on another target's
+    number; dup2 then leaves each target inheritable (close-on-exec cleared), the copies keep
+    close-on-exec. `keep` (an fd of our own, e.g. the exec-error pipe) is moved above the targets
+    too; its new number is returned.
+    """
+    targets = [(t, fd) for t, fd in list(enumerate(stdio)) + sorted(extra_fds.items()) if fd is not None]
+    if not targets:
+        return keep
+    import fcntl
+    base = max(t for t, _ in targets) + 1
+    if keep is not None:
+        keep = fcntl.fcntl(keep, fcntl.F_DUPFD_CLOEXEC, base)
+    for t, fd in [(t, fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, base)) for t, fd in targets]:
+        os.dup2(fd, t)
+    return keep
+
+
 def _child(argv, env, cwd, new_session, listen_fds, user, stdio, extra_fds, wfd):
     try:
         _default_signals()
         if new_session:
             os.setsid()
-        if extra_fds:
-            # Move the error pipe out of the way of the fds we are about to place.
-            import fcntl
-            wfd = fcntl.fcntl(wfd, fcntl.F_DUPFD_CLOEXEC, 256)
-        # stdio and extra fds: dup2 clears close-on-exec on the target, which is
-        # exactly what we want for fds the child must inherit.
-        for target, fd in list(enumerate(stdio)) + sorted(extra_fds.items()):
-            if fd is not None and fd != target:
-                os.dup2(fd, target)
-            elif fd is not None:
-                os.set_inheritable(fd, True)
+        wfd = _place_fds(stdio, extra_fds, keep=wfd)
         if listen_fds:
             for fd in listen_fds:
                 os.set_inheritable(fd, True)
@@ -165,14 +175,7 @@ def spawn_call(fn, args=(), env=None, cwd=None, user=None, stdio=(None, None, No
                 gc.disable() if brief else gc.freeze()
                 _default_signals()
                 os.setsid()
-                targets = [(t, fd) for t, fd in list(enumerate(stdio)) + sorted(extra_fds.items()) if fd is not None]
-                if targets:
-                    # Copies above every target first: a source may sit on another target's number.
-                    import fcntl
-                    base = max(t for t, _ in targets) + 1
-                    moved = [(t, fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, base)) for t, fd in targets]
-                    for t, fd in moved:
-                        os.dup2(fd, t)
+                _place_fds(stdio, extra_fds)
                 _close_all_but({0, 1, 2} | set(extra_fds))
                 if env is not os.environ:
                     os.environ.clear()

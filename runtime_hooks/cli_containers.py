@@ -12,7 +12,7 @@ the runtime itself stands between `rich run` and the app. A foreground container
 it exits (unless --keep); a detached one stays until `rich rm`.
 
 The run path imports no json, re, shutil, subprocess or argparse (each several ms here, and a
-container's start waits for them): osbase.jsonfast, safepath.remove_tree and fork/exec instead.
+container's start waits for them): osbase.standin, safepath.remove_tree and fork/exec instead.
 """
 
 import _signal as signal  # not the enum-heavy package
@@ -20,7 +20,7 @@ import os
 import sys
 import time
 
-from osbase import jsonfast
+from osbase import standin
 from runtime_hooks import bundle as bundle_mod
 from runtime_hooks.cli import EXIT_RICH, CliError
 
@@ -58,7 +58,7 @@ def load_record(name):
     path = os.path.join(_cdir(name), RECORD)
     try:
         with open(path, "rb") as f:
-            rec = jsonfast.loads(f.read())
+            rec = standin.json_loads(f.read())
     except FileNotFoundError:
         raise CliError("rich: no container named %s" % name)
     except (OSError, ValueError) as e:
@@ -88,7 +88,7 @@ def state_of(rec):
     if r.returncode != 0:
         return {}
     try:
-        return jsonfast.loads(r.stdout)
+        return standin.json_loads(r.stdout)
     except ValueError:
         return {}
 
@@ -216,7 +216,8 @@ def create_bundle(args):
            "source": v["source"], "created": time.time(), "args": list(args.cmd), "detached": args.detach,
            "network": args.network}
     plan = pipeline.new_plan(name, "run", cdir, _real_runtime(rec), paths, runtime_root=rec["run_root"],
-                             run={"source": v["source"], "overlay": rec["overlay"], "detached": args.detach})
+                             run={"source": v["source"], "overlay": rec["overlay"], "detached": args.detach,
+                                  "volatile": not (args.detach or args.keep)})
     try:
         pipeline.claim(plan, paths)
     except pipeline.Busy:
@@ -261,7 +262,7 @@ def create_bundle(args):
 
 def _write_record(cdir, rec):
     with open(os.path.join(cdir, RECORD), "w") as f:
-        f.write(jsonfast.dumps(rec))
+        f.write(standin.json_dumps(rec))
 
 
 def _spawn_runtime(rec, cdir, detach):

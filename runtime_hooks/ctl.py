@@ -17,7 +17,7 @@ import os
 import stat
 import sys
 
-from osbase import jsonfast, safepath
+from osbase import safepath, standin
 
 ROOTS = ("/run/runc", "/run/crun", "/run/docker/runtime-runc/moby", "/run/containerd/runc/k8s.io",
          "/run/containerd/runc/default", "/run/containerd/runc/moby")
@@ -31,7 +31,7 @@ class CtlError(Exception):
 def _pid_from_state(path):
     try:
         with open(path, "rb") as f:
-            st = jsonfast.loads(f.read())
+            st = standin.json_loads(f.read())
     except (OSError, ValueError):
         return None
     pid = st.get("init_process_pid") or st.get("pid") if isinstance(st, dict) else None

@@ -11,7 +11,7 @@ import sys
 
 SHARE = "share/richinit"
 # name -> a file the directory must hold
-MARKERS = {"services.d": "sshd.yaml", "hooks": "bin/rich-runtime", "demo": "legacy-app.sh"}
+MARKERS = {"services.d": "sshd.yaml", "hooks": "oci-hooks.d/richinit-precreate.json", "demo": "legacy-app.sh"}
 
 
 class DataError(Exception):

@@ -25,7 +25,7 @@ container), poststop always exits 0 (it never blocks removal).
 import os
 import sys
 
-from osbase import jsonfast
+from osbase import standin
 from runtime_hooks import hostprep, pipeline
 
 PROG = "rich-hook"
@@ -55,7 +55,7 @@ def parse_state(data):
     """The OCI state (bytes or str) → State; HookError names the bad field."""
     from lxcfs import registry
     try:
-        st = jsonfast.loads(data)
+        st = standin.json_loads(data)
     except ValueError as e:
         raise HookError("state (stdin): not JSON: %s" % e)
     checks = [
@@ -87,7 +87,7 @@ def load_config(bundle):
     if len(data) > MAX_INPUT:
         raise HookError("%s: more than %d bytes" % (path, MAX_INPUT))
     try:
-        return path, jsonfast.loads(data)
+        return path, standin.json_loads(data)
     except ValueError as e:
         raise HookError("%s: not JSON: %s" % (path, e))
 
@@ -170,7 +170,7 @@ def precreate(data, out):
     The container id is not known yet: only the rewrite; createRuntime plans the host side."""
     from runtime_hooks import settings
     try:
-        cfg = jsonfast.loads(data)
+        cfg = standin.json_loads(data)
     except ValueError as e:
         raise HookError("config.json (stdin): not JSON: %s" % e)
     where = "config.json (stdin)"
@@ -183,7 +183,7 @@ def precreate(data, out):
         return False
     pipeline.validate(cfg, where)
     # The createRuntime/poststop hooks come from hooks.d, not from the config.
-    out.write(jsonfast.dumps(pipeline.rewrite(cfg, conf, where, None, host_side=True)))
+    out.write(standin.json_dumps(pipeline.rewrite(cfg, conf, where, None, host_side=True)))
     return True
 
 

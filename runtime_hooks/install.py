@@ -8,22 +8,18 @@
                   (runtimeArgs --richinit-rich=true) merged in, other keys untouched
     --crio        ROOT/etc/crio/crio.conf.d/99-richinit.conf (runtime handler `rich`) and the oci-hooks
                   JSON of --podman (CRI-O reads the same hooks directory)
-    always        ROOT/etc/richinit/runtime.yaml when absent (names rich-hook), ROOT/usr/share/richinit/lxc/,
-                  ROOT/usr/lib/richinit/rich-runtime: the front (hooks/bin/rich-runtime, POSIX sh) that the
-                  engines' configs name: it execs the real runtime directly for every call but create/run,
-                  and the Python wrapper (BIN_DIR/rich-runtime) for those; it reads ROOT's runtime.yaml
+    always        ROOT/etc/richinit/runtime.yaml when absent (names rich-hook), ROOT/usr/share/richinit/lxc/
 
 No engine flag means all four. --dry-run prints what would change as unified diffs and changes
 nothing. What was installed is recorded in ROOT/var/lib/richinit/install.json, so uninstall removes
 exactly that: our files, our daemon.json entries and our config.toml handler (and a file only when we
 made it). Both are idempotent. @RICH_HOOK@ / @RICH_RUNTIME@ in the templates become the absolute paths
-of the installed programs (--bin-dir, default: the directory `rich` runs from); @RICH_RUNTIME@ is the
-installed front, whose @RICH_RUNTIME_PY@ becomes the Python wrapper's path.
+of the installed programs (--bin-dir, default: the directory `rich` runs from): the engines call
+rich-runtime itself.
 """
 
 import json
 import os
-import shlex
 import sys
 
 MANIFEST = "var/lib/richinit/install.json"
@@ -34,7 +30,6 @@ CONTAINERD = [("kubernetes/runtimeclass.yaml", "usr/share/richinit/kubernetes/ru
 CRIO = [("crio/99-richinit.conf", "etc/crio/crio.conf.d/99-richinit.conf")]
 ALWAYS = [("lxc/richinit.conf", "usr/share/richinit/lxc/richinit.conf")]
 RUNTIME_YAML = ("richinit/runtime.yaml", "etc/richinit/runtime.yaml")
-FRONT = ("bin/rich-runtime", "usr/lib/richinit/rich-runtime")
 DAEMON_JSON = ("docker/daemon.json", "etc/docker/daemon.json")
 CONTAINERD_TOML = ("containerd/richinit.toml", "etc/containerd/config.toml")
 ENGINES = ("podman", "containerd", "docker", "crio")
@@ -81,15 +76,6 @@ def _render(rel, progs):
     for k, v in progs.items():
         text = text.replace(k, json.dumps(v)[1:-1] if rel.endswith(".json") else v)
     return text
-
-
-def render_front(python_wrapper, config="/" + RUNTIME_YAML[1]):
-    """The sh front with the Python wrapper's path and the runtime.yaml it reads put in (shell-quoted)."""
-    for p in (python_wrapper, config):
-        if not p.startswith("/") or "\n" in p:
-            raise InstallError("%s: must be an absolute path on one line" % p)
-    return _render(FRONT[0], {"@RICH_RUNTIME_PY@": shlex.quote(python_wrapper),
-                              "@RICH_RUNTIME_CONFIG@": shlex.quote(config)})
 
 
 def _target(root, rel):
@@ -197,9 +183,7 @@ def plan_install(args):
     if "crio" in engines:
         plan += CRIO
     conf_path = _target(root, RUNTIME_YAML[1])
-    front_path = _target(root, FRONT[1])
-    changes = [Change(front_path, _read(front_path), render_front(progs["@RICH_RUNTIME@"], conf_path), 0o755)]
-    progs = dict(progs, **{"@RICH_RUNTIME@": front_path})  # the engines call the front
+    changes = []
     for src, dst in plan:
         path = _target(root, dst)
         changes.append(Change(path, _read(path), _render(src, progs)))
@@ -219,7 +203,7 @@ def plan_install(args):
         if "containerd" in engines:
             cpath = _target(root, CONTAINERD_TOML[1])
             before = _read(cpath)
-            table = ec.handler_table(_render(CONTAINERD_TOML[0], {}), front_path)
+            table = ec.handler_table(_render(CONTAINERD_TOML[0], {}), progs["@RICH_RUNTIME@"])
             text, created = ec.containerd_merge(before or "", table, cpath)
             changes.append(Change(cpath, before, text))
             old = m.get("containerd", {})

@@ -24,7 +24,7 @@ PROGRAMS = {
     "richinit": ("richinit.main", "entry", "-I"),
 }
 # What our packages import from outside the standard library (each where it is installed).
-DEPENDENCIES = ("yaml", "setproctitle", "mfusepy", "tomlkit")
+DEPENDENCIES = ("yaml", "setproctitle", "mfusepy", "tomlkit", "daemon")
 
 
 class LauncherError(Exception):

@@ -14,6 +14,7 @@ What a rewrite does:
 Nothing is added to process.env: richinit's own settings travel as its arguments.
 """
 
+from osbase import standin
 
 ANNOT_RICH = "io.richinit.rich"
 ANNOT_SERVICES = "io.richinit.services"
@@ -29,23 +30,13 @@ HOOK_ENV = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off", "")
-_NAME_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
-_NAME_REST = _NAME_FIRST | frozenset("_.@-")
 _MAX_GRACE = 86400.0
+_SERVICE_REST = standin.ALNUM | frozenset("_.@-")
 
 
 def _service_name(n):
-    """[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}, checked by hand: no `re` on every container's create."""
-    return 0 < len(n) <= 64 and n[0] in _NAME_FIRST and all(c in _NAME_REST for c in n)
-
-
-def _copy(v):
-    """A deep copy of a JSON value (what copy.deepcopy gives, without importing copy)."""
-    if isinstance(v, dict):
-        return {k: _copy(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_copy(x) for x in v]
-    return v
+    """[A-Za-z0-9][A-Za-z0-9_.@-]{0,63} (osbase.standin.name_ok: no `re` on every container's create)."""
+    return standin.name_ok(n, 64, _SERVICE_REST)
 
 
 class ConfigError(Exception):
@@ -244,7 +235,7 @@ def rewrite(cfg, runtime_source, argv_prefix, hooks=None, default_services=None)
     opts = validate(cfg)
     if opts.services is None and default_services:
         opts.services = [default_services]
-    new = _copy(cfg)
+    new = standin.json_copy(cfg)
     proc = new["process"]
     proc["args"] = list(argv_prefix) + opts.richinit_args() + ["--"] + list(proc["args"])
     mounts = new.setdefault("mounts", [])
@@ -252,7 +243,7 @@ def rewrite(cfg, runtime_source, argv_prefix, hooks=None, default_services=None)
     if not any(_norm(m["destination"]) == "/run" for m in mounts):
         # Before anything the config mounts under /run (secrets...), which it would otherwise hide.
         under = [i for i, m in enumerate(mounts) if _norm(m["destination"]).startswith("/run/")]
-        run = _copy(RUN_TMPFS)
+        run = standin.json_copy(RUN_TMPFS)
         user = proc.get("user") if isinstance(proc.get("user"), dict) else {}
         uid, gid = user.get("uid"), user.get("gid")
         if type(uid) is int and uid > 0:  # docker run --user: richinit keeps its state there as that user

@@ -29,7 +29,7 @@ a plan whose processes are dead and whose container the runtime no longer knows 
 
 import os
 
-from osbase import jsonfast
+from osbase import standin
 
 VERSION = 1
 PLANS = "plans"
@@ -196,7 +196,7 @@ def _path(paths, cid):
 
 
 def _write(path, plan, excl=False):
-    data = jsonfast.dumps(plan).encode()
+    data = standin.json_dumps(plan).encode()
     if excl:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         try:
@@ -248,7 +248,7 @@ def load(paths, cid):
     except FileNotFoundError:
         return None
     try:
-        plan = jsonfast.loads(data)
+        plan = standin.json_loads(data)
     except ValueError:
         plan = None
     if not isinstance(plan, dict) or plan.get("id") != cid or plan.get("engine") not in ENGINES:
@@ -368,7 +368,7 @@ def _do_rootfs(plan, paths, env):
     from runtime_hooks import bundle as bundle_mod
     run = plan["run"]
     if run["overlay"]:
-        bundle_mod.overlay_rootfs(os.path.realpath(run["source"]), plan["bundle"])
+        bundle_mod.overlay_rootfs(os.path.realpath(run["source"]), plan["bundle"], volatile=run.get("volatile", False))
     else:
         bundle_mod.unpack(run["source"], os.path.join(plan["bundle"], "rootfs"), env.get("progress"))
 

@@ -6,7 +6,7 @@ importing the build machinery on every `create`.
 
 import os
 
-from osbase import jsonfast
+from osbase import standin
 
 MOUNT = "/.richinit"
 MANIFEST = "runtime.json"
@@ -34,7 +34,7 @@ def load_manifest(runtime_dir):
     path = os.path.join(runtime_dir, MANIFEST)
     try:
         with open(path, "rb") as f:
-            m = jsonfast.loads(f.read())
+            m = standin.json_loads(f.read())
     except FileNotFoundError:
         raise BuildError("%s: no portable runtime here (run `rich runtime build`)" % path)
     except (OSError, ValueError) as e:

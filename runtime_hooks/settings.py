@@ -1,7 +1,7 @@
 """Host settings of rich mode: /etc/richinit/runtime.yaml and the RICHINIT_RUNTIME override.
 
-The wrapper reads these on *every* runtime call, so reading must be cheap: the file is a
-flat YAML mapping of scalars (a strict subset parsed here without importing yaml), e.g.
+The wrapper reads these on *every* runtime call, so reading must be cheap: the file is a flat
+YAML mapping of scalars, read by osbase.standin.flat_yaml (PyYAML would cost 12 ms a call), e.g.
 
     runtime: /usr/bin/crun        # the real OCI runtime (runc, crun, runsc or a path)
     rich: annotation              # annotation (io.richinit.rich=true) | all | off
@@ -42,29 +42,17 @@ class Settings:
 _KEYS = {"runtime", "rich", "runtime_dir", "hook", "hook_timeout"}
 
 
-def _scalar(text):
-    text = text.strip()
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-        return text[1:-1]
-    if " #" in text:
-        text = text.split(" #", 1)[0].rstrip()
-    return text
-
-
 def parse(text, path=DEFAULT_PATH):
     """The flat mapping in `text` as a dict of strings; SettingsError names path:line."""
-    values = {}
+    from osbase import standin
+    try:
+        values = standin.flat_yaml(text)
+    except standin.FlatYamlError as e:
+        raise SettingsError("%s:%s" % (path, e))
     for n, line in enumerate(text.splitlines(), 1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#") or stripped in ("---", "..."):
-            continue
-        key, sep, value = line.partition(":")
-        key = key.strip()
-        if not sep or line[:1].isspace() or not key or not value.strip() or value.strip()[0] in "[{&*|>!":
-            raise SettingsError("%s:%d: expected 'key: value' (a flat mapping of scalars)" % (path, n))
-        if key not in _KEYS:
+        key = line.partition(":")[0].strip()
+        if key in values and key not in _KEYS:
             raise SettingsError("%s:%d: unknown key %r (known: %s)" % (path, n, key, ", ".join(sorted(_KEYS))))
-        values[key] = _scalar(value)
     return values
 
 

@@ -150,9 +150,9 @@ def _read_config(bundle):
         raise WrapperError("%s: missing" % path)
     except OSError as e:
         raise WrapperError("%s: cannot read: %s" % (path, e.strerror))
-    from osbase import jsonfast
+    from osbase import standin
     try:
-        cfg = jsonfast.loads(data)
+        cfg = standin.json_loads(data)
     except ValueError as e:
         raise WrapperError("%s: not JSON: %s" % (path, e))
     return path, cfg, st
@@ -222,9 +222,9 @@ def prepare_bundle(call, conf, runtime, argv0=None):
                 note(line)
 
         def write_config():
-            from osbase import jsonfast
+            from osbase import standin
             try:
-                _write_atomically(path, jsonfast.dumps(new).encode(), st)
+                _write_atomically(path, standin.json_dumps(new).encode(), st)
             except OSError as e:
                 raise WrapperError("%s: cannot write: %s" % (path, e.strerror))
         if not host_side:
@@ -258,8 +258,8 @@ def _report(msg, call):
             import time
             stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             if call.log_format == "json":  # runc's (logrus) JSON lines
-                from osbase import jsonfast
-                text = jsonfast.dumps({"level": "error", "msg": line, "time": stamp}, separators=(",", ":"))
+                from osbase import standin
+                text = standin.json_dumps({"level": "error", "msg": line, "time": stamp}, separators=(",", ":"))
             else:  # logrus text
                 text = 'time="%s" level=error msg=%s' % (stamp, _quote(line))
             fd = os.open(call.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)

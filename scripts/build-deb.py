@@ -11,7 +11,7 @@ What the package holds:
     /usr/share/richinit/{services.d,hooks,demo}  the default services, the hook bundle, the demo app
     /usr/bin/{rich,rich-runtime,rich-hook,richctl,richinit}   the fast launchers (runtime_hooks.launchers:
                                     `#!/usr/bin/python3 -IS`, dist-packages spelled out)
-It depends on Debian's python3, python3-yaml, python3-setproctitle and python3-tomlkit. postinst builds
+It depends on Debian's python3, python3-yaml, python3-setproctitle, python3-tomlkit and python3-daemon. postinst builds
 the portable runtime (/var/lib/richinit/runtime) — a failure there is a warning, `rich runtime build`
 retries — and prerm removes it, so `dpkg -r` leaves nothing behind. Engines are wired by
 `rich install --docker|--containerd|--podman|--crio` (undone by `rich uninstall`), never by the package.
@@ -33,7 +33,7 @@ from runtime_hooks import launchers  # noqa: E402  (a pure module: renders the l
 PACKAGES = ("osbase", "richinit", "runtime_hooks", "lxcfs")
 DATA = ("services.d", "hooks", "demo")
 DIST = "usr/lib/python3/dist-packages"
-DEPENDS = "python3 (>= 3.11), python3-yaml, python3-setproctitle, python3-tomlkit"
+DEPENDS = "python3 (>= 3.11), python3-yaml, python3-setproctitle, python3-tomlkit, python3-daemon"
 RECOMMENDS = "runc | crun, fuse3"
 SUGGESTS = "lxcfs, docker.io, containerd, podman"
 

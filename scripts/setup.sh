@@ -9,7 +9,7 @@ PKGS=(python3 python3-venv ca-certificates
       tini dumb-init catatonit s6 supervisor
       fuse3 libfuse3-3 xfsprogs e2fsprogs iproute2 openssh-client procps util-linux
       qemu-system-x86 kmod quota
-      docker.io containernetworking-plugins python3-yaml python3-setproctitle python3-tomlkit)
+      docker.io containernetworking-plugins python3-yaml python3-setproctitle python3-tomlkit python3-daemon)
 
 missing=()
 for p in "${PKGS[@]}"; do

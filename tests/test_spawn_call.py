@@ -85,3 +85,22 @@ def test_a_source_on_another_targets_number_is_not_overwritten():
     assert os.read(a_r, 10) == b"on-70" and os.read(b_r, 10) == b"on-71"
     for fd in (a_r, b_r):
         os.close(fd)
+
+
+def test_spawn_places_fds_the_same_way():
+    """spawn() (fork + exec) shares spawn_call's fd placement: a source on another target's number
+    survives, and the exec-error pipe never lands on a target."""
+    from richinit.spawn import spawn
+    a_r, a_w = os.pipe()
+    b_r, b_w = os.pipe()
+    os.dup2(b_w, 70)
+    os.close(b_w)
+    import sys
+    pid = spawn([sys.executable, "-c", "import os; os.write(70, b'on-70'); os.write(71, b'on-71')"],
+                extra_fds={70: a_w, 71: 70})
+    for fd in (70, a_w):
+        os.close(fd)
+    assert _wait(pid) == 0
+    assert os.read(a_r, 10) == b"on-70" and os.read(b_r, 10) == b"on-71"
+    for fd in (a_r, b_r):
+        os.close(fd)

@@ -13,6 +13,20 @@ PROC = os.path.join(FIX, "proc")
 MiB_KB = 1024
 
 
+
+def fixture_mounts(root):
+    """{controller: dir} for a fixture tree laid out like /sys/fs/cgroup (v1 dirs, or cgroup2 at root)."""
+    if os.path.exists(os.path.join(root, "cgroup.controllers")):
+        return {"": root}
+    out = {}
+    for name in os.listdir(root):
+        if name == "unified":
+            out[""] = os.path.join(root, name)
+        elif os.path.isdir(os.path.join(root, name)):
+            for ctrl in name.split(","):
+                out[ctrl] = os.path.join(root, name)
+    return out
+
 def host(name):
     with open(os.path.join(PROC, name)) as f:
         return f.read()
@@ -21,12 +35,12 @@ def host(name):
 def v1(tmp=None, warn=None):
     root = tmp or os.path.join(FIX, "v1")
     cg = {c: "/ctr" for c in ("memory", "cpu", "cpuacct", "cpuset", "blkio", "pids")}
-    return reader.Container("c1", 4242, cg, reader.fixture_mounts(root), proc=PROC, warn=warn)
+    return reader.Container("c1", 4242, cg, fixture_mounts(root), proc=PROC, warn=warn)
 
 
 def v2(tmp=None, warn=None):
     root = tmp or os.path.join(FIX, "v2")
-    return reader.Container("c2", 4242, {"": "/sys/ctr"}, reader.fixture_mounts(root), proc=PROC, warn=warn)
+    return reader.Container("c2", 4242, {"": "/sys/ctr"}, fixture_mounts(root), proc=PROC, warn=warn)
 
 
 def meminfo_of(c):

@@ -27,7 +27,7 @@ VARIANT = "minbase"
 MIRROR = "http://deb.debian.org/debian"
 PACKAGES = ("openssh-server", "cron", "rsyslog", "iproute2")
 # What the richinit .deb depends on (scripts/build-deb.py), so `dpkg -i` needs no mirror.
-PYTHON_PACKAGES = ("python3", "python3-yaml", "python3-setproctitle", "python3-tomlkit")
+PYTHON_PACKAGES = ("python3", "python3-yaml", "python3-setproctitle", "python3-tomlkit", "python3-daemon")
 BUILD_TIMEOUT = 300  # a hung mirror must not hang the suite
 
 
