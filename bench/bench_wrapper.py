@@ -5,8 +5,8 @@
 Reports (medians; ratios against the peer measured in the same run):
   - size of the portable runtime directory (target <= 40 MB);
   - pass-through added latency: wrapper -> /bin/true vs /bin/true, and `state missing` wrapped vs bare
-    runc (target <= 10 ms), next to the bare interpreter start-up floor; for the Python wrapper and for
-    the sh front that `rich install` puts before it (hooks/bin/rich-runtime);
+    runc (target <= 10 ms), next to the bare interpreter start-up floor (engines call the Python
+    wrapper itself: one argv parser, one runtime.yaml reader);
   - richinit start-up from the portable runtime (host, via the bundled loader);
   - rich `run /bin/true` through the wrapper (rewrite + richinit as PID 1) vs plain `runc run /bin/true`
     (target <= 1.5x);
@@ -23,10 +23,12 @@ import sys
 import tempfile
 import time
 
+import psutil
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from runtime_hooks import install, portable  # noqa: E402
+from runtime_hooks import portable  # noqa: E402
 from tests.support import containers as c  # noqa: E402
 
 
@@ -51,42 +53,15 @@ def shim(d):
     return path
 
 
-def front(d, python_wrapper):
-    path = os.path.join(d, "rich-runtime-front")
-    with open(path, "w") as f:
-        f.write(install.render_front(python_wrapper))
-    os.chmod(path, 0o755)
-    return path
-
-
 def smaps(pid):
-    out = {}
-    with open("/proc/%d/smaps_rollup" % pid) as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            if k in ("Rss", "Pss"):
-                out[k] = int(v.split()[0])
-    return out
+    """{"Rss", "Pss"} of a process in KiB (psutil reads /proc/PID/smaps_rollup)."""
+    m = psutil.Process(pid).memory_full_info()
+    return {"Rss": m.rss // 1024, "Pss": m.pss // 1024}
 
 
 def descendants(pid):
     """Every process below pid (the built-in syslogd and cron, a service's children...)."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            tids = os.listdir("/proc/%d/task" % p)
-        except FileNotFoundError:
-            continue
-        for t in tids:
-            try:
-                with open("/proc/%d/task/%s/children" % (p, t)) as f:
-                    kids = [int(x) for x in f.read().split()]
-            except FileNotFoundError:
-                continue
-            out += kids
-            todo += kids
-    return out
+    return [p.pid for p in psutil.Process(pid).children(recursive=True)]
 
 
 def main():
@@ -124,12 +99,6 @@ def main():
               % (wtrue, true, wtrue - true, floor, wtrue - floor))
         print("pass-through: `state missing` wrapped %.1f ms vs runc %.1f ms: +%.1f ms (target <= 10)"
               % (w_state, bare_state, w_state - bare_state))
-        fr = front(work, wrapper)
-        ftrue = timed([fr, "state", "x"], a.runs, dict(env, RICHINIT_RUNTIME="/bin/true"))
-        fstate = timed([fr, "state", "missing"], a.runs, env)
-        bare_state = timed(["runc", "state", "missing"], a.runs)
-        print("pass-through, sh front: ->/bin/true %.1f ms (+%.1f ms); `state missing` %.1f ms vs runc %.1f ms: "
-              "+%.1f ms (target <= 10)" % (ftrue, ftrue - true, fstate, bare_state, fstate - bare_state))
 
         lib = os.path.join(rt, "lib")
         host_argv = [os.path.join(lib, m["loader"]), "--library-path", lib, os.path.join(rt, "bin", "python3"),

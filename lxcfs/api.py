@@ -34,14 +34,17 @@ def server_running(mount=DEFAULT_MOUNT, pidfile=DEFAULT_PIDFILE):
     return pidlock.running(pidfile) and detect.mount_id(mount, detect.SERVER_FSTYPE) is not None
 
 
-def _spawn(argv, log_file):
-    """Run a daemon's launcher (it detaches itself) and wait for it: fork/exec, so that a hook or
-    `rich run` starting the server does not import subprocess (~7 ms) for it."""
+def _spawn(argv, log_file, timeout):
+    """Start a daemon (its launcher detaches it) and wait until it says it is ready: a newline on
+    the --notify-fd pipe (EOF: it died first). fork/exec, so that a hook or `rich run` starting the
+    server does not import subprocess (~7 ms) for it. False when it did not say so in time."""
+    import select
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "FUSE_LIBRARY_NAME": "fuse3", "LANG": "C.UTF-8",
            # Our package must be importable by the child exactly as it is by us (editable install or repo).
            "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
     from osbase.quickexit import flush_stdio
     flush_stdio()
+    rfd, wfd = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child execs
         try:
@@ -50,17 +53,46 @@ def _spawn(argv, log_file):
             os.dup2(null, 0)
             os.dup2(null, 1)
             os.dup2(err, 2)
-            os.execve(argv[0], argv, env)
+            os.dup2(wfd, 3)
+            os.execve(argv[0], argv + ["--notify-fd", "3"], env)
         finally:
             os._exit(127)
-    while True:
-        try:
-            status = os.waitpid(pid, 0)[1]
-            break
-        except InterruptedError:
-            continue
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise ViewsError(errno.EIO, "%s exited with %d" % (" ".join(argv[:3]), os.waitstatus_to_exitcode(status)))
+    os.close(wfd)
+    try:
+        while True:
+            try:
+                status = os.waitpid(pid, 0)[1]
+                break
+            except InterruptedError:
+                continue
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise ViewsError(errno.EIO, "%s exited with %d" % (" ".join(argv[:3]), os.waitstatus_to_exitcode(status)))
+        return bool(select.select([rfd], [], [], timeout)[0]) and os.read(rfd, 1) == b"\n"
+    finally:
+        os.close(rfd)
+
+
+def _wait_mounted(mount, pidfile, timeout):
+    """Wait for a server (someone else's start) to be up: woken by mount-table changes (POLLPRI on
+    /proc/self/mountinfo), not by a timer."""
+    import select
+    deadline = time.monotonic() + timeout
+    fd = os.open("/proc/self/mountinfo", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLPRI | select.POLLERR)
+        while True:
+            os.lseek(fd, 0, os.SEEK_SET)
+            while os.read(fd, 65536):  # reading to the end re-arms the notification
+                pass
+            if server_running(mount, pidfile) and _read_pid(pidfile):
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            poller.poll(left * 1000)
+    finally:
+        os.close(fd)
 
 
 def _read_pid(pidfile):
@@ -77,15 +109,13 @@ def ensure_server_running(mount=DEFAULT_MOUNT, registry_dir=registry.DEFAULT_DIR
     mount = os.path.abspath(mount)
     if not server_running(mount, pidfile):
         os.makedirs(os.path.dirname(pidfile), exist_ok=True)
-        _spawn([sys.executable, "-m", "lxcfs.server", "--daemon", "--mount", mount, "--registry", registry_dir,
-                "--pidfile", pidfile] + (["--log", log_file] if log_file else []), log_file)
-        deadline = time.monotonic() + timeout
-        # Running *and* its pid written: it takes the lock before it writes the pid, and a
-        # caller that got None here could never stop it.
-        while not (server_running(mount, pidfile) and _read_pid(pidfile)):
-            if time.monotonic() > deadline:
-                raise ViewsError(errno.ETIMEDOUT, "view server did not mount %s within %.0f s" % (mount, timeout))
-            time.sleep(0.02)
+        ready = _spawn([sys.executable, "-m", "lxcfs.server", "--daemon", "--mount", mount, "--registry",
+                        registry_dir, "--pidfile", pidfile] + (["--log", log_file] if log_file else []), log_file,
+                       timeout)
+        # Ready: mounted (it says so from libfuse's init), its pid written before. Not ready: another
+        # server won the race for the lock (ours exits at once, saying nothing): wait for its mount.
+        if not ready and not _wait_mounted(mount, pidfile, timeout):
+            raise ViewsError(errno.ETIMEDOUT, "view server did not mount %s within %.0f s" % (mount, timeout))
     return _read_pid(pidfile)
 
 
@@ -94,13 +124,10 @@ def ensure_watcher_running(registry_dir=registry.DEFAULT_DIR, mount=DEFAULT_MOUN
     """Start the re-binding watcher (daemonized) unless one holds its pid file; returns its pid."""
     if not pidlock.running(pidfile):
         os.makedirs(os.path.dirname(pidfile), exist_ok=True)
-        _spawn([sys.executable, "-m", "lxcfs.watch", "--daemon", "--registry", registry_dir, "--mount", mount,
-                "--pidfile", pidfile] + (["--log", log_file] if log_file else []), log_file)
-        deadline = time.monotonic() + timeout
-        while not (pidlock.running(pidfile) and _read_pid(pidfile)):
-            if time.monotonic() > deadline:
-                raise ViewsError(errno.ETIMEDOUT, "view watcher did not start within %.0f s" % timeout)
-            time.sleep(0.02)
+        ready = _spawn([sys.executable, "-m", "lxcfs.watch", "--daemon", "--registry", registry_dir, "--mount",
+                        mount, "--pidfile", pidfile] + (["--log", log_file] if log_file else []), log_file, timeout)
+        if not ready and not pidlock.running(pidfile):
+            raise ViewsError(errno.ETIMEDOUT, "view watcher did not start within %.0f s" % timeout)
     return _read_pid(pidfile)
 
 

@@ -260,8 +260,14 @@ class ViewFS:
 
     use_ns = True
 
-    def __init__(self, views):
+    def init(self, path):
+        """libfuse has mounted us and answers requests from now on: tell whoever started us."""
+        notify(self.notify_fd)
+        self.notify_fd = None
+
+    def __init__(self, views, notify_fd=None):
         self.views = views
+        self.notify_fd = notify_fd
         self.handles = {}
         self.fh = itertools.count(1)
         self.t0 = int(time.time() * 1e9)
@@ -392,7 +398,16 @@ def _sampler(views, stop):
             log.exception("sampler")
 
 
-def serve(mount, registry_dir, pidfile, daemon=False, log_file=None):
+def notify(fd):
+    """s6-style readiness: a newline on fd, which is then closed."""
+    if fd is not None:
+        try:
+            os.write(fd, b"\n")
+        finally:
+            os.close(fd)
+
+
+def serve(mount, registry_dir, pidfile, daemon=False, log_file=None, notify_fd=None):
     fd = pidlock.lock(pidfile)
     if fd is None:
         print("lxcfs.server: already running (lock held on %s)" % pidfile, file=sys.stderr)
@@ -401,7 +416,7 @@ def serve(mount, registry_dir, pidfile, daemon=False, log_file=None):
     clear_stale_mount(mount)
     os.makedirs(registry_dir, mode=0o700, exist_ok=True)
     if daemon:
-        daemonize(log_file, (fd,))
+        daemonize(log_file, (fd,) + ((notify_fd,) if notify_fd is not None else ()))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s lxcfs.server[%(process)d] %(levelname)s %(message)s")
     pidlock.write_pid(fd)
     os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")
@@ -411,8 +426,8 @@ def serve(mount, registry_dir, pidfile, daemon=False, log_file=None):
     threading.Thread(target=_sampler, args=(views, stop), daemon=True, name="sampler").start()
     log.info("serving views on %s for registry %s", mount, registry_dir)
     try:
-        mfusepy.FUSE(ViewFS(views), mount, raw_fi=True, foreground=True, nothreads=True, allow_other=True, ro=True,
-                     fsname=FSNAME, subtype=FSNAME, default_permissions=True,
+        mfusepy.FUSE(ViewFS(views, notify_fd), mount, raw_fi=True, foreground=True, nothreads=True, allow_other=True,
+                     ro=True, fsname=FSNAME, subtype=FSNAME, default_permissions=True,
                      entry_timeout=60, attr_timeout=0.5, direct_io=True)
     finally:
         stop.set()
@@ -426,9 +441,10 @@ def main(argv=None):
     p.add_argument("--pidfile", default=DEFAULT_PIDFILE)
     p.add_argument("--daemon", action="store_true", help="detach (double fork, setsid)")
     p.add_argument("--log", default=None, help="log file when daemonized")
+    p.add_argument("--notify-fd", type=int, default=None, help="write a newline on this fd once mounted")
     a = p.parse_args(argv)
     try:
-        return serve(a.mount, a.registry, a.pidfile, a.daemon, a.log)
+        return serve(a.mount, a.registry, a.pidfile, a.daemon, a.log, a.notify_fd)
     except OSError as e:
         print("lxcfs.server: %s" % e, file=sys.stderr)
         return 1

@@ -105,16 +105,18 @@ def main(argv=None):
     p.add_argument("--pidfile", default="/run/richinit/views-watch.pid")
     p.add_argument("--daemon", action="store_true")
     p.add_argument("--log", default=None)
+    p.add_argument("--notify-fd", type=int, default=None, help="write a newline on this fd once watching")
     a = p.parse_args(argv)
     fd = pidlock.lock(a.pidfile)
     if fd is None:
         print("lxcfs.watch: already running (lock held on %s)" % a.pidfile, file=sys.stderr)
         return 0
     if a.daemon:
-        server.daemonize(a.log, (fd,))
+        server.daemonize(a.log, (fd,) + ((a.notify_fd,) if a.notify_fd is not None else ()))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s lxcfs.watch[%(process)d] %(levelname)s %(message)s")
     pidlock.write_pid(fd)
     log.info("watching %s", a.registry)
+    server.notify(a.notify_fd)
     try:
         Watcher(a.registry).run()
     except KeyboardInterrupt:

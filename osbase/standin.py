@@ -16,10 +16,18 @@ rich-runtime pass-through (every engine call) <= 10 ms added, PID 1 lean for the
   reads runtime.yaml on every call an engine makes, pass-through included. Only a flat mapping of
   plain or quoted scalars is read; anything else is refused naming the line. tests/test_standin.py
   holds it to yaml.safe_load on the subset (comments after quoted scalars included).
+- `rich run`'s options (parse_options): argparse is 5.2 ms to import and ~1.5 ms to build the
+  parser; read from a table, as argparse would read it (without abbreviations):
+  tests/test_cli_run_argv.py holds them together on thousands of command-line shapes.
+- Signals (`signal` below): the signal package is 2.8 ms (enum, for its IntEnums); `_signal` is the
+  same C module without them. `rich run` forwards TERM/HUP to its runtime through it. (PID 1's side
+  has its own note on the same choice: richinit/signals.py.)
 - Names and ids (name_ok): `re` is 3.8 ms; the host side checks container ids, names and service
   names with a character-class test instead of [A-Za-z0-9][A-Za-z0-9_.-]{0,N}-style patterns
   (tests/test_standin.py holds it to re.fullmatch on generated strings).
 """
+
+import _signal as signal  # noqa: F401 - the stand-in for `signal`: see above
 
 try:
     import _json
@@ -177,3 +185,98 @@ _KEY_REST = ALNUM | frozenset("_")
 def name_ok(s, maxlen, rest):
     """re.fullmatch("[A-Za-z0-9][REST]{0,maxlen-1}", s) for a str s, rest a frozenset of characters."""
     return isinstance(s, str) and 0 < len(s) <= maxlen and s[0] in ALNUM and all(c in rest for c in s)
+
+
+# ---------------------------------------------------------------- command-line options
+
+class OptionError(ValueError):
+    """One line naming the option (argparse's wording)."""
+
+
+def _negative_number(tok):
+    try:
+        float(tok)
+    except ValueError:
+        return False
+    return tok.startswith("-")
+
+
+def parse_options(table, args, choices=None):
+    """Options up to the first positional argument, as argparse reads them (allow_abbrev=False).
+
+    table: {option string: (attribute, kind)}, kind "flag" | "value" | "append". Returns
+    (values {attribute: value or [values]}, the positionals and everything after the first one),
+    or (None, None) for -h/--help. Long options take `--name value` or `--name=value`; short ones
+    `-x value`, `-xvalue` and bundles (`-dt`, `-dm256m`); a value may not look like an option
+    (a negative number may); choices: {attribute: allowed values}. OptionError for anything else.
+    """
+    choices = choices or {}
+    values, unknown = {}, []
+    i = 0
+    while i < len(args):
+        tok = args[i]
+        if tok in ("-h", "--help"):
+            return None, None
+        if not tok.startswith("-") or tok == "-" or _negative_number(tok):
+            break
+        if tok.startswith("--"):
+            name, eq, value = tok.partition("=")
+            spec = table.get(name)
+            if spec is None:
+                unknown.append(tok)  # as argparse: reported at the end (a later --help still wins)
+                i += 1
+                continue
+            attr, kind = spec
+            if kind == "flag":
+                if eq:
+                    raise OptionError("argument %s: ignored explicit argument %r" % (name, value))
+                values[attr] = True
+            else:
+                if not eq:
+                    i, value = _value_after(args, i, name)
+                _store(values, attr, kind, value, name, choices)
+            i += 1
+            continue
+        j = 1  # a short option, or a bundle of them
+        while j < len(tok):
+            name = "-" + tok[j]
+            spec = table.get(name)
+            if spec is None:
+                if j > 1:
+                    raise OptionError("argument -%s: ignored explicit argument %r" % (tok[j - 1], tok[j:]))
+                unknown.append(tok)
+                break
+            attr, kind = spec
+            if kind == "flag":
+                values[attr] = True
+                j += 1
+                continue
+            value = tok[j + 1:]
+            if value.startswith("="):
+                value = value[1:]
+            if not value:
+                i, value = _value_after(args, i, name)
+            _store(values, attr, kind, value, name, choices)
+            break
+        i += 1
+    if unknown:
+        raise OptionError("unrecognized arguments: %s" % " ".join(unknown))
+    return values, list(args[i:])
+
+
+def _value_after(args, i, name):
+    if i + 1 >= len(args) or (args[i + 1].startswith("-") and args[i + 1] != "-"
+                              and not _negative_number(args[i + 1])):
+        raise OptionError("argument %s: expected one argument" % name)
+    return i + 1, args[i + 1]
+
+
+def _store(values, attr, kind, value, name, choices):
+    allowed = choices.get(attr)
+    if allowed is not None and value not in allowed:
+        raise OptionError("argument %s: invalid choice: %r (choose from %s)"
+                          % (name, value, ", ".join(repr(c) for c in allowed)))
+    if kind == "append":
+        values.setdefault(attr, []).append(value)
+    else:
+        values[attr] = value

@@ -16,10 +16,10 @@ quota records under RICHINIT_STATE_DIR (/var/lib/richinit), the hook log under R
 Bad input is one line on stderr and exit status 125 (so it cannot be mistaken for the app's own
 exit status, which `rich run` passes through).
 
-`rich run` is on the start-up path of a container, so its command line is read by a small parser
-of its own (parse_run): argparse costs ~8 ms to import here. What that parser is not sure about
-(help, abbreviations, bundled short flags, anything unknown or wrong) goes to argparse, which has
-the last word on errors; tests/test_cli_run_argv.py holds the two to the same results.
+`rich run` is on the start-up path of a container, so its command line is read from the table
+RUN_OPTIONS by osbase.standin.parse_options (argparse would cost ~6.5 ms here), the one parser of
+`rich run` (tests/test_cli_run_argv.py holds it to argparse on thousands of command-line shapes);
+every other subcommand is argparse's.
 """
 
 import sys
@@ -47,45 +47,33 @@ def _parser_class():
     return _PARSER[0]
 
 
-def _add_run(sub):
-    import argparse
-    p = sub.add_parser("run", help="run a rootfs directory or tarball as a rich container")
-    p.add_argument("--runtime", default=None, help="runc (default), crun, or a path")
-    p.add_argument("--memory", "-m", help="memory limit, e.g. 256m or 1g")
-    p.add_argument("--cpus", help="CPU limit, fractional (a CFS quota), e.g. 1.5")
-    p.add_argument("-v", "--volume", action="append", default=[], metavar="HOST_DIR:DIR[:ro]")
-    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--annotation", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--quota", action="append", default=[], metavar="RULE", help="e.g. /data=10M (repeatable)")
-    p.add_argument("--service", action="append", default=[], metavar="NAME", help="only these services")
-    p.add_argument("--no-services", action="store_true", help="no services, only CMD under richinit")
-    p.add_argument("--vm", action="store_true", help="keep running after CMD exits, until stopped")
-    p.add_argument("--name")
-    p.add_argument("--network", choices=NETWORKS, default="none")
-    p.add_argument("--workdir", "-w", default="/")
-    p.add_argument("-d", "--detach", action="store_true")
-    p.add_argument("-t", "--tty", action="store_true", help="give the app a terminal (foreground only)")
-    p.add_argument("--keep", action="store_true", help="keep a foreground container after it exits")
-    p.add_argument("rootfs", metavar="ROOTFS_DIR|ROOTFS_TARBALL")
-    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD")
-
-
-# `rich run`'s options for parse_run: (names, attribute, what) where what is "value" (one
-# argument), "append" (repeatable) or "flag"; defaults as _add_run gives them.
+# `rich run`'s options: (names, attribute, kind, metavar, help); kind is "value" (one argument),
+# "append" (repeatable) or "flag". parse_run reads them (osbase.standin.parse_options: argparse
+# would cost ~6.5 ms of a container's start), and prints --help from them.
 RUN_OPTIONS = (
-    (("--runtime",), "runtime", "value"), (("--memory", "-m"), "memory", "value"),
-    (("--cpus",), "cpus", "value"), (("-v", "--volume"), "volume", "append"), (("-e", "--env"), "env", "append"),
-    (("--annotation",), "annotation", "append"), (("--quota",), "quota", "append"),
-    (("--service",), "service", "append"), (("--no-services",), "no_services", "flag"),
-    (("--vm",), "vm", "flag"), (("--name",), "name", "value"), (("--network",), "network", "value"),
-    (("--workdir", "-w"), "workdir", "value"), (("-d", "--detach"), "detach", "flag"),
-    (("-t", "--tty"), "tty", "flag"), (("--keep",), "keep", "flag"),
+    (("--runtime",), "runtime", "value", "RUNTIME", "runc (default), crun, or a path"),
+    (("--memory", "-m"), "memory", "value", "SIZE", "memory limit, e.g. 256m or 1g"),
+    (("--cpus",), "cpus", "value", "CPUS", "CPU limit, fractional (a CFS quota), e.g. 1.5"),
+    (("-v", "--volume"), "volume", "append", "HOST_DIR:DIR[:ro]", "bind a host directory (repeatable)"),
+    (("-e", "--env"), "env", "append", "KEY=VALUE", "set an environment variable (repeatable)"),
+    (("--annotation",), "annotation", "append", "KEY=VALUE", "an OCI annotation, e.g. io.richinit.* (repeatable)"),
+    (("--quota",), "quota", "append", "RULE", "e.g. /data=10M (repeatable)"),
+    (("--service",), "service", "append", "NAME", "only these services (repeatable)"),
+    (("--no-services",), "no_services", "flag", None, "no services, only CMD under richinit"),
+    (("--vm",), "vm", "flag", None, "keep running after CMD exits, until stopped"),
+    (("--name",), "name", "value", "NAME", "the container's name (default: rich-RANDOM)"),
+    (("--network",), "network", "value", "{none,host}", "none (a fresh namespace with lo) or the host's"),
+    (("--workdir", "-w"), "workdir", "value", "DIR", "CMD's working directory (default /)"),
+    (("-d", "--detach"), "detach", "flag", None, "run in the background (rich logs, rich rm)"),
+    (("-t", "--tty"), "tty", "flag", None, "give the app a terminal (foreground only)"),
+    (("--keep",), "keep", "flag", None, "keep a foreground container after it exits"),
 )
 RUN_DEFAULTS = {"runtime": None, "memory": None, "cpus": None, "volume": [], "env": [], "annotation": [], "quota": [],
                 "service": [], "no_services": False, "vm": False, "name": None, "network": "none", "workdir": "/",
                 "detach": False, "tty": False, "keep": False}
 NETWORKS = ("none", "host")
-_RUN_TABLE = {name: (attr, what) for names, attr, what in RUN_OPTIONS for name in names}
+_RUN_TABLE = {name: (attr, kind) for names, attr, kind, _m, _h in RUN_OPTIONS for name in names}
+RUN_USAGE = "usage: rich run [OPTIONS] ROOTFS_DIR|ROOTFS_TARBALL [--] CMD..."
 
 
 class Args:
@@ -102,40 +90,38 @@ class Args:
 
 
 def parse_run(args):
-    """`rich run` options (args after "run", up to any `--`) as Args, or None when argparse must decide."""
+    """`rich run` options (args after "run", up to any `--`) as Args; CliError for a bad line."""
+    from osbase import standin
+    try:
+        values, rest = standin.parse_options(_RUN_TABLE, args, {"network": NETWORKS})
+    except standin.OptionError as e:
+        raise CliError("rich run: %s" % e)
+    if values is None:
+        sys.stdout.write(_run_help())
+        raise Exit(0)
     out = dict(RUN_DEFAULTS, command="run")
-    for k in ("volume", "env", "annotation", "quota", "service"):
-        out[k] = []
-    i = 0
-    while i < len(args):
-        tok = args[i]
-        if not tok.startswith("-") or tok == "-":
-            out["rootfs"], out["cmd"] = tok, list(args[i + 1:])
-            return Args(**out)
-        name, eq, value = tok.partition("=") if tok.startswith("--") else (tok, "", "")
-        spec = _RUN_TABLE.get(name)
-        if spec is None:
-            return None  # help, abbreviations, -dt, -m256m, unknown: argparse's business
-        attr, what = spec
-        if what == "flag":
-            if eq:
-                return None
-            out[attr] = True
-            i += 1
-            continue
-        if not eq:
-            i += 1
-            if i >= len(args) or (args[i].startswith("-") and args[i] != "-"):
-                return None  # a missing value (or one argparse might read as an option)
-            value = args[i]
-        if attr == "network" and value not in NETWORKS:
-            return None
-        if what == "append":
-            out[attr].append(value)
-        else:
-            out[attr] = value
-        i += 1
-    return None  # no ROOTFS: argparse says what is missing
+    out.update({k: [] for k, v in RUN_DEFAULTS.items() if isinstance(v, list)})
+    out.update(values)
+    if not rest:
+        raise CliError("rich run: the following arguments are required: ROOTFS_DIR|ROOTFS_TARBALL")
+    out["rootfs"], out["cmd"] = rest[0], rest[1:]
+    return Args(**out)
+
+
+def _run_help():
+    lines = [RUN_USAGE, "", "Run a rootfs directory or tarball as a rich container.", "", "options:"]
+    for names, _attr, _kind, metavar, text in RUN_OPTIONS:
+        spelled = ", ".join(n + (" " + metavar if metavar else "") for n in names)
+        lines.append("  %-36s %s" % (spelled, text))
+    return "\n".join(lines) + "\n"
+
+
+class Exit(Exception):
+    """Leave main() with this status (after --help)."""
+
+    def __init__(self, code):
+        super().__init__(code)
+        self.code = code
 
 
 def _add_name(sub, name, help):
@@ -192,7 +178,9 @@ def _add_install(name, what):
 # The subcommands: name -> (add its parser to the subparsers, "module:function" handling its Args).
 # A new subcommand is one entry here (its handler is imported only when it runs).
 COMMANDS = {
-    "run": (_add_run, "runtime_hooks.cli_containers:run"),
+    # (`rich run` is parsed by parse_run; argparse only lists it in `rich --help`)
+    "run": (lambda sub: sub.add_parser("run", help="run a rootfs directory or tarball as a rich container",
+                                       add_help=False), "runtime_hooks.cli_containers:run"),
     "ps": (lambda sub: sub.add_parser("ps", help="list containers"), "runtime_hooks.cli_containers:ps"),
     "exec": (_add_exec, "runtime_hooks.cli_containers:exec_"),
     "stop": (_add_stop, "runtime_hooks.cli_containers:stop"),
@@ -261,6 +249,8 @@ def main(argv=None):
     except CliError as e:
         sys.stderr.write("%s\n" % e)
         return EXIT_RICH
+    except Exit as e:
+        return e.code
     except KeyboardInterrupt:
         sys.stderr.write("%s: interrupted\n" % PROG)
         return 130

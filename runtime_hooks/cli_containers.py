@@ -15,12 +15,12 @@ The run path imports no json, re, shutil, subprocess or argparse (each several m
 container's start waits for them): osbase.standin, safepath.remove_tree and fork/exec instead.
 """
 
-import _signal as signal  # not the enum-heavy package
 import os
 import sys
 import time
 
 from osbase import standin
+from osbase.standin import signal
 from runtime_hooks import bundle as bundle_mod
 from runtime_hooks.cli import EXIT_RICH, CliError
 
@@ -136,26 +136,11 @@ def _validate_run(args):
     if args.quota:
         rules = [r for r in (ann.get("io.richinit.quota") or "").split(",") if r] + list(args.quota)
         ann["io.richinit.quota"] = ",".join(rules)
-    # Catch bad rules and annotations now, with the option's name, instead of from the wrapper.
-    from runtime_hooks import ociconfig
-    try:
-        ociconfig.rich_options({"annotations": ann})
-    except ociconfig.ConfigError as e:
-        raise CliError("rich run: %s" % e)
-    if ann.get("io.richinit.quota"):  # the quota package is only loaded when there are rules
-        from runtime_hooks.quota import rules as qrules
-        try:
-            problems = qrules.validate(qrules.parse_rules(ann["io.richinit.quota"]))
-            if problems:
-                raise qrules.RuleError(problems[0])
-        except qrules.RuleError as e:
-            raise CliError("rich run: %s" % e)
-    conf = _settings()
     runtime = args.runtime or os.environ.get("RICHINIT_RUNTIME") or "runc"
     if runtime not in ("runc", "crun") and not runtime.startswith("/"):
         raise CliError("rich run: --runtime: runc, crun or an absolute path, not %r" % runtime)
     return {"name": name, "memory": memory, "cpus": cpus, "volumes": volumes, "annotations": ann,
-            "source": src, "runtime": runtime, "conf": conf}
+            "source": src, "runtime": runtime}
 
 
 def _settings():
@@ -215,6 +200,18 @@ def create_bundle(args):
     rec = {"name": name, "runtime": v["runtime"], "run_root": run_root(), "overlay": os.path.isdir(v["source"]),
            "source": v["source"], "created": time.time(), "args": list(args.cmd), "detached": args.detach,
            "network": args.network}
+    # The whole config is built and checked before anything is created.
+    cfg_path = os.path.join(cdir, "config.json")
+    cfg = bundle_mod.make_config(os.path.join(cdir, "rootfs"), args.cmd, hostname=name[:63], env=args.env,
+                                 cwd=args.workdir, memory=v["memory"], cpus=v["cpus"], volumes=v["volumes"],
+                                 annotations=v["annotations"], terminal=args.tty, network=args.network)
+    v["conf"] = _settings()
+    cfg = _optin(cfg, v["conf"], cfg_path)  # -e RICHINIT_* as options, over rich run's defaults
+    try:
+        opts = pipeline.validate(cfg, cfg_path)  # rich run's configs ask for rich mode
+    except pipeline.PipelineError as e:
+        raise CliError("rich run: %s" % e)
+    rich = pipeline.wants(cfg, v["conf"].rich, cfg_path)
     plan = pipeline.new_plan(name, "run", cdir, _real_runtime(rec), paths, runtime_root=rec["run_root"],
                              run={"source": v["source"], "overlay": rec["overlay"], "detached": args.detach,
                                   "volatile": not (args.detach or args.keep)})
@@ -230,18 +227,12 @@ def create_bundle(args):
     log = _log("run", name, paths)
     progress = None if rec["overlay"] else _progress("unpacking %s" % os.path.basename(v["source"]))
     env = {"log": log, "progress": progress}
-    cfg_path = os.path.join(cdir, "config.json")
     try:
         pipeline.apply(plan, paths, ("bundle", "rootfs"), env)
         if env["progress"]:
             sys.stderr.write("\n")
-        cfg = bundle_mod.make_config(os.path.join(cdir, "rootfs"), args.cmd, hostname=name[:63], env=args.env,
-                                     cwd=args.workdir, memory=v["memory"], cpus=v["cpus"], volumes=v["volumes"],
-                                     annotations=v["annotations"], terminal=args.tty, network=args.network)
-        cfg = _optin(cfg, v["conf"], cfg_path)
-        if pipeline.wants(cfg, v["conf"].rich, cfg_path):
-            pipeline.validate(cfg, cfg_path)
-            cfg = pipeline.rewrite(cfg, v["conf"], cfg_path, None, host_side=True)
+        if rich:
+            cfg = pipeline.rewrite(cfg, v["conf"], cfg_path, None, host_side=True, opts=opts)
             from runtime_hooks import reach
             reach.add_richctl(cfg, cdir, v["conf"].runtime_dir)  # richctl on the image's PATH
             pipeline.plan_host(plan, cfg, paths)
@@ -352,8 +343,37 @@ def run(args):
         from runtime_hooks import pipeline
         pipeline.mark(plan, paths, "kept")
     else:
-        _teardown(rec, cdir, plan, paths)
+        _teardown_after_exit(rec, cdir, plan, paths)
     return rc
+
+
+def _teardown_after_exit(rec, cdir, plan, paths):
+    """Undo the plan in a child of our own, so that the app's exit code is ours at once and does not
+    wait for unmounts and removals. The saved plan names the child as its owner while it works:
+    `rich ps` says `removing`, a `rich run` reusing the name waits for it (pipeline.claim), and
+    if the child is killed, the next command undoes the rest."""
+    from osbase.quickexit import flush_stdio
+    from runtime_hooks import pipeline
+    flush_stdio()
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - exits
+        try:
+            os.close(go_w)
+            os.setsid()  # the terminal's ^C is not for it
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)  # a reader of our stdout sees EOF when we exit, not when it does
+            os.read(go_r, 1)  # the plan names it first (EOF if we were killed: go on all the same)
+            _teardown(rec, cdir, plan, paths)
+        finally:
+            os._exit(0)
+    os.close(go_r)
+    try:
+        plan["phase"], plan["owner"] = "removing", pipeline._proc_id(pid)
+        pipeline.save(plan, paths)
+    finally:
+        os.close(go_w)
 
 
 def _teardown(rec, cdir, plan=None, paths=None):
@@ -374,7 +394,7 @@ def _teardown(rec, cdir, plan=None, paths=None):
     problems = pipeline.undo(plan, paths)
     for p in problems:
         log("undo: %s" % p)
-        sys.stderr.write("rich: %s: %s\n" % (rec["name"], p))
+        sys.stderr.write("rich: %s: %s\n" % (rec["name"], p))  # /dev/null after `rich run`: hook.log has it
     log("plan undone (%s)%s" % (", ".join(reversed(plan["steps"])), " with problems" if problems else ""))
 
 
@@ -402,7 +422,7 @@ def ps(args):
                 rows.append((name, pipeline.status(plan), "-", os.path.basename(plan.get("runtime") or "-"), "-", ""))
             continue
         st = state_of(rec)
-        status = st.get("status") or ("exited" if name in plans and plans[name].get("phase") == "kept" else "gone")
+        status = st.get("status") or (pipeline.status(plans[name]) if name in plans else "gone")
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rec.get("created", 0)))
         rows.append((name, status, str(st.get("pid") or "-"), os.path.basename(rec["runtime"]),
                      created, " ".join(rec.get("args", []))[:60]))

@@ -1,11 +1,12 @@
 """The pure part of rich mode: read annotations, decide, and rewrite an OCI config.json dict.
 
 Nothing here touches the OS. parse (annotations → RichOptions) → validate (each check names
-the config field it refused) → rewrite (a new dict; the input is never modified). The wrapper
-does the file I/O around it; podman's precreate hook will call the same functions.
+the config field it refused) → rewrite (a new dict; the input is never modified). The host
+pipeline (runtime_hooks.pipeline) calls them for every entry point: rich-runtime, podman's
+precreate hook and `rich run`.
 
 What a rewrite does:
-  - process.args → the portable runtime's loader + python + `-m richinit` + richinit options,
+  - process.args → the portable runtime's loader + python + `-c` richinit's entry + its options,
     then `--` and the original args (the app's argv is kept exactly);
   - a read-only, nosuid, nodev bind of the host's runtime directory at /.richinit;
   - a /run tmpfs when the config mounts nothing there (sshd, cron and syslog want a fresh /run);
@@ -223,16 +224,17 @@ def rich_hooks(hook_path, timeout=10, stages=HOOK_STAGES):
     return {stage: [hook_entry(hook_path, [stage], timeout=timeout)] for stage in stages}
 
 
-def rewrite(cfg, runtime_source, argv_prefix, hooks=None, default_services=None):
+def rewrite(cfg, runtime_source, argv_prefix, hooks=None, default_services=None, opts=None):
     """A new config running the original process under richinit from the mounted runtime.
 
     runtime_source: host directory of the portable runtime (bind source);
     argv_prefix: the in-container command that starts richinit (portable.richinit_argv());
     hooks: {stage: [entry]} to register, or None;
     default_services: richinit's --services when io.richinit.services is absent (e.g. "all").
-    The caller checks wants_rich() and is_rewritten() first; validate() runs here again.
+    The caller checks wants_rich() and is_rewritten() first; opts is what its validate() returned
+    (without it, validate() runs here).
     """
-    opts = validate(cfg)
+    opts = validate(cfg) if opts is None else RichOptions(opts.services, opts.vm, opts.grace)
     if opts.services is None and default_services:
         opts.services = [default_services]
     new = standin.json_copy(cfg)

@@ -15,7 +15,7 @@ container, as data) and apply()/undo().
 The plan is a JSON document, STATE/plans/<id>.json (RICHINIT_STATE_DIR): which container, which
 engine, its bundle and runtime, the views (backend, source, files, bound through config.json
 mounts or into the running namespace) and the quota groups (rule, backend, directories), plus
-the steps started so far, the phase (applying | applied | kept) and the processes whose life is
+the steps started so far, the phase (applying | applied | kept | removing) and the processes whose life is
 the container's (the applying process, `rich run`'s runtime, the init). It is created with
 O_EXCL (so it claims the container id) and saved (temp file, rename) before each step is
 started. Later stages and removal read it back instead of inferring anything: createRuntime adds
@@ -64,11 +64,11 @@ def wants(cfg, mode, where):
 
 def validate(cfg, where, bundle=None):
     """Every check of a rich config in one place: the OCI fields rich mode uses, the io.richinit.*
-    annotations (views and quota rules included), and the rootfs (with a bundle). PipelineError
-    names the file and field."""
+    annotations (views and quota rules included), and the rootfs (with a bundle). Returns the
+    RichOptions for rewrite(); PipelineError names the file and field."""
     from runtime_hooks import ociconfig
     try:
-        ociconfig.validate(cfg, rewritten=ociconfig.is_rewritten(cfg))
+        opts = ociconfig.validate(cfg, rewritten=ociconfig.is_rewritten(cfg))
         ann = ociconfig.annotations_of(cfg)
         if ann.get("io.richinit.lxcfs") is not None:
             from lxcfs import detect
@@ -94,6 +94,7 @@ def validate(cfg, where, bundle=None):
             os.close(os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
         except OSError as e:
             raise PipelineError("%s: root.path: %s: %s" % (where, root, e.strerror))
+    return opts
 
 
 def has_quota_rules(cfg):
@@ -102,15 +103,16 @@ def has_quota_rules(cfg):
     return isinstance(ann, dict) and any(k.startswith("io.richinit.quota") for k in ann)
 
 
-def rewrite(cfg, conf, where, hooks=None, host_side=False):
-    """The config richinit runs under (ociconfig.rewrite with the built runtime); cfg is validated."""
+def rewrite(cfg, conf, where, hooks=None, host_side=False, opts=None):
+    """The config richinit runs under (ociconfig.rewrite with the built runtime); cfg is validated
+    and opts is what validate() returned (no second pass over the config)."""
     from runtime_hooks import ociconfig
     from runtime_hooks.portable_manifest import BuildError, load_manifest, richinit_argv
     runtime_dir = os.path.realpath(conf.runtime_dir)
     try:
         manifest = load_manifest(runtime_dir)
         return ociconfig.rewrite(cfg, runtime_dir, richinit_argv(loader=manifest["loader"]), hooks,
-                                 default_services="all" if host_side else None)
+                                 default_services="all" if host_side else None, opts=opts)
     except BuildError as e:
         raise PipelineError(str(e))
     except ociconfig.ConfigError as e:
@@ -229,6 +231,9 @@ def claim(plan, paths):
             return plan
         except FileExistsError:
             old = load(paths, plan["id"])
+            if old is not None and old.get("phase") == "removing" and proc_alive(old.get("owner")):
+                wait_gone(old["owner"], 10.0)  # a `rich run` finishing its teardown after its exit
+                continue
             if old is not None and alive(old):
                 raise Busy("container %s: in use (%s, %s)" % (plan["id"], old.get("engine"), old.get("phase")))
             if old is not None:
@@ -469,6 +474,22 @@ def _proc_id(pid):
     return [pid, int(f[1][19]) if f else None]
 
 
+def wait_gone(ident, timeout):
+    """Wait (on its pidfd, no polling loop) until the process `ident` names has exited."""
+    import select
+
+    from osbase import libc
+    try:
+        fd = libc.pidfd_open(ident[0])
+    except OSError:
+        return
+    try:
+        if proc_alive(ident):
+            select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
+
+
 def proc_alive(ident):
     if not ident or not ident[0]:
         return False
@@ -512,10 +533,11 @@ def alive(plan):
 
 
 def status(plan):
-    """What `rich ps` says about a plan that has no container record (yet)."""
+    """What `rich ps` says of a container from its plan, when the runtime does not know it."""
     if proc_alive(plan.get("owner")):
-        return "creating"
-    return "interrupted" if plan.get("phase") in ("applying", "broken") else plan.get("phase", "?")
+        return "removing" if plan.get("phase") == "removing" else "creating"
+    phase = plan.get("phase")
+    return {"applying": "interrupted", "broken": "interrupted", "kept": "exited"}.get(phase, phase or "?")
 
 
 def collect(paths, report=None, only=None):

@@ -1,8 +1,9 @@
 """Service definitions: the schema, the data model PID 1 runs from, and its validation.
 
-This module is stdlib-only and cheap to import (no yaml, json, dataclasses or ctypes): PID 1 imports
-it to rebuild specs from the loader's JSON with `ServiceSpec.from_dict`. The YAML work, the file
-layouts and the start order live in `load`, `compat` and `graph`.
+This module is stdlib-only and cheap to import (no yaml, json, dataclasses or ctypes). It runs in the
+services loader, a child forked from PID 1, which sends PID 1 the checked definitions as a marshal
+document; PID 1 rebuilds them with `richinit.services.model` (`ServiceSpec.from_dict`). The YAML
+work, the file layouts and the start order live in `load`, `compat` and `graph`.
 
 Where definitions come from
 ===========================
@@ -45,8 +46,8 @@ condition     Start only if every test holds (evaluated by the loader at boot an
 command       What to run: an argv list (`[/usr/sbin/sshd, -D, -e]`), or a string run by
               `/bin/sh -c` (write `exec daemon ...` so the daemon itself receives signals; richinit
               signals the whole process group anyway). `@builtin NAME [ARGS]` (string or list)
-              names one of richinit's portable daemons (`cron`, `syslogd`): the supervisor runs
-              `PYTHON -I -m richinit.builtin.NAME ARGS` with its own interpreter. Both take
+              names one of richinit's portable daemons (`cron`, `syslogd`): the supervisor forks it
+              from PID 1's interpreter (richinit.spawn.spawn_call, no new interpreter). Both take
               `--notify-fd N` to go with `ready: {fd: N}`.
 alternatives  Instead of `command`: candidates tried in order, the first whose condition holds
               wins ("the image's daemon if present, else ours"). Each is an argv list, a string, or

@@ -9,7 +9,11 @@ mkfs.ext4 and resize2fs are the host's own binaries (never anything from the roo
 directory's existing content is copied into the image before the image is mounted over it:
 `mkfs.ext4 -d` for a single directory, `cp -a` into one subdirectory per member for a shared
 limit (then each subdirectory is bind-mounted over its directory). The image is sparse: it costs
-what is written, and growing the limit is truncate + LOOP_SET_CAPACITY + online resize2fs.
+what is written. Growing it (ext4's own metadata takes a share of a small image, or a restarted
+container asks for a higher limit) is offline: unmount, truncate, resize2fs, mount again (online
+resizing needs CAP_SYS_RESOURCE, which a container host's root does not always have). A shared
+limit is staged at IMAGE.stage, a path the record names before anything is made, so release()
+clears it after a crash.
 """
 
 import hashlib

@@ -8,6 +8,7 @@ syslog and cron serve it. Everything is observed from the host: richctl through
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -122,7 +123,7 @@ def test_services_boot_supervise_reload_and_stop_in_order(rich):
 
     # kill -9 of a service that has been up: restarted at once.
     old = st["web"]["pid"]
-    os.kill(_host_pid(cid, old), 9)
+    os.kill(_host_pid(cid, old), signal.SIGKILL)
     t0 = time.monotonic()
     new = wait_until(lambda: (lambda s: s if s["web"]["pid"] not in (None, old) and s["web"]["ready"] else None)(
         by_name(status(cid))), 5)
@@ -133,7 +134,7 @@ def test_services_boot_supervise_reload_and_stop_in_order(rich):
     fpid = st["forker"]["pid"]
     cat = subprocess.run(["runc", "exec", cid, "cat", "/run/forker.pid"], capture_output=True, text=True)
     assert cat.stdout.strip() == str(fpid)
-    os.kill(_host_pid(cid, fpid), 9)
+    os.kill(_host_pid(cid, fpid), signal.SIGKILL)
     again = wait_until(lambda: (lambda s: s if s["forker"]["pid"] not in (None, fpid) and s["forker"]["state"] == "up"
                                 else None)(by_name(status(cid))), 5)
     assert again, by_name(status(cid))["forker"]

@@ -21,9 +21,12 @@ def _bind(src, dst):
 
 
 def _snapshot(state_dir):
+    # Mounts under the test's own directory (state and scratch): other programs mount and unmount
+    # elsewhere on this host meanwhile.
+    top = os.path.dirname(os.path.realpath(state_dir)) + "/"
     files = sorted(os.path.relpath(os.path.join(t, f), state_dir) for t, _, fs in os.walk(state_dir) for f in fs)
-    return len(mountinfo.read()), [f for f in files if not f.endswith(("ids.lock", "ids.json"))], \
-        IdAllocator(state_dir).owned()
+    return sorted(m.mount_point for m in mountinfo.read() if m.mount_point.startswith(top)), \
+        [f for f in files if not f.endswith(("ids.lock", "ids.json"))], IdAllocator(state_dir).owned()
 
 
 @pytest.fixture

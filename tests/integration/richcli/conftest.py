@@ -113,6 +113,15 @@ class RichEnv:
         except FileNotFoundError:
             return []
 
+    def settle(self):
+        """Wait for the teardowns foreground `rich run`s finish after their exit (their plans go)."""
+        from runtime_hooks import pipeline
+        from runtime_hooks.hostprep import HostPaths
+        paths = HostPaths(state_dir=self.vars["RICHINIT_STATE_DIR"])
+        for plan in pipeline.load_all(paths):
+            if plan.get("phase") == "removing":
+                pipeline.wait_gone(plan["owner"], 30)
+
     def registered(self):
         try:
             return sorted(os.listdir(self.vars["RICHINIT_VIEWS_REGISTRY"]))
@@ -174,6 +183,7 @@ def nopy_rootfs(busybox_rootfs):
 def clean(richenv):
     """Each test leaves no container, registration or quota record behind (checked after it)."""
     yield richenv
+    richenv.settle()
     leftover = richenv.containers()
     for name in leftover:
         richenv.rich("rm", "-f", name)

@@ -210,3 +210,37 @@ def test_gc_leaves_live_plans_alone(clean, nopy_rootfs, tmp_path):
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+@pytest.mark.parametrize("step", ["views", "quota"])
+def test_poststop_killed_while_undoing_then_gc(clean, nopy_rootfs, tmp_path, step):
+    """rich-runtime create, createRuntime with the init, the init gone, then poststop SIGKILLed
+    half-way through its undo: the next rich command finishes it."""
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    b = str(tmp_path / "bundle")
+    make_bundle(b, nopy_rootfs, ["/bin/true"],
+                mounts=[{"destination": "/data", "type": "bind", "source": str(vol), "options": ["rbind"]}],
+                annotations={"io.richinit.rich": "true", "io.richinit.quota": "/data=10M"})
+    name = "kill-poststop-%s-%d" % (step, os.getpid())
+    env = dict(clean.env, RICHINIT_RUNTIME="/bin/true", PYTHONPATH=REPO)
+    r = subprocess.run([os.path.join(clean.bin, "rich-runtime"), "--root", str(tmp_path / "root"), "create",
+                        "--bundle", b, name], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    init = subprocess.Popen(["sleep", "60"])
+    try:
+        state = json.dumps({"ociVersion": "1.0.2", "id": name, "pid": init.pid, "bundle": b})
+        r = subprocess.run([os.path.join(clean.bin, "rich-hook"), "createRuntime"], env=env, input=state,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert "nothing to collect" in clean.rich("gc").stdout, "a live init keeps its plan"
+    finally:
+        init.kill()
+        init.wait()
+    state = json.dumps({"ociVersion": "1.0.2", "id": name, "bundle": b})
+    r = subprocess.run([sys.executable, "-m", "tests.support.killstep", step, "undone", "rich-hook", "poststop"],
+                       env=env, cwd=REPO, input=state, capture_output=True, text=True, timeout=60)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    gc = clean.rich("gc")
+    assert "%s: gone; undone" % name in gc.stderr, gc.stderr
+    assert_nothing_left(clean, name, str(vol))

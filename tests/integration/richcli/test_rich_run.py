@@ -3,6 +3,7 @@
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import tarfile
 import time
@@ -37,7 +38,9 @@ def test_run_puts_richinit_as_pid1_and_passes_the_exit_code(clean, nopy_rootfs):
     assert exe.startswith("/.richinit/lib/ld-") and cmdline.startswith("richinit -- /bin/sh -c"), lines[0]
     stats = [s for s in lines if s.startswith("stats: ")][0].split()[1:]
     assert stats and not [s for s in stats if s.startswith("Z")], "an orphan was left a zombie"
-    # a foreground container is gone afterwards: bundle, overlay, registration
+    # a foreground container is gone afterwards (its teardown finishes after rich run's exit):
+    # bundle, overlay, registration
+    clean.settle()
     assert clean.containers() == []
     assert _mounted_below(clean.vars["RICHINIT_CONTAINERS_DIR"]) == []
     # rich run is its own engine: no hook program ran, and the view registration is gone all the same
@@ -45,7 +48,6 @@ def test_run_puts_richinit_as_pid1_and_passes_the_exit_code(clean, nopy_rootfs):
     assert not [line for line in log if " rich-hook[" in line], log
     assert [line for line in log if "run pid1: views: builtin (registered by rootfs); quotas: none" in line], log
     assert [line for line in log if "rm pid1: plan undone (record, config, views, quota, rootfs, bundle)" in line], log
-    assert clean.registered() == []
     assert clean.registered() == []
     # the image itself was never written to (the overlay took the writes)
     assert not os.path.exists(os.path.join(nopy_rootfs, "run", "richinit"))
@@ -88,7 +90,7 @@ def test_views_without_a_hook_follow_the_container_through_a_view_server_restart
                                   text=True).stdout.split('"pid": ')[1].split(",")[0])
         assert locate.init_by_scan(entry["root"]) == init
         old = api._read_pid(v["RICHINIT_VIEWS_PIDFILE"])
-        os.kill(old, 9)
+        os.kill(old, signal.SIGKILL)
         assert wait_until(lambda: not os.path.exists("/proc/%d" % old), 10)
         api.ensure_server_running(v["RICHINIT_VIEWS_MOUNT"], v["RICHINIT_VIEWS_REGISTRY"], v["RICHINIT_VIEWS_PIDFILE"],
                                   os.path.join(v["RICHINIT_LOG_DIR"], "views.log"))
@@ -148,6 +150,7 @@ def test_quota_volume_stops_writes_past_the_limit(clean, nopy_rootfs, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "rc=1" in r.stdout and "No space left" in r.stdout and "other=0" in r.stdout, r.stdout
     # released on the way out: nothing mounted over the volume, no image, no record
+    clean.settle()
     assert mountinfo.at(mountinfo.read(), str(vol)) is None
     assert not (vol / "big").exists()
     assert "(none)" in clean.rich("quota", "ls").stdout or len(clean.rich("quota", "ls").stdout.splitlines()) == 1
@@ -237,4 +240,12 @@ def test_a_failing_start_still_releases_everything(clean, nopy_rootfs, tmp_path)
     vol.mkdir()
     r = clean.rich("run", "--quota", "/data=10M", "-v", "%s:/data" % vol, nopy_rootfs, "--", "/no/such/app")
     assert r.returncode != 0
+    clean.settle()  # the teardown finishes after rich run's exit
     assert mountinfo.at(mountinfo.read(), str(vol)) is None  # `clean` checks records and registrations
+
+
+def test_a_name_is_free_again_as_soon_as_rich_run_returns(clean, nopy_rootfs):
+    """The teardown finishes after rich run's exit; a run reusing the name waits for it (pipeline.claim)."""
+    for _ in range(3):
+        r = clean.rich("run", "--name", "again", nopy_rootfs, "--", "/bin/true")
+        assert r.returncode == 0, r.stderr

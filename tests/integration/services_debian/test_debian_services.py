@@ -12,6 +12,7 @@ rootfs, the exit order of the daemons through pidfds (readable the moment a proc
 import json
 import os
 import select
+import signal
 import subprocess
 import threading
 import time
@@ -232,7 +233,7 @@ def test_cron_reboot_job_runs_and_logs(vm):
 def test_sshd_killed_is_restarted_within_a_second(vm):
     before = vm.services()["sshd"]
     old = before["pid"]
-    os.kill(vm.host_pid(old), 9)
+    os.kill(vm.host_pid(old), signal.SIGKILL)
     t0 = time.monotonic()
     after = wait_until(lambda: (lambda s: s if s["pid"] not in (None, old) and s["ready"] else None)(
         vm.services()["sshd"]), 5, step=0.02)
@@ -268,7 +269,7 @@ def test_forking_daemon_followed_through_its_pidfile_and_restarted(vm, name):
     assert ppid == init, "the daemon is PID 1's child (reparented when its starter exited)"
     if name == "sshd2":
         assert vm.ssh("echo via-2222", port=2222).stdout.strip() == "via-2222"
-    os.kill(host, 9)
+    os.kill(host, signal.SIGKILL)
     again = wait_until(lambda: (lambda x: x if x["pid"] not in (None, s["pid"]) and x["ready"] else None)(
         vm.services()[name]), 10)
     assert again, vm.diagnostics()
