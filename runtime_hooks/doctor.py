@@ -202,7 +202,7 @@ def containerd(root="/"):
     if ctr and os.path.exists(sock):
         rc, so, se = _run([ctr, "-a", sock, "plugins", "ls"])
         if rc == 0:
-            cri = [line.split() for line in so.splitlines() if "io.containerd.grpc.v1.cri" in line.split()[:2]]
+            cri = [line.split() for line in so.splitlines() if line.split()[:2] == ["io.containerd.grpc.v1", "cri"]]
             st = cri[0][-1] if cri else "absent"
             out.append(Check("containerd CRI", OK if st == "ok" else FAIL, "%s: the CRI plugin is %s" % (sock, st),
                              "" if st == "ok" else "see containerd's log: a config section may have reset it"))

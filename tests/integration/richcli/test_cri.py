@@ -6,6 +6,7 @@ and exit codes hold, `rich ctl` reaches the container, and a bad annotation's re
 error. The daemon and its images: tests/support/cri.py.
 """
 
+import json
 import os
 import subprocess
 
@@ -77,3 +78,9 @@ def test_a_bad_annotations_reason_reaches_the_cri_error(cri, leftovers):  # noqa
         assert "annotations.io.richinit.grace: must be seconds" in e.value.details(), e.value.details()
     finally:
         cri.remove_pod(sid)
+
+
+def test_doctor_sees_the_cri_plugin_with_the_handler(cri, richenv):
+    r = richenv.rich("doctor", "--json", env=dict(richenv.env, CONTAINERD_ADDRESS=cri.sock))
+    rows = {row["area"]: row for row in json.loads(r.stdout)}
+    assert rows["containerd CRI"]["status"] == "ok", rows.get("containerd CRI")

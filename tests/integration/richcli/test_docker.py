@@ -73,7 +73,7 @@ def dockerd(richenv, tmp_path_factory, busybox_rootfs):
         subprocess.run(["tar", "-C", busybox_rootfs, "-cf", str(base / "bb.tar"), "."], check=True)
         r = docker("import", base / "bb.tar", "richbb:1")
         assert r.returncode == 0, r.stderr
-        yield docker, env, execroot
+        yield docker, env, execroot, stage
     finally:
         ids = docker("ps", "-aq").stdout.split() if proc.poll() is None else []
         if ids:
@@ -102,7 +102,7 @@ def _lines(r):
 
 
 def test_opt_in_through_the_environment_and_rich_all(dockerd, leftovers):  # noqa: F811
-    docker, _env, _ = dockerd
+    docker, _env, _, _stage = dockerd
     # rich: plain unless the container asks
     r = docker("run", "--rm", "--runtime", "rich", "--network", "none", "richbb:1", "sh", "-c", PROBE)
     assert r.returncode == 7 and _lines(r)[0] == "/bin/busybox", (r.stdout, r.stderr)
@@ -127,7 +127,7 @@ def test_opt_in_through_the_environment_and_rich_all(dockerd, leftovers):  # noq
 
 
 def test_lifecycle_services_and_richctl_inside_and_from_the_host(dockerd, richenv, leftovers):  # noqa: F811
-    docker, env, _ = dockerd
+    docker, env, _, _stage = dockerd
     name = "rich-life-%d" % os.getpid()
     r = docker("run", "-d", "--name", name, "--runtime", "rich-all", "--network", "none", "richbb:1",
                "sh", "-c", "trap 'exit 5' TERM; while :; do sleep 0.2; done")
@@ -152,7 +152,7 @@ def test_lifecycle_services_and_richctl_inside_and_from_the_host(dockerd, richen
 
 
 def test_docker_stop_of_an_app_ignoring_term_ends_with_richinits_kill(dockerd, leftovers):  # noqa: F811
-    docker, _env, _ = dockerd
+    docker, _env, _, _stage = dockerd
     name = "rich-stubborn-%d" % os.getpid()
     r = docker("run", "-d", "--name", name, "--runtime", "rich-all", "--network", "none", "richbb:1",
                "sh", "-c", "trap '' TERM; echo up; while :; do sleep 0.2; done")
@@ -169,7 +169,7 @@ def test_docker_stop_of_an_app_ignoring_term_ends_with_richinits_kill(dockerd, l
 
 
 def test_user_and_init(dockerd, richenv, leftovers):  # noqa: F811
-    docker, _env, _ = dockerd
+    docker, _env, _, _stage = dockerd
     # --init: Docker puts docker-init (tini) in front; richinit is the init, the command runs directly
     r = docker("run", "--rm", "--init", "--runtime", "rich-all", "--network", "none", "-e",
                "RICHINIT_SERVICES=none", "richbb:1", "sh", "-c",
@@ -185,7 +185,7 @@ def test_user_and_init(dockerd, richenv, leftovers):  # noqa: F811
 
 
 def test_read_only_rootfs(dockerd, leftovers):  # noqa: F811
-    docker, _env, _ = dockerd
+    docker, _env, _, _stage = dockerd
     """What rich mode mounts itself (/.richinit, the /run tmpfs, the views, richctl) works on a
     read-only rootfs without a word; what the image's files cannot take says so once."""
     r = docker("run", "--rm", "--read-only", "--runtime", "rich-all", "--network", "none", "--memory", "128m",
@@ -197,3 +197,12 @@ def test_read_only_rootfs(dockerd, leftovers):  # noqa: F811
     assert out[2] == "2", (out, r.stderr)  # syslog and cron
     for line in r.stderr.splitlines():
         assert not any(p in line for p in ("/run", "/.richinit", "/proc", "richctl", "/dev/log")), line
+
+
+def test_doctor_sees_the_runtimes_loaded(dockerd, richenv):
+    _docker, env, _, stage = dockerd
+    r = richenv.rich("doctor", "--json", "--root", stage, env=dict(richenv.env, DOCKER_HOST=env["DOCKER_HOST"],
+                                                                    PATH="/usr/bin:/usr/sbin:/bin:/sbin"))
+    rows = {row["area"]: row for row in json.loads(r.stdout)}
+    assert rows["docker"]["status"] == "ok" and "rich, rich-all" in rows["docker"]["found"], rows["docker"]
+    assert rows["docker daemon"]["status"] == "ok" and "rich-all" in rows["docker daemon"]["found"], rows
