@@ -18,7 +18,7 @@ def _fail(msg):
 
 def add_install_launchers(sub):
     p = sub.add_parser("install-launchers", help="write the fast -IS launchers of rich, rich-runtime, ...")
-    p.add_argument("--bin-dir", help="where (default: this interpreter's scripts directory)")
+    p.add_argument("--bin-dir", help="where (default: beside this rich)")
     p.add_argument("--python", help="the interpreter they run (default: this one)")
 
 

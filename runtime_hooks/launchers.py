@@ -6,7 +6,7 @@ on every container's start-up path, so they get launchers of their own: `-I -S` 
 PYTHON* variables, no user site) with the directories site would have given them listed in the
 file. richinit (PID 1 for its whole life) gets `-I` alone.
 
-    rich install-launchers [--bin-dir DIR] [--python PY]   (the venv/pip install: beside the scripts)
+    rich install-launchers [--bin-dir DIR] [--python PY]   (a pip install: beside the running `rich`)
 
 scripts/build-deb.py renders the same launchers for the Debian package (/usr/bin/python3,
 /usr/lib/python3/dist-packages).
@@ -62,12 +62,19 @@ def package_paths():
     return out
 
 
+def default_bin_dir(argv0):
+    """Beside the running `rich` (under -S, sysconfig would name the base interpreter's, not the venv's)."""
+    if os.path.basename(argv0 or "") != "rich":
+        raise LauncherError("give --bin-dir (where rich, rich-runtime and rich-hook are to go)")
+    return os.path.dirname(os.path.abspath(argv0))
+
+
 def install(bin_dir, python=None, paths=None, names=tuple(PROGRAMS)):
-    """Write the launchers into bin_dir (atomically each); returns their paths."""
-    import sysconfig
+    """Write the launchers into bin_dir (default: beside the running `rich`), atomically each;
+    returns their paths."""
     python = python or sys.executable
     paths = package_paths() if paths is None else paths
-    bin_dir = bin_dir or sysconfig.get_path("scripts")
+    bin_dir = bin_dir or default_bin_dir(sys.argv[0])
     written = []
     os.makedirs(bin_dir, exist_ok=True)
     for name in names:
