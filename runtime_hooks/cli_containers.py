@@ -205,12 +205,12 @@ def create_bundle(args):
     cfg = bundle_mod.make_config(os.path.join(cdir, "rootfs"), args.cmd, hostname=name[:63], env=args.env,
                                  cwd=args.workdir, memory=v["memory"], cpus=v["cpus"], volumes=v["volumes"],
                                  annotations=v["annotations"], terminal=args.tty, network=args.network)
-    v["conf"] = _settings()
-    cfg = _optin(cfg, v["conf"], cfg_path)  # -e RICHINIT_* as options, over rich run's defaults
+    cfg = _optin(cfg, cfg_path)  # -e RICHINIT_* as options, over rich run's defaults
     try:
         opts = pipeline.validate(cfg, cfg_path)  # rich run's configs ask for rich mode
     except pipeline.PipelineError as e:
         raise CliError("rich run: %s" % e)
+    v["conf"] = _settings()
     rich = pipeline.wants(cfg, v["conf"].rich, cfg_path)
     plan = pipeline.new_plan(name, "run", cdir, _real_runtime(rec), paths, runtime_root=rec["run_root"],
                              run={"source": v["source"], "overlay": rec["overlay"], "detached": args.detach,
@@ -312,11 +312,12 @@ def _wait(pid):
     return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 
 
-def _optin(cfg, conf, where):
-    """-e RICHINIT_* options as annotations, so the user's win over rich run's defaults (runtime_hooks.optin)."""
+def _optin(cfg, where):
+    """-e RICHINIT_* options as annotations, so the user's win over rich run's defaults (runtime_hooks.optin;
+    rich run's config carries io.richinit.rich, and runtime.yaml's `rich: off` is pipeline.wants' to apply)."""
     from runtime_hooks import optin
     try:
-        d = optin.decide(cfg, conf.rich)
+        d = optin.decide(cfg)
     except optin.OptinError as e:
         raise CliError("rich run: %s: %s" % (where, e))
     return d.config if d.rich else cfg

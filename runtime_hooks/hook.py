@@ -183,7 +183,10 @@ def precreate(data, out):
         return False
     pipeline.validate(cfg, where)
     # The createRuntime/poststop hooks come from hooks.d, not from the config.
-    out.write(standin.json_dumps(pipeline.rewrite(cfg, conf, where, None, host_side=True)))
+    new = pipeline.rewrite(cfg, conf, where, None, host_side=True)
+    from runtime_hooks import reach
+    reach.add_richctl(new, None, conf.runtime_dir)  # richctl on the image's PATH, as rich-runtime does
+    out.write(standin.json_dumps(new))
     return True
 
 

@@ -65,9 +65,12 @@ def richctl_mount(cfg, rootfs, runtime_dir):
 
 
 def add_richctl(cfg, bundle, runtime_dir):
-    """Append richctl_mount to the (rich, ours to change) config; returns cfg."""
+    """Append richctl_mount to the (rich, ours to change) config; returns cfg. Without a bundle
+    (podman's precreate) root.path must be absolute to be looked at."""
     root = cfg.get("root", {}).get("path", "rootfs")
-    m = richctl_mount(cfg, os.path.join(bundle, root), os.path.realpath(runtime_dir))
+    if bundle is None and not root.startswith("/"):
+        return cfg
+    m = richctl_mount(cfg, os.path.join(bundle or "/", root), os.path.realpath(runtime_dir))
     if m:
         cfg["mounts"].append(m)
     return cfg

@@ -300,9 +300,10 @@ def main(argv=None):
     except (WrapperError, settings_mod.SettingsError) as e:
         _report(str(e), call if call is not None else parse_argv(args))
         return EXIT_BAD_INPUT
-    except Exception as e:  # noqa: BLE001 - the engine must get one line in its log, never a traceback
+    except Exception as e:
+        # A bug of ours: the engine's log gets its line first (entry() then exits without a traceback).
         _report("internal error: %s: %s" % (type(e).__name__, e), call if call is not None else parse_argv(args))
-        return EXIT_BAD_INPUT
+        raise
     try:
         os.execv(real, [real] + args)
     except OSError as e:
@@ -313,7 +314,11 @@ def main(argv=None):
 def entry():
     """The console script: main() (an exec, or one line and a status), then out at once."""
     from osbase.quickexit import exit_now
-    exit_now(main())
+    try:
+        code = main()
+    except Exception:  # noqa: BLE001 - reported by main() already: one line, no traceback
+        code = EXIT_BAD_INPUT
+    exit_now(code)
 
 
 if __name__ == "__main__":
