@@ -162,14 +162,18 @@ def test_double_forked_daemon_gets_term_at_shutdown(tmp_path):
 
 
 def test_pipelines_are_fully_stopped(tmp_path):
-    with Pid1(tmp_path, ["sh", "-c", "yes | tail & yes | tail & echo ready > %s; wait" % (tmp_path / "report")]) as p:
-        p.wait_line("ready")
-        time.sleep(0.2)
-        kids = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
-        assert kids
+    """Every member of the app's background pipelines gets TERM (each says so from its trap) and
+    PID 1 exits on it, not on KILL; nothing of the namespace survives."""
+    report = tmp_path / "report"
+    member = "sh -c 'trap \"echo term-%s >> %s; exit 0\" TERM; echo up >> %s; while :; do sleep 0.05; done'"
+    pipes = " & ".join("%s | %s" % (member % ("a%d" % i, report, report), member % ("b%d" % i, report, report))
+                       for i in (1, 2))
+    with Pid1(tmp_path, ["sh", "-c", "%s & wait" % pipes], opts=["--grace", "20"]) as p:
+        p.wait_line("up", count=4)
         p.signal(signal.SIGTERM)
-        p.wait(timeout=20)
+        p.wait(timeout=30)
         assert p.proc.returncode in (143, 0)
+        assert sorted(p.lines()) == ["term-a1", "term-a2", "term-b1", "term-b2"] + ["up"] * 4
         # The namespace is gone: no process of it survived.
         assert not os.path.exists("/proc/%d" % p.pid)
 
