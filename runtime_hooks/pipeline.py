@@ -15,10 +15,10 @@ container, as data) and apply()/undo().
 The plan is a JSON document, STATE/plans/<id>.json (RICHINIT_STATE_DIR): which container, which
 engine, its bundle and runtime, the views (backend, source, files, bound through config.json
 mounts or into the running namespace) and the quota groups (rule, backend, directories), plus
-the steps started so far, the phase (applying | applied | kept | removing) and the processes whose life is
-the container's (the applying process, `rich run`'s runtime, the init). It is created with
-O_EXCL (so it claims the container id) and saved (temp file, rename) before each step is
-started. Later stages and removal read it back instead of inferring anything: createRuntime adds
+the steps started so far, the phase (applying | applied | kept | removing) and the processes
+whose life is the container's (the applying process, the init). It is created with O_EXCL (so it
+claims the container id) and saved (temp file, rename) before each step that leaves something to
+undo is started. Later stages and removal read it back instead of inferring anything: createRuntime adds
 the init's pid, poststop and `rich rm` undo what it lists.
 
 Every undo is safe whether its step ran fully, half or not at all; the steps of a plan are undone
@@ -299,11 +299,19 @@ def apply(plan, paths, steps, env):
     try:
         for name in steps:
             plan["steps"].append(name)
-            save(plan, paths)
+            if _leaves_something(name, plan):
+                save(plan, paths)  # (a step with nothing to undo rides on the next save)
             run_step(name, plan, paths, env)
     except BaseException:
         undo(plan, paths)
         raise
+
+
+def _leaves_something(name, plan):
+    """Does the step make something its undo must find (so the plan must list it before it starts)?"""
+    if name in ("bundle", "rootfs"):
+        return True
+    return bool(plan.get(name)) if name in ("quota", "views") else False
 
 
 def run_step(name, plan, paths, env):
