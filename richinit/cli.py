@@ -35,9 +35,9 @@ to systemd) means VM mode: richinit takes its place and runs the image's units.
 richctl talks to the control socket in --control-dir.
 
 options:
-  --grace SECONDS         how long CMD has to exit after the stop signal (default 10)
+  --grace SECONDS         how long CMD has to exit after the stop signal (default 5)
   --kill-grace SECONDS    how long every other process has after SIGTERM before
-                          SIGKILL (default 5)
+                          SIGKILL (default 2)
   --rewrite SIG:SIG       rewrite a signal before forwarding it, e.g. TERM:QUIT;
                           SIG:0 drops it (repeatable)
   --forward child|group|session
@@ -77,8 +77,10 @@ class UsageError(Exception):
 
 
 class Options:
-    grace = 10.0
-    kill_grace = 5.0
+    # 5 + 2 s, with time left for the services' own stop: inside Docker's 10 s and Kubernetes' 30 s
+    # stop timeouts, so the last SIGKILL is richinit's, after the services stopped in order.
+    grace = 5.0
+    kill_grace = 2.0
     rewrite = {}
     forward = "child"
     verbose = 0

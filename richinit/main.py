@@ -81,6 +81,24 @@ def _save_env(pid):
     return save_for(pid)
 
 
+def _skip_root_only(doc, uid):
+    """Running as a user (docker run --user): the services that need root are skipped, with the
+    reason in the log and in richctl status. richinit's defaults need it (sshd's privilege
+    separation, cron's jobs of other users, syslog's /dev/log), and so does any service that
+    asks for another user."""
+    skipped = doc.setdefault("skipped", {})
+    names = []
+    for d in doc.get("services", []):
+        if d["name"] in skipped:
+            continue
+        if d.get("origin") == "default" or d.get("user") not in (None, uid, str(uid)):
+            skipped[d["name"]] = "needs root (running as uid %d)" % uid
+            names.append(d["name"])
+    if names:
+        log.warning("running as uid %d: skipped %s (they need root); the app, reaping and signals as usual",
+                    uid, ", ".join(names))
+
+
 def _init_scripts_present():
     """Whether the image has an init script the app must wait for (what the loader would run)."""
     from richinit.bootpaths import INIT_DIRS, RC_LOCAL
@@ -97,7 +115,7 @@ def _init_scripts_present():
 def _load_services(opts, sup):
     """Load services.d (and, with --units, the image's units) through the loader child into `sup`."""
     env_pid = None
-    if opts.save_env:
+    if opts.save_env and os.geteuid() == 0:  # for ssh logins and cron jobs: root's services
         # Saved by a child forked from us, while the loader (another one) runs.
         from richinit.spawn import spawn_call
         try:
@@ -107,6 +125,8 @@ def _load_services(opts, sup):
     log.debug("loading services")
     doc = sup.load(None if opts.services == "all" else opts.services)
     if doc is not None:
+        if os.geteuid() != 0:
+            _skip_root_only(doc, os.geteuid())
         sup.apply(doc)
         log.debug("services loaded: %d", len(sup.services))
     else:

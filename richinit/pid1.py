@@ -31,8 +31,8 @@ KILL_WAIT = 5.0
 
 
 class Init:
-    def __init__(self, ops, grace=10.0, kill_grace=5.0, rewrite=None, forward="child", services=None,
-                 vm=False, start_app=None):
+    def __init__(self, ops, grace=5.0, kill_grace=2.0, rewrite=None, forward="child",
+                 services=None, vm=False, start_app=None):
         self.ops = ops
         self.grace, self.kill_grace = grace, kill_grace
         self.rewrite = dict(rewrite or {})

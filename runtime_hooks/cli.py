@@ -9,7 +9,8 @@
     rich runtime build [--output DIR]                          the portable richinit runtime
     rich quota ls [--json]                                     every container's quota directories
     rich inspect ROOTFS_DIR|ROOTFS_TARBALL [--json]            the image's services, pre-flight (runtime_hooks.inspect)
-    rich install [--podman] [--containerd] [--docker] [--root DIR] / rich uninstall [--root DIR]
+    rich install [--podman] [--containerd] [--docker] [--crio] [--root DIR] [--dry-run] / rich uninstall [--root DIR]
+    rich install-launchers | ctl NAME VERB... | status NAME | doctor   (runtime_hooks.cli_engines)
 
 Where things live (each also an environment variable, so tests and second installations can
 keep to their own directories): containers under RICHINIT_CONTAINERS_DIR
@@ -200,8 +201,10 @@ def _add_install(name, what):
     def add(sub):
         i = sub.add_parser(name, help=what)
         i.add_argument("--podman", action="store_true", help="oci-hooks JSON (podman, CRI-O)")
-        i.add_argument("--containerd", action="store_true", help="containerd runtime entry, RuntimeClass")
-        i.add_argument("--docker", action="store_true", help="daemon.json runtimes entry")
+        i.add_argument("--containerd", action="store_true", help="config.toml runtime handler, RuntimeClass")
+        i.add_argument("--docker", action="store_true", help="daemon.json runtimes rich and rich-all")
+        i.add_argument("--crio", action="store_true", help="CRI-O runtime handler and oci-hooks JSON")
+        i.add_argument("--dry-run", action="store_true", help="show the changes as diffs, change nothing")
         i.add_argument("--root", default="/", help="install below this directory (default /)")
         i.add_argument("--bin-dir", help="where rich-runtime and rich-hook are (default: beside rich)")
     return add
@@ -233,6 +236,17 @@ COMMANDS = {
     "install": (_add_install("install", "put the hook bundle in place"), "runtime_hooks.cli:_install"),
     "uninstall": (_add_install("uninstall", "take it away"), "runtime_hooks.cli:_install"),
 }
+
+
+def _engines_command(name):
+    """A command of runtime_hooks.cli_engines (its parser is added from there too, when it runs)."""
+    def add(sub):
+        from runtime_hooks import cli_engines
+        getattr(cli_engines, "add_" + name.replace("-", "_"))(sub)
+    return add, "runtime_hooks.cli_engines:" + name.replace("-", "_")
+
+
+COMMANDS.update((n, _engines_command(n)) for n in ("install-launchers", "ctl", "status", "doctor"))
 
 
 def build_parser(only=None):

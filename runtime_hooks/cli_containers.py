@@ -241,6 +241,7 @@ def create_bundle(args):
                                  env=args.env, cwd=args.workdir, memory=v["memory"], cpus=v["cpus"],
                                  volumes=v["volumes"], annotations=v["annotations"], terminal=args.tty,
                                  network=v["network"], netns=net and net["path"])
+    cfg = _optin(cfg, cfg_path)  # -e RICHINIT_* as options, over rich run's defaults
     try:
         opts = pipeline.validate(cfg, cfg_path)  # rich run's configs ask for rich mode
     except pipeline.PipelineError as e:
@@ -277,6 +278,8 @@ def create_bundle(args):
         if rich:
             cfg = pipeline.rewrite(cfg, v["conf"], cfg_path, None, host_side=True, opts=opts,
                                    rootfs=os.path.join(cdir, cfg["root"]["path"]))
+            from runtime_hooks import reach
+            reach.add_richctl(cfg, cdir, v["conf"].runtime_dir)  # richctl on the image's PATH
             pipeline.plan_host(plan, cfg, paths)
         env["write_config"] = lambda: bundle_mod.write_config(cdir, cfg)
         env["write_record"] = lambda: _write_record(cdir, rec)
@@ -352,6 +355,17 @@ def _wait(pid):
         for s, h in old.items():
             signal.signal(s, h)
     return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+
+
+def _optin(cfg, where):
+    """-e RICHINIT_* options as annotations, so the user's win over rich run's defaults (runtime_hooks.optin;
+    rich run's config carries io.richinit.rich, and runtime.yaml's `rich: off` is pipeline.wants' to apply)."""
+    from runtime_hooks import optin
+    try:
+        d = optin.decide(cfg)
+    except optin.OptinError as e:
+        raise CliError("rich run: %s: %s" % (where, e))
+    return d.config if d.rich else cfg
 
 
 def run(args):

@@ -8,7 +8,6 @@ import shutil
 import subprocess
 
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
-APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demo", "legacy-app.sh")
 
 
 def busybox_rootfs(dest, busybox=BUSYBOX):
@@ -36,5 +35,11 @@ def demo_rootfs(dest):
     if not os.path.exists(os.path.join(dest, "bin", "busybox")):
         busybox_rootfs(dest)
     os.makedirs(os.path.join(dest, "app"), exist_ok=True)
-    shutil.copy2(APP, os.path.join(dest, "app", "legacy-app.sh"))
+    from runtime_hooks import datafiles  # the checkout's demo/, or the wheel's or .deb's share/richinit/demo
+    shutil.copy2(os.path.join(datafiles.data_dir("demo"), "legacy-app.sh"), os.path.join(dest, "app", "legacy-app.sh"))
     return dest
+
+
+if __name__ == "__main__":
+    import sys
+    print(demo_rootfs(sys.argv[1]))

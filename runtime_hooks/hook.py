@@ -184,8 +184,10 @@ def precreate(data, out):
     pipeline.validate(cfg, where)
     # The createRuntime/poststop hooks come from hooks.d, not from the config.
     root = cfg["root"]["path"]  # podman gives it absolute; a relative one has no bundle to be under here
-    out.write(standin.json_dumps(pipeline.rewrite(cfg, conf, where, None, host_side=True,
-                                                  rootfs=root if root.startswith("/") else None)))
+    new = pipeline.rewrite(cfg, conf, where, None, host_side=True, rootfs=root if root.startswith("/") else None)
+    from runtime_hooks import reach
+    reach.add_richctl(new, None, conf.runtime_dir)  # richctl on the image's PATH, as rich-runtime does
+    out.write(standin.json_dumps(new))
     return True
 
 

@@ -1,32 +1,38 @@
 """rich install / rich uninstall: put the hooks/ bundle in place for the engines, and take it away.
 
     --podman      ROOT/usr/share/containers/oci/hooks.d/richinit-{precreate,createruntime,poststop}.json
-    --containerd  ROOT/etc/containerd/conf.d/richinit.toml (runc.v2, BinaryName = rich-runtime)
-                  ROOT/usr/share/richinit/kubernetes/runtimeclass.yaml (RuntimeClass `rich`)
-    --docker      ROOT/etc/docker/daemon.json: runtimes.rich merged in (other keys untouched)
+    --containerd  ROOT/etc/containerd/config.toml: the runtime handler `rich` (runc.v2, BinaryName =
+                  rich-runtime, io.richinit.* annotations passed) merged in, the rest of the file kept
+                  (runtime_hooks.engine_config); ROOT/usr/share/richinit/kubernetes/runtimeclass.yaml
+    --docker      ROOT/etc/docker/daemon.json: runtimes `rich` (opt-in per container) and `rich-all`
+                  (runtimeArgs --richinit-rich=true) merged in, other keys untouched
+    --crio        ROOT/etc/crio/crio.conf.d/99-richinit.conf (runtime handler `rich`) and the oci-hooks
+                  JSON of --podman (CRI-O reads the same hooks directory)
     always        ROOT/etc/richinit/runtime.yaml when absent (names rich-hook), ROOT/usr/share/richinit/lxc/
 
-No engine flag means all three. What was installed is recorded in ROOT/var/lib/richinit/install.json,
-so uninstall removes exactly that (and only the daemon.json entry, not the file, unless we made it).
-Both are idempotent. @RICH_HOOK@ / @RICH_RUNTIME@ in the templates become the absolute paths of the
-installed programs (--bin-dir, default: the directory `rich` runs from): the engines call
-rich-runtime itself (one argv parser, one runtime.yaml reader; its pass-through costs ~8 ms here).
+No engine flag means all four. --dry-run prints what would change as unified diffs and changes
+nothing. What was installed is recorded in ROOT/var/lib/richinit/install.json, so uninstall removes
+exactly that: our files, our daemon.json entries and our config.toml handler (and a file only when we
+made it). Both are idempotent. @RICH_HOOK@ / @RICH_RUNTIME@ in the templates become the absolute paths
+of the installed programs (--bin-dir, default: the directory `rich` runs from): the engines call
+rich-runtime itself.
 """
 
 import json
 import os
+import sys
 
-HOOKS_SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hooks")
 MANIFEST = "var/lib/richinit/install.json"
 
 PODMAN = [("oci-hooks.d/richinit-%s.json" % s, "usr/share/containers/oci/hooks.d/richinit-%s.json" % s)
           for s in ("precreate", "createruntime", "poststop")]
-CONTAINERD = [("containerd/richinit.toml", "etc/containerd/conf.d/richinit.toml"),
-              ("kubernetes/runtimeclass.yaml", "usr/share/richinit/kubernetes/runtimeclass.yaml")]
+CONTAINERD = [("kubernetes/runtimeclass.yaml", "usr/share/richinit/kubernetes/runtimeclass.yaml")]
+CRIO = [("crio/99-richinit.conf", "etc/crio/crio.conf.d/99-richinit.conf")]
 ALWAYS = [("lxc/richinit.conf", "usr/share/richinit/lxc/richinit.conf")]
 RUNTIME_YAML = ("richinit/runtime.yaml", "etc/richinit/runtime.yaml")
-DAEMON_JSON = "etc/docker/daemon.json"
-DOCKER_RUNTIME = "rich"
+DAEMON_JSON = ("docker/daemon.json", "etc/docker/daemon.json")
+CONTAINERD_TOML = ("containerd/richinit.toml", "etc/containerd/config.toml")
+ENGINES = ("podman", "containerd", "docker", "crio")
 
 
 class InstallError(Exception):
@@ -34,12 +40,11 @@ class InstallError(Exception):
 
 
 def _engines(args):
-    chosen = [e for e in ("podman", "containerd", "docker") if getattr(args, e, False)]
-    return chosen or ["podman", "containerd", "docker"]
+    chosen = [e for e in ENGINES if getattr(args, e, False)]
+    return chosen or list(ENGINES)
 
 
 def _bin_dir(args):
-    import sys
     d = getattr(args, "bin_dir", None) or os.path.dirname(os.path.abspath(sys.argv[0] or "rich"))
     return os.path.abspath(d)
 
@@ -53,8 +58,16 @@ def _programs(args):
     return progs
 
 
+def _hooks_src():
+    from runtime_hooks import datafiles
+    try:
+        return datafiles.data_dir("hooks")
+    except datafiles.DataError as e:
+        raise InstallError(str(e))
+
+
 def _render(rel, progs):
-    path = os.path.join(HOOKS_SRC, rel)
+    path = os.path.join(_hooks_src(), rel)
     try:
         with open(path) as f:
             text = f.read()
@@ -95,7 +108,7 @@ def _load_manifest(root):
 
 def _save_manifest(root, m):
     path = _target(root, MANIFEST)
-    if not m.get("files") and not m.get("docker"):
+    if not m.get("files") and not m.get("docker") and not m.get("containerd"):
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -104,87 +117,164 @@ def _save_manifest(root, m):
     _write(path, json.dumps(m, indent=1, sort_keys=True) + "\n", 0o600)
 
 
-def _read_daemon_json(path):
+def _read(path):
     try:
         with open(path) as f:
-            text = f.read()
+            return f.read()
     except FileNotFoundError:
         return None
+    except OSError as e:
+        raise InstallError("%s: cannot read: %s" % (path, e.strerror))
+
+
+def _daemon_json(text, path):
     try:
-        d = json.loads(text) if text.strip() else {}
+        d = json.loads(text) if text and text.strip() else {}
     except ValueError as e:
         raise InstallError("%s: not JSON (%s): not touching it" % (path, e))
-    if not isinstance(d, dict) or not isinstance(d.get("runtimes", {}), dict):
-        raise InstallError("%s: runtimes: must be an object: not touching it" % path)
+    if not isinstance(d, dict):
+        raise InstallError("%s: must be a JSON object: not touching it" % path)
     return d
 
 
-def install(args):
+class Change:
+    """One file to write (text) or remove (text None); before: its current text (None: absent)."""
+
+    def __init__(self, path, before, text, mode=0o644):
+        self.path, self.before, self.text, self.mode = path, before, text, mode
+
+    def diff(self):
+        import difflib
+        a = (self.before or "").splitlines(True)
+        b = (self.text or "").splitlines(True)
+        return "".join(difflib.unified_diff(a, b, self.path if self.before is not None else "/dev/null",
+                                            self.path if self.text is not None else "/dev/null"))
+
+    def apply(self):
+        if self.text is None:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+        elif self.text != self.before or not os.path.exists(self.path):
+            _write(self.path, self.text, self.mode)
+
+
+def _show(changes):
+    for c in changes:
+        d = c.diff()
+        if d:
+            sys.stdout.write(d if d.endswith("\n") else d + "\n")
+
+
+def plan_install(args):
+    """(changes, the new manifest): everything rendered and merged, nothing written."""
+    from runtime_hooks import engine_config as ec
     root = args.root
     engines = _engines(args)
     progs = _programs(args)
     m = _load_manifest(root)
     files = set(m.get("files", []))
     plan = list(ALWAYS)
-    if "podman" in engines:
+    if "podman" in engines or "crio" in engines:
         plan += PODMAN
     if "containerd" in engines:
         plan += CONTAINERD
-    # Render everything first: a missing template fails before anything is written.
-    rendered = [(_target(root, dst), _render(src, progs)) for src, dst in plan]
-    daemon = None
-    if "docker" in engines:
-        dpath = _target(root, DAEMON_JSON)
-        current = _read_daemon_json(dpath)
-        daemon = (dpath, current)
+    if "crio" in engines:
+        plan += CRIO
     conf_path = _target(root, RUNTIME_YAML[1])
-    conf_text = None if os.path.exists(conf_path) else _render(RUNTIME_YAML[0], progs)
-    for path, text in rendered:
-        _write(path, text)
-        files.add(path)
-    if conf_text is not None:
-        _write(conf_path, conf_text)
-        files.add(conf_path)
-    if daemon:
-        dpath, current = daemon
-        d = current if current is not None else {}
-        d.setdefault("runtimes", {})[DOCKER_RUNTIME] = {"path": progs["@RICH_RUNTIME@"]}
-        _write(dpath, json.dumps(d, indent=2) + "\n")
-        m["docker"] = {"path": dpath, "created": bool(m.get("docker", {}).get("created")) or current is None}
+    changes = []
+    for src, dst in plan:
+        path = _target(root, dst)
+        changes.append(Change(path, _read(path), _render(src, progs)))
+    if not os.path.exists(conf_path):
+        changes.append(Change(conf_path, None, _render(RUNTIME_YAML[0], progs)))
+    files.update(c.path for c in changes)
+    try:
+        if "docker" in engines:
+            dpath = _target(root, DAEMON_JSON[1])
+            before = _read(dpath)
+            ours = json.loads(_render(DAEMON_JSON[0], progs))["runtimes"]
+            new = ec.docker_merge(_daemon_json(before, dpath), ours, dpath)
+            changes.append(Change(dpath, before, json.dumps(new, indent=2) + "\n"))
+            old = m.get("docker", {})
+            m["docker"] = {"path": dpath, "runtimes": sorted(ours),
+                           "created": bool(old.get("created")) or before is None}
+        if "containerd" in engines:
+            cpath = _target(root, CONTAINERD_TOML[1])
+            before = _read(cpath)
+            table = ec.handler_table(_render(CONTAINERD_TOML[0], {}), progs["@RICH_RUNTIME@"])
+            text, created = ec.containerd_merge(before or "", table, cpath)
+            changes.append(Change(cpath, before, text))
+            old = m.get("containerd", {})
+            m["containerd"] = {"path": cpath, "created": bool(old.get("created")) or before is None,
+                               "tables": old.get("tables", []) + created}
+    except ec.EngineConfigError as e:
+        raise InstallError(str(e))
     m["files"] = sorted(files)
-    _save_manifest(root, m)
-    for path in sorted(files):
+    return changes, m
+
+
+def install(args):
+    changes, m = plan_install(args)
+    if getattr(args, "dry_run", False):
+        _show(changes)
+        return 0
+    for c in changes:
+        c.apply()
+    _save_manifest(args.root, m)
+    for path in m["files"]:
         print("installed %s" % path)
-    if daemon:
-        print("installed %s: runtimes.%s" % (daemon[0], DOCKER_RUNTIME))
+    if "docker" in m:
+        print("installed %s: runtimes.%s" % (m["docker"]["path"], ", runtimes.".join(m["docker"]["runtimes"])))
+    if "containerd" in m:
+        print("installed %s: the CRI runtime handler rich" % m["containerd"]["path"])
     return 0
 
 
-def uninstall(args):
+def plan_uninstall(args):
+    from runtime_hooks import engine_config as ec
     root = args.root
     m = _load_manifest(root)
-    removed = []
+    changes, said = [], []
     for path in m.get("files", []):
         path = _target(root, os.path.relpath(path, os.path.abspath(root)))
-        try:
-            os.unlink(path)
-            removed.append(path)
-        except FileNotFoundError:
-            pass
+        before = _read(path)
+        if before is not None:
+            changes.append(Change(path, before, None))
+            said.append(path)
     dk = m.get("docker")
     if dk:
         dpath = _target(root, os.path.relpath(dk["path"], os.path.abspath(root)))
-        d = _read_daemon_json(dpath)
-        if d is not None:
-            d.get("runtimes", {}).pop(DOCKER_RUNTIME, None)
-            if not d.get("runtimes"):
-                d.pop("runtimes", None)
-            if not d and dk.get("created"):
-                os.unlink(dpath)
-            else:
-                _write(dpath, json.dumps(d, indent=2) + "\n")
-            removed.append("%s: runtimes.%s" % (dpath, DOCKER_RUNTIME))
-    _save_manifest(root, {})
-    for r in removed:
+        before = _read(dpath)
+        if before is not None:
+            d = ec.docker_unmerge(_daemon_json(before, dpath), dk.get("runtimes", ["rich"]))
+            gone = not d and dk.get("created")
+            changes.append(Change(dpath, before, None if gone else json.dumps(d, indent=2) + "\n"))
+            said.append("%s: runtimes.%s" % (dpath, ", runtimes.".join(dk.get("runtimes", ["rich"]))))
+    cd = m.get("containerd")
+    if cd:
+        cpath = _target(root, os.path.relpath(cd["path"], os.path.abspath(root)))
+        before = _read(cpath)
+        if before is not None:
+            try:
+                text = ec.containerd_unmerge(before, cd.get("tables", []), cpath)
+            except ec.EngineConfigError as e:
+                raise InstallError(str(e))
+            gone = cd.get("created") and text.strip() in ("", "version = 2")
+            changes.append(Change(cpath, before, None if gone else text))
+            said.append("%s: the CRI runtime handler rich" % cpath)
+    return changes, said
+
+
+def uninstall(args):
+    changes, said = plan_uninstall(args)
+    if getattr(args, "dry_run", False):
+        _show(changes)
+        return 0
+    for c in changes:
+        c.apply()
+    _save_manifest(args.root, {})
+    for r in said:
         print("removed %s" % r)
     return 0

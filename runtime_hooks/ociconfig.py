@@ -27,6 +27,7 @@ ANNOT_RICH = "io.richinit.rich"
 ANNOT_SERVICES = "io.richinit.services"
 ANNOT_VM = "io.richinit.vm"
 ANNOT_GRACE = "io.richinit.grace"
+ANNOT_KILL_GRACE = "io.richinit.kill-grace"
 ANNOT_REWRITTEN = "io.richinit.rewritten"
 REWRITE_VERSION = "1"
 
@@ -56,15 +57,18 @@ class ConfigError(Exception):
 class RichOptions:
     """What the annotations ask richinit for."""
 
-    def __init__(self, services=None, vm=False, grace=None):
+    def __init__(self, services=None, vm=False, grace=None, kill_grace=None):
         self.services = services  # None: richinit's default; [] : none; list of names
         self.vm = vm
         self.grace = grace
+        self.kill_grace = kill_grace
 
     def richinit_args(self):
         args = []
         if self.grace is not None:
             args += ["--grace", _fmt_seconds(self.grace)]
+        if self.kill_grace is not None:
+            args += ["--kill-grace", _fmt_seconds(self.kill_grace)]
         if self.vm:
             args.append("--vm")
         if self.services is not None:
@@ -132,16 +136,20 @@ def rich_options(cfg):
     if ANNOT_VM in ann:
         o.vm = _bool(ann[ANNOT_VM], "annotations.%s" % ANNOT_VM)
     if ANNOT_GRACE in ann:
-        field = "annotations.%s" % ANNOT_GRACE
-        v = ann[ANNOT_GRACE]
-        try:
-            g = float(v) if isinstance(v, str) and v.strip() else None
-        except ValueError:
-            g = None
-        if g is None or not 0 <= g <= _MAX_GRACE:  # also refuses nan
-            raise ConfigError("%s: must be seconds between 0 and %d, not %r" % (field, _MAX_GRACE, v))
-        o.grace = g
+        o.grace = _seconds(ann[ANNOT_GRACE], "annotations.%s" % ANNOT_GRACE)
+    if ANNOT_KILL_GRACE in ann:
+        o.kill_grace = _seconds(ann[ANNOT_KILL_GRACE], "annotations.%s" % ANNOT_KILL_GRACE)
     return o
+
+
+def _seconds(v, field):
+    try:
+        g = float(v) if isinstance(v, str) and v.strip() else None
+    except ValueError:
+        g = None
+    if g is None or not 0 <= g <= _MAX_GRACE:  # also refuses nan
+        raise ConfigError("%s: must be seconds between 0 and %d, not %r" % (field, _MAX_GRACE, v))
+    return g
 
 
 def _check_process(cfg):
@@ -268,7 +276,12 @@ def rewrite(cfg, runtime_source, argv_prefix, hooks=None, default_services=None,
     if not any(_norm(m["destination"]) == "/run" for m in mounts):
         # Before anything the config mounts under /run (secrets...), which it would otherwise hide.
         under = [i for i, m in enumerate(mounts) if _norm(m["destination"]).startswith("/run/")]
-        mounts.insert(under[0] if under else len(mounts), standin.json_copy(RUN_TMPFS))
+        run = standin.json_copy(RUN_TMPFS)
+        user = proc.get("user") if isinstance(proc.get("user"), dict) else {}
+        uid, gid = user.get("uid"), user.get("gid")
+        if type(uid) is int and uid > 0:  # docker run --user: richinit keeps its state there as that user
+            run["options"] += ["uid=%d" % uid, "gid=%d" % (gid if type(gid) is int and gid >= 0 else 0)]
+        mounts.insert(under[0] if under else len(mounts), run)
     mounts += tool_mounts(runtime_source, tools)
     if opts.vm and not any(_norm(m["destination"]) == SYSTEMD_RUN_DIR for m in mounts):
         mounts.append(standin.json_copy(SYSTEMD_RUN))

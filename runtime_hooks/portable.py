@@ -258,9 +258,13 @@ def assemble(out, python=DEFAULT_PYTHON, progress=None):
     say("copying richinit, osbase, yaml, setproctitle")
     for name, d in pkg_dirs.items():
         exts += _copy_package(d, os.path.join(site, name), soabi)
-    # The default service definitions, where richinit.services.load looks for them
-    # (beside the richinit package, as in the repository).
-    defaults = os.path.join(os.path.dirname(pkg_dirs["richinit"]), "services.d")
+    # The default service definitions (runtime_hooks.datafiles: the checkout's, the wheel's or the
+    # .deb's), where richinit.services.load looks for them: beside the richinit package.
+    from runtime_hooks import datafiles
+    try:
+        defaults = datafiles.data_dir("services.d")
+    except datafiles.DataError as e:
+        raise BuildError(str(e))
     for fname in sorted(os.listdir(defaults)):
         if fname.endswith((".yaml", ".yml")):
             _copy(os.path.join(defaults, fname), os.path.join(site, "services.d", fname), 0o644)
@@ -289,6 +293,9 @@ def assemble(out, python=DEFAULT_PYTHON, progress=None):
     _copy(os.path.realpath(interp), os.path.join(libdir, loader), 0o755)
 
     write_tools(out, loader)
+    # richctl also as /.richinit/bin/richctl (`docker exec C /.richinit/bin/richctl status`;
+    # runtime_hooks.reach binds it onto the image's PATH): the tools' launcher, by a link.
+    os.symlink("../%s/richctl" % TOOLS_DIR, os.path.join(out, "bin", "richctl"))
 
     say("checking that it starts")
     _smoke_test(out, loader, pyver)

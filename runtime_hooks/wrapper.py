@@ -68,6 +68,7 @@ class Call:
         self.log = log  # the engine's --log file, to report our own errors there too
         self.log_format = log_format
         self.root = root  # the runtime's --root (where it keeps container state), None: its default
+        self.runtime_args = None  # our own --richinit-KEY=VALUE arguments (runtime_hooks.optin), taken off
 
     def __repr__(self):
         return "Call(%r)" % vars(self)
@@ -188,10 +189,19 @@ def prepare_bundle(call, conf, runtime, argv0=None):
     the directories), the /proc views registered and bound through config.json mounts, rich-hook
     registered for createRuntime (the init's pid) and poststop (undo the saved plan).
     """
-    from runtime_hooks import hostprep, pipeline
+    from runtime_hooks import hostprep, optin, pipeline
     bundle = os.path.abspath(call.bundle or os.getcwd())
     path, cfg, st = _read_config(bundle)
     try:
+        # Whether it is rich, from annotations, RICHINIT_* in its environment or our runtime
+        # arguments (runtime_hooks.optin); its options then all read as annotations.
+        try:
+            decision = optin.decide(cfg, conf.rich, call.runtime_args)
+        except optin.OptinError as e:
+            raise WrapperError("%s: %s" % (path, e))
+        if not decision.rich:
+            return False
+        cfg = decision.config
         if not pipeline.wants(cfg, conf.rich, path):
             return False
         pipeline.validate(cfg, path, bundle)
@@ -205,6 +215,12 @@ def prepare_bundle(call, conf, runtime, argv0=None):
         hooks = hostprep.hook_entries(hook, conf.hook_timeout, paths, runtime) if hook else None
         new = pipeline.rewrite(cfg, conf, path, hooks, host_side,
                                rootfs=os.path.join(bundle, cfg["root"]["path"]))
+        from runtime_hooks import reach
+        reach.add_richctl(new, bundle, conf.runtime_dir)  # richctl on the image's PATH
+        if decision.notes and call.container_id is not None:
+            note = hostprep.Log(paths.log_dir, "create", call.container_id, prog=PROG)
+            for line in decision.notes:
+                note(line)
 
         def write_config():
             from osbase import standin
@@ -234,22 +250,34 @@ def prepare_bundle(call, conf, runtime, argv0=None):
 # ---------------------------------------------------------------- main
 
 def _report(msg, call):
+    """Our error: first to the engine's --log file in the runtime's own format (containerd and
+    Docker show its last line; the shim may give us a /dev/null stderr that cannot be written),
+    then to stderr, which may fail without consequence."""
     line = "%s: %s" % (PROG, msg)
-    sys.stderr.write(line + "\n")
     if call is not None and call.log:
-        # containerd (go-runc) shows the runtime's --log on failure: put our reason there too.
         try:
-            if call.log_format == "json":
-                import json
-                import time
-                text = json.dumps({"level": "error", "msg": line,
-                                   "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-            else:
-                text = line
-            with open(call.log, "a") as f:
-                f.write(text + "\n")
-        except OSError:
+            import time
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            if call.log_format == "json":  # runc's (logrus) JSON lines
+                from osbase import standin
+                text = standin.json_dumps({"level": "error", "msg": line, "time": stamp}, separators=(",", ":"))
+            else:  # logrus text
+                text = 'time="%s" level=error msg=%s' % (stamp, _quote(line))
+            fd = os.open(call.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                os.write(fd, (text + "\n").encode())
+            finally:
+                os.close(fd)
+        except (OSError, ValueError):
             pass
+    try:
+        os.write(2, (line + "\n").encode())
+    except OSError:
+        pass
+
+
+def _quote(text):
+    return '"%s"' % text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def main(argv=None):
@@ -257,14 +285,26 @@ def main(argv=None):
     args = list(argv[1:])
     call = None
     try:
+        runtime_args = None
+        if args and args[0].startswith("--richinit-"):  # daemon.json runtimeArgs: ours, first
+            from runtime_hooks import optin
+            try:
+                runtime_args, args = optin.split_runtime_args(args)
+            except optin.OptinError as e:
+                raise WrapperError(str(e))
         call = parse_argv(args)
         conf = settings_mod.load(os.environ.get("RICHINIT_RUNTIME_CONFIG") or settings_mod.DEFAULT_PATH)
         real = settings_mod.resolve_runtime(conf.runtime, self_path=argv[0] if argv else None)
         if call.command in REWRITE_COMMANDS and conf.rich != "off":
+            call.runtime_args = runtime_args
             prepare_bundle(call, conf, real, argv[0] if argv else None)
     except (WrapperError, settings_mod.SettingsError) as e:
-        _report(str(e), call)
+        _report(str(e), call if call is not None else parse_argv(args))
         return EXIT_BAD_INPUT
+    except Exception as e:
+        # A bug of ours: the engine's log gets its line first (entry() then exits without a traceback).
+        _report("internal error: %s: %s" % (type(e).__name__, e), call if call is not None else parse_argv(args))
+        raise
     try:
         os.execv(real, [real] + args)
     except OSError as e:
@@ -275,7 +315,11 @@ def main(argv=None):
 def entry():
     """The console script: main() (an exec, or one line and a status), then out at once."""
     from osbase.quickexit import exit_now
-    exit_now(main())
+    try:
+        code = main()
+    except Exception:  # noqa: BLE001 - reported by main() already: one line, no traceback
+        code = EXIT_BAD_INPUT
+    exit_now(code)
 
 
 if __name__ == "__main__":

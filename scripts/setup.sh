@@ -10,7 +10,8 @@ PKGS=(python3 python3-venv ca-certificates
       fuse3 libfuse3-3 xfsprogs e2fsprogs iproute2 openssh-client procps util-linux
       qemu-system-x86 kmod quota
       qemu-utils lvm2 btrfs-progs cryptsetup-bin fdisk extlinux syslinux-common
-      containernetworking-plugins iptables)
+      containernetworking-plugins iptables
+      docker.io python3-yaml python3-setproctitle python3-tomlkit python3-daemon)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -33,17 +34,8 @@ if ! .venv/bin/python -c 'import richinit, yaml, setproctitle, pytest' 2>/dev/nu
   .venv/bin/pip install -q --disable-pip-version-check --config-settings editable_mode=compat -e '.[test]' 2>&1 | grep -v "is ignored: it is neither" || true
   touch .venv/.installed
 fi
-# pip's generated entry scripts `import re` (and with it enum, collections, functools: ~1 MB and
-# ~10 ms) before calling us; PID 1 lives with whatever it imports, so richinit gets its own launcher.
-printf '#!%s -I\nfrom richinit.main import entry\nentry()\n' "$PWD/.venv/bin/python3" > .venv/bin/richinit
-chmod 755 .venv/bin/richinit
-# rich, rich-runtime and rich-hook are on every container's start-up path: -S as well (site and the
-# venv's .pth files cost ~3 ms), with the paths site would have added spelled out.
-SITE=$(.venv/bin/python3 -I -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-for prog in rich:runtime_hooks.cli:entry rich-runtime:runtime_hooks.wrapper:entry rich-hook:runtime_hooks.hook:entry; do
-  IFS=: read -r name module fn <<< "$prog"
-  printf '#!%s -IS\nimport sys\nsys.path[1:1] = [%s, %s]\nfrom %s import %s\nsys.exit(%s())\n' \
-    "$PWD/.venv/bin/python3" "'$PWD'" "'$SITE'" "$module" "$fn" "$fn" > ".venv/bin/$name"
-  chmod 755 ".venv/bin/$name"
-done
+# pip's entry scripts `import re` before calling us, and site costs ~3 ms: rich, rich-runtime and
+# rich-hook are on every container's start-up path, so they get -IS launchers (the package's own
+# `rich install-launchers`, which the wheel's and the .deb's users have too).
+.venv/bin/python -m runtime_hooks.cli install-launchers --bin-dir .venv/bin >/dev/null
 .venv/bin/python -c 'import richinit, yaml, setproctitle'

@@ -36,8 +36,8 @@ def test_install_everything_then_uninstall(tmp_path, bins, capsys):
     rc, out, err = rich(capsys, "install", "--root", root, "--bin-dir", bins)
     assert rc == 0, err
     assert files_under(root) == sorted([
-        "etc/containerd/conf.d/richinit.toml", "etc/docker/daemon.json", "etc/richinit/runtime.yaml",
-        "usr/share/containers/oci/hooks.d/richinit-createruntime.json",
+        "etc/containerd/config.toml", "etc/docker/daemon.json", "etc/richinit/runtime.yaml",
+        "etc/crio/crio.conf.d/99-richinit.conf", "usr/share/containers/oci/hooks.d/richinit-createruntime.json",
         "usr/share/containers/oci/hooks.d/richinit-poststop.json",
         "usr/share/containers/oci/hooks.d/richinit-precreate.json",
         "usr/share/richinit/kubernetes/runtimeclass.yaml", "usr/share/richinit/lxc/richinit.conf",
@@ -53,9 +53,15 @@ def test_install_everything_then_uninstall(tmp_path, bins, capsys):
     assert stages == {"precreate": "precreate", "createRuntime": "createRuntime", "poststop": "poststop"}
     # The engines call the Python wrapper in BIN_DIR.
     front = bins + "/rich-runtime"
-    toml = (root / "etc/containerd/conf.d/richinit.toml").read_text()
-    assert 'BinaryName = "%s"' % front in toml and 'runtime_type = "io.containerd.runc.v2"' in toml
-    assert json.loads((root / "etc/docker/daemon.json").read_text()) == {"runtimes": {"rich": {"path": front}}}
+    import tomlkit
+    toml = tomlkit.parse((root / "etc/containerd/config.toml").read_text()).unwrap()
+    assert toml["version"] == 2
+    assert toml["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"] == {"rich": {
+        "runtime_type": "io.containerd.runc.v2", "pod_annotations": ["io.richinit.*"],
+        "container_annotations": ["io.richinit.*"], "options": {"BinaryName": front}}}
+    assert json.loads((root / "etc/docker/daemon.json").read_text()) == {"runtimes": {
+        "rich": {"path": front}, "rich-all": {"path": front, "runtimeArgs": ["--richinit-rich=true"]}}}
+    assert 'runtime_path = "%s"' % front in (root / "etc/crio/crio.conf.d/99-richinit.conf").read_text()
     assert "hook: %s/rich-hook" % bins in (root / "etc/richinit/runtime.yaml").read_text()
     assert "handler: rich" in (root / "usr/share/richinit/kubernetes/runtimeclass.yaml").read_text()
     # again: same files, nothing duplicated
@@ -75,7 +81,7 @@ def test_docker_daemon_json_keeps_other_settings(tmp_path, bins, capsys):
     dj.write_text(json.dumps({"log-driver": "journald", "runtimes": {"nvidia": {"path": "/usr/bin/nvidia"}}}))
     assert rich(capsys, "install", "--docker", "--root", root, "--bin-dir", bins)[0] == 0
     d = json.loads(dj.read_text())
-    assert d["log-driver"] == "journald" and set(d["runtimes"]) == {"nvidia", "rich"}
+    assert d["log-driver"] == "journald" and set(d["runtimes"]) == {"nvidia", "rich", "rich-all"}
     assert not (root / "usr/share/containers").exists(), "only docker was asked for"
     assert rich(capsys, "uninstall", "--root", root)[0] == 0
     assert json.loads(dj.read_text()) == {"log-driver": "journald", "runtimes": {"nvidia": {"path": "/usr/bin/nvidia"}}}
@@ -109,6 +115,65 @@ def test_missing_programs(tmp_path, capsys):
 
 
 def test_templates_exist_for_everything_installed():
-    for src, _dst in install.PODMAN + install.CONTAINERD + install.ALWAYS + [install.RUNTIME_YAML]:
-        assert os.path.isfile(os.path.join(install.HOOKS_SRC, src)), src
-    assert os.path.isfile(os.path.join(install.HOOKS_SRC, "docker/daemon.json"))
+    for src, _dst in install.PODMAN + install.CONTAINERD + install.CRIO + install.ALWAYS + [
+            install.RUNTIME_YAML, install.DAEMON_JSON, install.CONTAINERD_TOML]:
+        assert os.path.isfile(os.path.join(install._hooks_src(), src)), src
+
+
+DEFAULT_TOML = """# my containerd
+version = 2
+root = "/var/lib/containerd"   # kept
+
+[plugins]
+  [plugins."io.containerd.grpc.v1.cri"]
+    sandbox_image = "registry.k8s.io/pause:3.6"
+    [plugins."io.containerd.grpc.v1.cri".containerd]
+      default_runtime_name = "runc"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes]
+        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+          runtime_type = "io.containerd.runc.v2"
+
+[metrics]
+  address = ""
+"""
+
+
+def test_containerd_config_merged_with_a_dry_run_diff_and_taken_out_exactly(tmp_path, bins, capsys):
+    root = tmp_path / "root"
+    ct = root / "etc/containerd/config.toml"
+    ct.parent.mkdir(parents=True)
+    ct.write_text(DEFAULT_TOML)
+    rc, out, err = rich(capsys, "install", "--containerd", "--dry-run", "--root", root, "--bin-dir", bins)
+    assert rc == 0, err
+    assert ct.read_text() == DEFAULT_TOML and files_under(root) == ["etc/containerd/config.toml"], "a dry run"
+    assert "--- %s\n+++ %s\n" % (ct, ct) in out
+    assert '+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.rich.options]' in out.replace("      ", "")
+    assert "+++ %s" % (root / "usr/share/richinit/kubernetes/runtimeclass.yaml") in out
+    assert rich(capsys, "install", "--containerd", "--root", root, "--bin-dir", bins)[0] == 0
+    text = ct.read_text()
+    assert text.startswith(DEFAULT_TOML.split("[metrics]")[0]) and text.endswith("[metrics]\n  address = \"\"\n")
+    assert "# my containerd" in text and "# kept" in text
+    assert rich(capsys, "install", "--containerd", "--root", root, "--bin-dir", bins)[0] == 0
+    assert ct.read_text() == text, "idempotent"
+    assert rich(capsys, "uninstall", "--root", root)[0] == 0
+    assert ct.read_text() == DEFAULT_TOML, "byte for byte"
+    assert files_under(root) == ["etc/containerd/config.toml"]
+
+
+def test_containerd_config_made_from_nothing_and_removed(tmp_path, bins, capsys):
+    root = tmp_path / "root"
+    assert rich(capsys, "install", "--containerd", "--root", root, "--bin-dir", bins)[0] == 0
+    assert (root / "etc/containerd/config.toml").read_text().startswith("version = 2\n")
+    assert rich(capsys, "uninstall", "--root", root)[0] == 0
+    assert files_under(root) == []
+
+
+def test_a_foreign_rich_handler_is_not_touched(tmp_path, bins, capsys):
+    root = tmp_path / "root"
+    ct = root / "etc/containerd/config.toml"
+    ct.parent.mkdir(parents=True)
+    text = 'version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.rich]\n  runtime_type = "x"\n'
+    ct.write_text(text)
+    rc, out, err = rich(capsys, "install", "--containerd", "--root", root, "--bin-dir", bins)
+    assert rc == cli.EXIT_RICH and "a runtime handler of that name is there already" in err
+    assert ct.read_text() == text and files_under(root) == ["etc/containerd/config.toml"]

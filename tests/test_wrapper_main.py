@@ -218,3 +218,46 @@ def test_runnable_as_a_module(env):
                        env=env["env"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert r.returncode == 42, r.stderr
     assert record(env)["args"] == ["--debug", "state", "cid"]
+
+
+def test_error_reaches_the_log_when_stderr_cannot_be_written(env):
+    """containerd's shim gives a sandbox's runtime a read-only /dev/null as stderr."""
+    b = bundle(env["tmp"], {"io.richinit.rich": "true", "io.richinit.grace": "soon"})
+    log = env["tmp"] / "log.json"
+    with open("/dev/null", "rb") as ro:
+        r = subprocess.run([env["shim"], "--log", str(log), "--log-format", "json", "create", "--bundle", str(b),
+                            "cid"], env=env["env"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=ro,
+                           timeout=30)
+    assert r.returncode == 1
+    entry = json.loads(log.read_text())
+    assert entry["level"] == "error" and "annotations.io.richinit.grace: must be seconds" in entry["msg"], entry
+    text = env["tmp"] / "log.txt"
+    call(env, ["--log", str(text), "create", "--bundle", str(b), "cid"])
+    assert text.read_text().startswith('time="') and " level=error msg=\"rich-runtime: " in text.read_text()
+
+
+def test_runtime_arguments_opt_in_and_never_reach_the_runtime(env):
+    b = bundle(env["tmp"])
+    r = call(env, ["--richinit-rich=true", "--richinit-services=none", "--root", "/r", "create", "--bundle", str(b),
+                   "cid"])
+    assert r.returncode == 42, r.stderr
+    assert record(env)["args"] == ["--root", "/r", "create", "--bundle", str(b), "cid"]
+    cfg = json.loads((b / "config.json").read_text())
+    assert cfg["process"]["args"][-6:] == ["--services", "none", "--", "/bin/sh", "-c", "exit 3"]
+    r = call(env, ["--richinit-rich=true", "state", "cid"])
+    assert r.returncode == 42 and record(env)["args"] == ["state", "cid"]
+    r = call(env, ["--richinit-color=red", "state", "cid"])
+    assert r.returncode == 1 and "runtime argument --richinit-color=red" in r.stderr
+
+
+def test_environment_opt_in_and_the_users_services_win(env):
+    b = bundle(env["tmp"])
+    cfg = json.loads((b / "config.json").read_text())
+    cfg["process"]["env"] = ["RICHINIT_RICH=true", "RICHINIT_SERVICES=none"]
+    cfg["process"]["args"] = ["/sbin/docker-init", "--", "/app", "x"]
+    (b / "config.json").write_text(json.dumps(cfg))
+    r = call(env, ["--richinit-services=all", "create", "--bundle", str(b), "cid"])
+    assert r.returncode == 42, r.stderr
+    new = json.loads((b / "config.json").read_text())
+    assert new["process"]["args"][-5:] == ["--services", "none", "--", "/app", "x"], "docker-init taken out"
+    assert new["annotations"]["io.richinit.services"] == "none"

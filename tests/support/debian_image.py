@@ -2,6 +2,7 @@
 
     base = cached_image()                 # builds on first use (~40 s, needs the Debian mirror)
     vm = vm_image()                       # the VM variant: systemd and packaged daemons (~3-4 min)
+    py = python_image()                   # the variant for installing our .deb: python3 and its deps
     with image_copy(base, workdir) as rootfs:   # a writable overlay (or copy) for one test
         ...
 
@@ -26,6 +27,8 @@ SUITE = "bookworm"
 VARIANT = "minbase"
 MIRROR = "http://deb.debian.org/debian"
 PACKAGES = ("openssh-server", "cron", "rsyslog", "iproute2")
+# What the richinit .deb depends on (scripts/build-deb.py), so `dpkg -i` needs no mirror.
+PYTHON_PACKAGES = ("python3", "python3-yaml", "python3-setproctitle", "python3-tomlkit", "python3-daemon")
 BUILD_TIMEOUT = 300  # a hung mirror must not hang the suite
 # The VM variant (issue 10): what a Debian 12 VM runs, with systemd installed (its units, /sbin/init)
 # and packaged daemons whose postinsts enable their units in multi-user.target.wants. The unit loader's
@@ -49,8 +52,8 @@ def image_dir(cache_dir=CACHE_DIR, **key):
     return os.path.join(cache_dir, "debian-%s-%s" % (key.get("suite", SUITE), cache_key(**key)))
 
 
-def _complete(path):
-    return os.path.isfile(os.path.join(path, "usr/sbin/sshd")) and os.path.isfile(os.path.join(path, ".richinit-image"))
+def _complete(path, check):
+    return os.path.isfile(os.path.join(path, check)) and os.path.isfile(os.path.join(path, ".richinit-image"))
 
 
 def vm_image(cache_dir=CACHE_DIR):
@@ -58,18 +61,24 @@ def vm_image(cache_dir=CACHE_DIR):
     return cached_image(cache_dir, packages=VM_PACKAGES, timeout=VM_BUILD_TIMEOUT)
 
 
+def python_image(cache_dir=CACHE_DIR):
+    """The minbase image with Debian's python3 and what the richinit .deb depends on."""
+    return cached_image(cache_dir, packages=PYTHON_PACKAGES, check="usr/bin/python3")
+
+
 def cached_image(cache_dir=CACHE_DIR, suite=SUITE, variant=VARIANT, mirror=MIRROR, packages=PACKAGES,
-                 timeout=BUILD_TIMEOUT):
-    """The cached image directory, built first if needed. Raises ImageUnavailable with the reason."""
+                 timeout=BUILD_TIMEOUT, check="usr/sbin/sshd"):
+    """The cached image directory, built first if needed (complete when `check`, a file of one of
+    the packages, is there). Raises ImageUnavailable with the reason."""
     final = image_dir(cache_dir, suite=suite, variant=variant, mirror=mirror, packages=packages)
-    if _complete(final):
+    if _complete(final, check):
         return final
     if shutil.which("debootstrap") is None:
         raise ImageUnavailable("debootstrap is not installed")
     os.makedirs(cache_dir, mode=0o755, exist_ok=True)
     with open(os.path.join(cache_dir, ".debian-build.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent run builds it once; we then use theirs
-        if _complete(final):
+        if _complete(final, check):
             return final
         tmp = tempfile.mkdtemp(prefix=".%s.new-" % os.path.basename(final), dir=cache_dir)
         try:

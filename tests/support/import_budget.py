@@ -31,7 +31,8 @@ YAML = {"yaml", "yaml.*", "re", "re.*", "_sre", "enum", "functools", "_functools
 HOST = {"runtime_hooks", "osbase", "osbase.quickexit", "fcntl"}
 PIPELINE = HOST | STANDIN | CTYPES | {
     "runtime_hooks.pipeline", "runtime_hooks.ociconfig", "runtime_hooks.hostprep", "runtime_hooks.settings",
-    "runtime_hooks.portable_manifest", "osbase.procfs", "osbase.safepath", "osbase.libc", "osbase.mountapi",
+    "runtime_hooks.portable_manifest", "runtime_hooks.optin", "runtime_hooks.reach",
+    "osbase.procfs", "osbase.safepath", "osbase.libc", "osbase.mountapi",
     "lxcfs", "lxcfs.registry", "lxcfs.detect", "lxcfs.bind", "lxcfs.api", "lxcfs.pidlock", "lxcfs.locate",
     "select"}  # waiting on the view server's readiness pipe
 # Quota rules bring the quota package (dataclasses, hashlib, re for regex targets, json records,

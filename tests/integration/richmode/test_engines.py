@@ -114,7 +114,7 @@ def test_podman_runtime_flag(podman, tools):
 
 # ---------------------------------------------------------------- containerd
 
-def _oci_archive(rootfs, name):
+def _oci_archive(rootfs, name, cmd=("/bin/sh",)):
     """An OCI image layout tar of one uncompressed layer, as `ctr images import` reads it."""
     layer = io.BytesIO()
     with tarfile.open(fileobj=layer, mode="w") as t:
@@ -126,7 +126,7 @@ def _oci_archive(rootfs, name):
         d = hashlib.sha256(data).hexdigest()
         blobs[d] = data
         return "sha256:" + d
-    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"]},
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": list(cmd)},
                          "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}
                          }).encode()
     manifest = json.dumps({
