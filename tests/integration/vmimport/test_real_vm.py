@@ -23,7 +23,7 @@ from tests.support.debian_image import ImageUnavailable
 from tests.support.wait import wait_until
 
 from .conftest import in_netns as _in
-from .conftest import leftovers, listing, need_tools, rich_import
+from .conftest import leftovers, listing, need_tools, rich_import, scratch_env
 
 BOOT_TIMEOUT = 600  # TCG on two shared cores
 
@@ -134,7 +134,8 @@ def test_vmdk_and_raw_copies_import_to_the_same_files(fmt, disk, imported_listin
 def test_sigterm_during_the_copy_leaves_nothing(disk, tmp_path):
     out = str(tmp_path / "out")
     proc = subprocess.Popen([sys.executable, "-m", "runtime_hooks.cli", "import", disk.qcow2, "--output", out],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            env=scratch_env())
     partial = "%s.partial-%d" % (out, proc.pid)
     try:
         # /etc is written early in a copy of 600 MB: the import is mid-copy then
@@ -254,7 +255,7 @@ def test_lifecycle_from_the_disk_keeps_changes_until_rm(disk, richenv, own_netns
     rich = [os.path.join(richenv.bin, "rich")]
 
     def r(*args, timeout=120):
-        return _in(own_netns, rich + list(args), env=richenv.env, timeout=timeout)
+        return _in(own_netns, rich + list(args), env=scratch_env(richenv.env), timeout=timeout)
 
     def ps():
         rows = json.loads(r("ps", "--json").stdout)
