@@ -221,8 +221,10 @@ def test_the_imported_vm_runs_rich_reached_on_published_ports(disk, imported, ri
         assert wait_until(lambda: os.path.exists("/proc/%d/root/run/rich-hello.up" % init), 60), \
             richenv.rich("logs", name).stdout[-2000:]
         up = _ssh(own_netns, disk.ssh_key, 2222, "cat /run/rich-hello.up; test -d /run/systemd/system && echo sd; "
-                  "systemctl is-active nginx.service ssh.service rich-hello.service networking.service")
-        assert up.stdout.split() == ["up", "sd", "active", "active", "active", "inactive"], (up.stdout, up.stderr)
+                  "systemctl is-active nginx.service ssh.service rich-hello.service networking.service; "
+                  "systemctl is-enabled networking.service")
+        assert up.stdout.split() == ["up", "sd", "active", "active", "active", "inactive", "masked"], \
+            (up.stdout, up.stderr)
         page = wait_until(lambda: _ok(_in(own_netns, [sys.executable, "-c", "import urllib.request as u; r = "
                                                        "u.urlopen('http://127.0.0.1:8080/'); print(r.status, "
                                                        "r.headers['Server'])"])), 30)
