@@ -272,10 +272,12 @@ def lvm_segments(pv_devices, disk):
 # ---------------------------------------------------------------- mounts
 
 # Options that keep a filesystem from writing (journal replay), most specific first: the first the
-# kernel accepts is used (btrfs spells nologreplay as rescue=nologreplay since 5.9).
+# kernel accepts is used (btrfs spells nologreplay as rescue=nologreplay since 5.9). xfs also takes
+# nouuid: it refuses a second mount of one UUID machine-wide (the same disk imported twice at once,
+# a clone of the VM's disk mounted on the host).
 MOUNT_OPTIONS = {
     "ext2": [[]], "ext3": [["noload"]], "ext4": [["noload"]],
-    "xfs": [["norecovery"]], "btrfs": [["rescue=nologreplay"], ["nologreplay"]],
+    "xfs": [["norecovery", "nouuid"]], "btrfs": [["rescue=nologreplay"], ["nologreplay"]],
 }
 FLAGS = libc.MS_RDONLY | libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC
 

@@ -1,7 +1,9 @@
 """Fixtures for `rich import` on real disks: small synthetic disks made with the host's tools
 (sfdisk, mkfs.*, loop devices), the import run as its own process (it unshares its mount
 namespace), and a check that nothing of an import is left: loop devices over its exports,
-qemu-storage-daemon processes, scratch directories.
+qemu-storage-daemon processes, scratch directories. This test run's imports keep their scratch
+directories in SCRATCH (their TMPDIR), so the check sees only them, never the imports another test
+run on the machine has under way.
 """
 
 import contextlib
@@ -11,6 +13,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -18,6 +21,20 @@ from tests.support.containers import REPO
 
 MIB = 1 << 20
 TOOLS = ("qemu-storage-daemon", "qemu-img", "sfdisk", "blkid", "mkfs.ext4", "lvm", "tar")
+SCRATCH = os.path.join(tempfile.gettempdir(), "vmimport-tests-%d" % os.getpid())
+
+
+def scratch_env(env=None):
+    """ENV (default: ours) with TMPDIR=SCRATCH: where an import makes its scratch directory."""
+    os.makedirs(SCRATCH, exist_ok=True)
+    return dict(os.environ if env is None else env, TMPDIR=SCRATCH)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _scratch_removed():
+    yield
+    with contextlib.suppress(OSError):
+        os.rmdir(SCRATCH)  # left in place when not empty: leftovers() said so
 
 
 def need_tools(*extra):
@@ -33,12 +50,14 @@ def need_tools(*extra):
 def rich_import(*args, timeout=600):
     """`rich import ARGS` as its own process (the CompletedProcess)."""
     r = subprocess.run([sys.executable, "-m", "runtime_hooks.cli", "import"] + [str(a) for a in args], cwd=REPO,
-                       capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+                       capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, env=scratch_env())
     return r
 
 
 def leftovers():
-    """What an import could leave behind: loop devices over an export, its daemons, scratch dirs."""
+    """What this run's imports could leave behind: loop devices over an export, its daemons, scratch
+    dirs."""
+    mark = SCRATCH + "/rich-import-"
     out = []
     for dev in sorted(os.listdir("/sys/block")):
         try:
@@ -46,7 +65,7 @@ def leftovers():
                 backing = f.read().strip()
         except OSError:
             continue
-        if "/rich-import-" in backing:
+        if backing.startswith(mark):
             out.append("%s over %s" % (dev, backing))
     for pid in os.listdir("/proc"):
         if pid.isdigit():
@@ -55,10 +74,10 @@ def leftovers():
                     cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
-            if cmd.startswith("qemu-storage-daemon") and "/rich-import-" in cmd:
+            if cmd.startswith("qemu-storage-daemon") and mark in cmd:
                 out.append("qemu-storage-daemon %s" % pid)
-    tmp = os.environ.get("TMPDIR", "/tmp")
-    out += [os.path.join(tmp, n) for n in os.listdir(tmp) if n.startswith("rich-import-")]
+    if os.path.isdir(SCRATCH):
+        out += [os.path.join(SCRATCH, n) for n in os.listdir(SCRATCH)]
     return out
 
 

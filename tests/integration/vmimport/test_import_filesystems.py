@@ -158,6 +158,18 @@ def test_file_metadata_survives(imported):
     assert os.readlink(os.path.join(out, "etc/abs-link")) == "/etc/passwd-of-the-vm"
 
 
+
+def test_an_xfs_mounted_elsewhere_does_not_stop_the_import(gpt_disk, tmp_path):
+    """xfs refuses a second mount of the same UUID (another import of the same disk running, a clone
+    of the VM's disk mounted on the host): the import mounts xfs with nouuid."""
+    out = str(tmp_path / "rootfs")
+    with loop(gpt_disk, *P2) as d2, mounted(d2, str(tmp_path / "held"), "-o", "ro,norecovery"):
+        r = rich_import(gpt_disk, "--output", out)
+        assert r.returncode == 0, r.stderr
+    assert open(os.path.join(out, "srv/index.html")).read() == "<h1>srv</h1>\n"
+    assert leftovers() == []
+    shutil.rmtree(out)
+
 @pytest.mark.parametrize("fmt", ["qcow2", "vmdk", "ova", "vdi", "vpc", "vhdx"])
 def test_every_format_imports_the_same_files(fmt, gpt_disk, imported, tmp_path):
     out, _ = imported

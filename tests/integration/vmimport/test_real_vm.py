@@ -23,7 +23,7 @@ from tests.support.debian_image import ImageUnavailable
 from tests.support.wait import wait_until
 
 from .conftest import in_netns as _in
-from .conftest import leftovers, listing, need_tools, rich_import
+from .conftest import leftovers, listing, need_tools, rich_import, scratch_env
 
 BOOT_TIMEOUT = 600  # TCG on two shared cores
 
@@ -134,7 +134,8 @@ def test_vmdk_and_raw_copies_import_to_the_same_files(fmt, disk, imported_listin
 def test_sigterm_during_the_copy_leaves_nothing(disk, tmp_path):
     out = str(tmp_path / "out")
     proc = subprocess.Popen([sys.executable, "-m", "runtime_hooks.cli", "import", disk.qcow2, "--output", out],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            env=scratch_env())
     partial = "%s.partial-%d" % (out, proc.pid)
     try:
         # /etc is written early in a copy of 600 MB: the import is mid-copy then
@@ -168,7 +169,37 @@ def _ssh(netns, key, port, command):
                        "ConnectTimeout=5", "root@127.0.0.1", command])
 
 
+def _comms_in_pid_ns(init):
+    """The command names of every process in the PID namespace of `init` (read from the host)."""
+    ns = os.readlink("/proc/%d/ns/pid" % init)
+    comms = []
+    for pid in os.listdir("/proc"):
+        try:
+            if pid.isdigit() and os.readlink("/proc/%s/ns/pid" % pid) == ns:
+                with open("/proc/%s/comm" % pid) as f:
+                    comms.append(f.read().strip())
+        except OSError:
+            continue
+    return comms
+
+
+def _loops_under(base):
+    """Loop devices whose backing file lies under `base` (rich's own: quota and view images)."""
+    out = []
+    for dev in os.listdir("/sys/block"):
+        try:
+            with open("/sys/block/%s/loop/backing_file" % dev) as f:
+                if f.read().strip().startswith(base + "/"):
+                    out.append(dev)
+        except OSError:
+            continue
+    return out
+
+
 def test_the_imported_vm_runs_rich_reached_on_published_ports(disk, imported, richenv, own_netns):  # noqa: F811
+    """The imported rootfs under `rich run --vm ... /sbin/init`: richinit reads the image's units,
+    so the VM's own nginx and rich-hello.service run beside ssh (richinit's default sshd gives
+    way to ssh.service), no systemd-* daemon starts, and the masked units stay stopped."""
     need_root_and("runc")
     out, _ = imported
     name = "richvm-%d" % os.getpid()
@@ -179,7 +210,6 @@ def test_the_imported_vm_runs_rich_reached_on_published_ports(disk, imported, ri
             env=richenv.env, timeout=120)
     assert r.returncode == 0, r.stderr
     alloc = os.path.join(richenv.vars["RICHINIT_STATE_DIR"], "cni", "networks", "rich-richbr0", "10.77.0.50")
-    units = os.path.exists(os.path.join(REPO, "richinit", "services", "unitfile.py"))
     try:
         assert os.path.exists("/run/netns/rich-" + name) and os.path.exists(alloc)
         init = _container_pid(richenv, name)
@@ -187,24 +217,36 @@ def test_the_imported_vm_runs_rich_reached_on_published_ports(disk, imported, ri
         login = wait_until(lambda: _ok(_ssh(own_netns, disk.ssh_key, 2222, "hostname; ip -o -4 addr show eth0")), 60)
         assert login, (_ssh(own_netns, disk.ssh_key, 2222, "true").stderr, richenv.rich("logs", name).stdout[-2000:])
         assert login.stdout.split()[0] == "imported" and "10.77.0.50/24" in login.stdout
-        if units:
-            up = _ssh(own_netns, disk.ssh_key, 2222, "cat /run/rich-hello.up")
-            assert up.stdout.strip() == "up", up.stderr
-            page = wait_until(lambda: _ok(_in(own_netns, [sys.executable, "-c", "import urllib.request as u; "
-                                                           "print(u.urlopen('http://127.0.0.1:8080/').status)"])), 30)
-            assert page and page.stdout.strip() == "200", page
+        # the disk's own unit ran after nginx and ssh: its marker is there
+        assert wait_until(lambda: os.path.exists("/proc/%d/root/run/rich-hello.up" % init), 60), \
+            richenv.rich("logs", name).stdout[-2000:]
+        up = _ssh(own_netns, disk.ssh_key, 2222, "cat /run/rich-hello.up; test -d /run/systemd/system && echo sd; "
+                  "systemctl is-active nginx.service ssh.service rich-hello.service networking.service; "
+                  "systemctl is-enabled networking.service")
+        assert up.stdout.split() == ["up", "sd", "active", "active", "active", "inactive", "masked"], \
+            (up.stdout, up.stderr)
+        page = wait_until(lambda: _ok(_in(own_netns, [sys.executable, "-c", "import urllib.request as u; r = "
+                                                       "u.urlopen('http://127.0.0.1:8080/'); print(r.status, "
+                                                       "r.headers['Server'])"])), 30)
+        assert page and page.stdout.split()[0] == "200" and page.stdout.split()[1].startswith("nginx"), page
+        comms = _comms_in_pid_ns(init)
+        assert {"nginx", "sshd"} <= set(comms) and not [c for c in comms if c.startswith("systemd")], comms
+        health = next(row for row in json.loads(richenv.rich("ps", "--json").stdout) if row["name"] == name)
+        assert health["services"]["failed"] == 0, health
     finally:
         rm = _in(own_netns, rich + ["rm", "-f", name], env=richenv.env)
     assert rm.returncode == 0, rm.stderr
-    # nothing of the container's network is left: namespace, veth, iptables rules, the address
+    # nothing of the container is left: namespace, veth, iptables rules, the address, mounts, loops
     assert not os.path.exists("/run/netns/rich-" + name) and not os.path.exists(alloc)
     links = _in(own_netns, ["ip", "-o", "link"]).stdout
     assert "veth" not in links, links
     rules = _in(own_netns, ["iptables-save"]).stdout
     assert "rich-%s" % name not in rules and "10.77.0.50" not in rules, rules
+    with open("/proc/self/mountinfo") as f:
+        mounts = f.read()
+    assert richenv.base not in mounts and out not in mounts, mounts
+    assert _loops_under(richenv.base) == []
     assert leftovers() == []
-    if not units:
-        pytest.skip("this richinit does not read systemd units yet: nginx and rich-hello.service not checked")
 
 
 def test_lifecycle_from_the_disk_keeps_changes_until_rm(disk, richenv, own_netns):  # noqa: F811
@@ -215,7 +257,7 @@ def test_lifecycle_from_the_disk_keeps_changes_until_rm(disk, richenv, own_netns
     rich = [os.path.join(richenv.bin, "rich")]
 
     def r(*args, timeout=120):
-        return _in(own_netns, rich + list(args), env=richenv.env, timeout=timeout)
+        return _in(own_netns, rich + list(args), env=scratch_env(richenv.env), timeout=timeout)
 
     def ps():
         rows = json.loads(r("ps", "--json").stdout)
