@@ -68,7 +68,10 @@ def test_wheel_in_a_fresh_venv_builds_the_runtime_and_runs_the_demo(venv):
                 RICHINIT_RUN_ROOT=str(base / "run"), RICHINIT_STATE_DIR=str(base / "state"),
                 RICHINIT_LOG_DIR=str(base / "log"))
     name = "wheel-%s" % uuid.uuid4().hex[:8]
-    probe = ("readlink /proc/1/exe; ps -o args | grep -q '^richinit-syslogd' && echo syslog;"
+    # The app starts beside the services (it waits for none it did not name): the built-in syslogd
+    # is looked for until it shows, 10 s at most.
+    probe = ("readlink /proc/1/exe; i=0; while [ $i -lt 200 ]; do"
+             " ps -o args | grep -q '^richinit-syslogd' && { echo syslog; break; }; sleep 0.05; i=$((i+1)); done;"
              " test -x /app/legacy-app.sh && exit 7")
     try:
         r = _run([rich, "run", "--name", name, "--annotation", "io.richinit.lxcfs=off", str(rootfs), "--",
