@@ -2,10 +2,12 @@
 named by PARTUUID=, /data on ext4 named by LABEL=; what a file can carry survives the copy (owners,
 modes, set-id bits, xattrs, ACLs, file capabilities, hard links, sparse files, device nodes, fifos);
 the same disk as vmdk, .ova, vdi, vhd, vhdx and qcow2 imports to the same file set; an OCI archive
-that podman loads; the disk never written and nothing left attached.
+that podman, Docker and containerd import; the disk never written and nothing left attached.
 """
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -17,6 +19,8 @@ import tempfile
 import uuid
 
 import pytest
+
+from tests.support.wait import wait_until
 
 from .conftest import MIB, leftovers, listing, loop, make_disk, mounted, need_tools, rich_import, run, write_os
 
@@ -196,11 +200,27 @@ def test_every_format_imports_the_same_files(fmt, gpt_disk, imported, tmp_path):
     assert leftovers() == []
 
 
-def test_oci_archive_loads_in_podman(gpt_disk, tmp_path):
-    archive = str(tmp_path / "img.tar")
+@pytest.fixture(scope="module")
+def oci_archive(gpt_disk, tmp_path_factory):
+    """`rich import --oci-archive` of the GPT disk, once for every engine's test."""
+    work = tmp_path_factory.mktemp("oci")
+    archive = str(work / "img.tar")
     r = rich_import(gpt_disk, "--oci-archive", archive, "--name", "gptvm")
     assert r.returncode == 0, r.stderr
-    assert leftovers() == [] and not [n for n in os.listdir(tmp_path) if n != "img.tar"]
+    assert leftovers() == [] and os.listdir(work) == ["img.tar"]
+    yield archive
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _secret_from_tar(data):
+    """(content, uid, gid, mode) of etc/secret in a tar stream (what `docker cp CID:/etc/secret -` writes)."""
+    with tarfile.open(fileobj=io.BytesIO(data)) as t:
+        m = t.next()
+        return t.extractfile(m).read(), m.uid, m.gid, stat.S_IMODE(m.mode)
+
+
+def test_oci_archive_loads_in_podman(oci_archive, tmp_path):
+    archive = oci_archive
     with tarfile.open(archive) as t:
         names = set(t.getnames())
         index = json.load(t.extractfile("index.json"))
@@ -233,3 +253,123 @@ def test_oci_archive_loads_in_podman(gpt_disk, tmp_path):
         subprocess.run(["podman", "system", "reset", "--force"], env=env, capture_output=True, timeout=120)
         subprocess.run(["umount", "-R", runroot], capture_output=True)
         shutil.rmtree(runroot, ignore_errors=True)
+
+
+def _stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _umount_below(path):
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    for p in sorted((p for p in points if p == path or p.startswith(path + "/")), key=len, reverse=True):
+        subprocess.run(["umount", "-l", p], capture_output=True)
+
+
+DOCKER = "/usr/bin/docker"  # Debian's CLI (a newer one may sit earlier on PATH)
+
+
+def test_oci_archive_loads_in_docker(oci_archive, tmp_path):
+    """Debian's Docker 20.10 (`docker load` reads the archive's manifest.json): the image's layer is the
+    archive's, and a container made of it holds the VM's files with their owners and modes. dockerd is
+    our own: its data and exec roots, socket and cgroup parent, off the host network; stopped by PID."""
+    need_tools()
+    if shutil.which("dockerd") is None or not os.access(DOCKER, os.X_OK):
+        pytest.skip("Debian's docker.io is not installed")
+    execroot = "/run/rvi-%s" % uuid.uuid4().hex[:8]  # short: containerd's socket lives below it
+    cgparent = "/rvi-%s" % uuid.uuid4().hex[:8]
+    os.makedirs(execroot)
+    sock = os.path.join(execroot, "docker.sock")
+    daemon_json = tmp_path / "daemon.json"  # not the host's /etc/docker/daemon.json
+    daemon_json.write_text("{}\n")
+    with open(tmp_path / "dockerd.log", "wb") as log:
+        proc = subprocess.Popen(["dockerd", "--data-root", str(tmp_path / "data"), "--exec-root", execroot,
+                                 "-H", "unix://" + sock, "--pidfile", os.path.join(execroot, "docker.pid"),
+                                 "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-forward=false",
+                                 "--ip-masq=false", "--cgroup-parent", cgparent,
+                                 "--config-file", str(daemon_json)],
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+
+    def docker(*args, **kw):
+        return subprocess.run([DOCKER, "-H", "unix://" + sock] + [str(a) for a in args], capture_output=True,
+                              timeout=120, stdin=subprocess.DEVNULL, **kw)
+    cname = "rvi-%d" % os.getpid()
+    try:
+        if not wait_until(lambda: proc.poll() is None and docker("version").returncode == 0, 30):
+            pytest.skip("dockerd did not start: %s" % (tmp_path / "dockerd.log").read_text()[-500:])
+        r = docker("load", "-i", oci_archive, text=True)
+        assert r.returncode == 0 and "gptvm:latest" in r.stdout, r.stderr
+        r = docker("image", "inspect", "gptvm:latest", text=True)
+        assert r.returncode == 0, r.stderr
+        image = json.loads(r.stdout)[0]
+        with tarfile.open(oci_archive) as t:
+            layers = json.load(t.extractfile("manifest.json"))[0]["Layers"]
+        assert image["RootFS"]["Layers"] == ["sha256:" + os.path.basename(layers[0])]
+        assert image["Config"]["Cmd"] == ["/sbin/init"]
+        r = docker("create", "--name", cname, "gptvm:latest", text=True)
+        assert r.returncode == 0, r.stderr
+        r = docker("cp", cname + ":/etc/secret", "-")
+        assert r.returncode == 0, r.stderr
+        assert _secret_from_tar(r.stdout) == (b"s3cret\n", 1234, 5678, 0o640)
+        r = docker("cp", cname + ":/home/alice/notes", "-")
+        assert r.returncode == 0 and b"alice\n" in r.stdout, r.stderr
+    finally:
+        if proc.poll() is None:
+            docker("rm", "-f", cname)
+        _stop(proc)
+        _umount_below(execroot)
+        _umount_below(str(tmp_path / "data"))
+        shutil.rmtree(execroot, ignore_errors=True)
+        for ctrl in os.listdir("/sys/fs/cgroup"):
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.join("/sys/fs/cgroup", ctrl, cgparent.lstrip("/")))
+
+
+def test_oci_archive_imports_in_containerd(oci_archive, tmp_path):
+    """containerd 1.6 (`ctr images import` reads the OCI index and its io.containerd.image.name): the image
+    is listed under that name, and its unpacked rootfs (`ctr images mount`, the overlayfs snapshotter)
+    holds the VM's files with their owners and modes. containerd is our own: root, state and sockets
+    in the test's directory, the CRI plugin off; stopped by PID."""
+    need_tools()
+    if shutil.which("containerd") is None or shutil.which("ctr") is None:
+        pytest.skip("containerd is not installed")
+    sock = str(tmp_path / "c.sock")
+    conf = tmp_path / "config.toml"
+    conf.write_text('version = 2\nroot = "%s"\nstate = "%s"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
+                    '[grpc]\naddress = "%s"\n[ttrpc]\naddress = "%s.ttrpc"\n[debug]\naddress = "%s.debug"\n'
+                    % (tmp_path / "root", tmp_path / "state", sock, sock, sock))
+    with open(tmp_path / "containerd.log", "wb") as log:
+        proc = subprocess.Popen(["containerd", "--config", str(conf)], stdout=log, stderr=log,
+                                stdin=subprocess.DEVNULL, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+    ns = "vmimport-%d" % os.getpid()
+    target = str(tmp_path / "mnt")
+    os.makedirs(target)
+
+    def ctr(*args):
+        return subprocess.run(["ctr", "-a", sock, "-n", ns] + list(args), capture_output=True, text=True,
+                              timeout=120, stdin=subprocess.DEVNULL)
+    try:
+        if not wait_until(lambda: proc.poll() is None and ctr("version").returncode == 0, 30):
+            pytest.fail("containerd did not start: %s" % (tmp_path / "containerd.log").read_text()[-500:])
+        r = ctr("images", "import", oci_archive)
+        assert r.returncode == 0, r.stderr
+        assert "gptvm:latest" in ctr("images", "ls", "-q").stdout.split()
+        r = ctr("images", "mount", "gptvm:latest", target)
+        assert r.returncode == 0, r.stderr
+        try:
+            st = os.stat(os.path.join(target, "etc/secret"))
+            assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1234, 5678, 0o640)
+            assert open(os.path.join(target, "etc/secret")).read() == "s3cret\n"
+            assert open(os.path.join(target, "home/alice/notes")).read() == "alice\n"
+        finally:
+            r = ctr("images", "unmount", "--rm", target)
+        assert r.returncode == 0, r.stderr
+    finally:
+        _stop(proc)
+        _umount_below(str(tmp_path))
