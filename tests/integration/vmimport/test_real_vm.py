@@ -26,6 +26,9 @@ from .conftest import in_netns as _in
 from .conftest import leftovers, listing, need_tools, rich_import, scratch_env
 
 BOOT_TIMEOUT = 600  # TCG on two shared cores
+# a unit the user adds inside the running container and enables (the lifecycle test)
+EXTRA_UNIT = ("[Unit]\\nDescription=added inside\\n[Service]\\nType=oneshot\\nRemainAfterExit=yes\\n"
+              "ExecStart=/bin/sh -c \"echo ran >> /root/extra.ran\"\\n[Install]\\nWantedBy=multi-user.target\\n")
 
 
 @pytest.fixture(scope="module")
@@ -273,16 +276,25 @@ def test_lifecycle_from_the_disk_keeps_changes_until_rm(disk, richenv, own_netns
         assert wait_until(lambda: (ps()["services"] or {}).get("up"), 60), ps()
         row = ps()
         assert row["status"] == "running" and row["address"].startswith("10.77.0.") and row["services"]["failed"] == 0
-        change = ("echo kept > /root/state && ln -s /etc/systemd/system/rich-hello.service "
-                  "/etc/systemd/system/multi-user.target.wants/rich-extra.service")
-        assert r("exec", name, "--", "sh", "-c", change).returncode == 0
+        # a file written inside, and a unit of the user's own enabled (not started) with systemctl
+        change = ("echo kept > /root/state && printf '%s' > /etc/systemd/system/rich-extra.service && "
+                  "systemctl enable rich-extra.service && systemctl is-enabled rich-extra.service && "
+                  "! test -e /root/extra.ran" % EXTRA_UNIT)
+        made = r("exec", name, "--", "sh", "-c", change)
+        assert made.returncode == 0 and made.stdout.split()[-1] == "enabled", (made.stdout, made.stderr)
         assert r("stop", name).returncode == 0 and ps()["status"] == "stopped"
         assert r("start", name).returncode == 0 and ps()["status"] == "running"
-        check = "cat /root/state && readlink /etc/systemd/system/multi-user.target.wants/rich-extra.service"
-        assert r("exec", name, "--", "sh", "-c", check).stdout.split() == ["kept",
-                                                                           "/etc/systemd/system/rich-hello.service"]
+        # the enabled unit ran at this start, once; it is still enabled
+        ran = (lambda n: r("exec", name, "--", "cat", "/root/extra.ran").stdout == "ran\n" * n)
+        assert wait_until(lambda: ran(1), 60, step=0.5), \
+            r("exec", name, "--", "systemctl", "status", "rich-extra.service").stdout
+        check = ("cat /root/state; systemctl is-enabled rich-extra.service; systemctl is-active rich-extra.service; "
+                 "readlink /etc/systemd/system/multi-user.target.wants/rich-extra.service")
+        assert r("exec", name, "--", "sh", "-c", check).stdout.split() == [
+            "kept", "enabled", "active", "/etc/systemd/system/rich-extra.service"]
         assert r("restart", name).returncode == 0 and ps()["status"] == "running"
         assert r("exec", name, "--", "cat", "/root/state").stdout.strip() == "kept"
+        assert wait_until(lambda: ran(2), 60, step=0.5), "the enabled unit did not run again at the restart"
         assert ps()["address"] == row["address"], "the address changed across restarts"
     finally:
         rm = r("rm", "-f", name)
