@@ -272,3 +272,51 @@ def install_section(root, path):
             except ValueError:
                 continue
     return out
+
+
+class FileStates:
+    """systemctl is-enabled's answer for a unit file, as far as the files tell (systemd's
+    unit_file_lookup_state): masked; bad (a link that leads nowhere); alias (a name linked to another
+    unit's file); enabled (named in a .wants/.requires/.upholds directory of /etc/systemd/system or
+    /run/systemd/system, or an instance of it is, or a link there leads to it under another name);
+    else by its [Install]: disabled (WantedBy=, RequiredBy=, UpheldBy= or Alias=), indirect (only
+    Also= or DefaultInstance=), static (none)."""
+
+    def __init__(self, root, catalog):
+        self.root, self.catalog = root, catalog
+        self.linked = set()
+        for sub, dirs in catalog.subdirs.items():
+            if not sub.endswith((".wants", ".requires", ".upholds")):
+                continue
+            for d in dirs:
+                if d.startswith(CONFIG_DIRS):
+                    for name, _st, _link in root.scan(d) or ():
+                        self.linked.add(name)
+                        try:
+                            prefix, instance, utype = U.split_name(name)
+                        except ValueError:
+                            continue
+                        if instance:
+                            self.linked.add("%s@.%s" % (prefix, utype))
+        for name, cands in catalog.names.items():
+            d, _st, link = cands[0]
+            if link is not None and d in CONFIG_DIRS:
+                self.linked.add(catalog.find(name).id)
+
+    def state(self, name):
+        f = self.catalog.find(name)
+        if f.masked:
+            return "masked"
+        if f.problem:
+            return "bad"
+        if f.id != name and f.template is None:
+            return "alias"
+        if name in self.linked:
+            return "enabled"
+        try:
+            inst = install_section(self.root, f.path)
+        except OSError:
+            return "static"
+        if inst["WantedBy"] or inst["RequiredBy"] or inst["UpheldBy"] or inst["Alias"]:
+            return "disabled"
+        return "indirect" if inst["Also"] or inst["DefaultInstance"] else "static"

@@ -48,14 +48,13 @@ import stat
 from richinit.services import model as M
 from richinit.services import unitfile as U
 from richinit.services.unitdirs import (
-    CONFIG_DIRS,
     Assign,
     Catalog,
+    FileStates,
     Found,
     Unit,
     append_file,
     dropin_paths,
-    install_section,
     read_text_unit,
     read_unit,
 )
@@ -388,48 +387,9 @@ def _skip_key(name):
 
 def _unit_files(ld, out):
     """systemctl list-unit-files' states, as far as the files tell."""
-    linked = set()
-    for sub, dirs in ld.catalog.subdirs.items():
-        if not sub.endswith((".wants", ".requires")):
-            continue
-        for d in dirs:
-            if d.startswith(CONFIG_DIRS):
-                for name, _st, _link in ld.root.scan(d) or ():
-                    linked.add(name)
-                    try:
-                        prefix, instance, utype = U.split_name(name)
-                    except ValueError:
-                        continue
-                    if instance:
-                        linked.add("%s@.%s" % (prefix, utype))
-    config_aliases = set()
-    for name, cands in ld.catalog.names.items():
-        d, _st, link = cands[0]
-        if link is not None and d in CONFIG_DIRS:
-            config_aliases.add(ld.catalog.find(name).id)
+    states = FileStates(ld.root, ld.catalog)
     for name in ld.catalog.unit_names():
-        f = ld.catalog.find(name)
-        if f.masked:
-            state = "masked"
-        elif f.problem:
-            state = "bad"
-        elif f.id != name and f.template is None:
-            state = "alias"
-        elif name in linked or name in config_aliases:
-            state = "enabled"
-        else:
-            try:
-                inst = install_section(ld.root, f.path)
-            except OSError:
-                inst = {}
-            keys = {k for k, v in inst.items() if v}
-            if not keys:
-                state = "static"
-            elif not keys & {"WantedBy", "RequiredBy", "Alias", "UpheldBy"}:
-                state = "indirect"
-            else:
-                state = "disabled"
-        out.unit_files[name] = state
+        out.unit_files[name] = states.state(name)
 
 
 def _log(value, ident, warnings, stream):

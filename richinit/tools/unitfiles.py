@@ -9,9 +9,9 @@ rules for the [Install] section:
     RequiredBy=, T.upholds/ for UpheldBy=), /etc/systemd/system/A for each Alias=A, the same for
     each Also= unit; a template's instance (foo@x) links to the template's file (foo@.service);
   - disable: every such symlink in /etc/systemd/system removed, and the Also= units disabled;
-  - is-enabled: masked | alias | static (no [Install]) | enabled (linked from /etc) | indirect
-    (only Also=, or a template without DefaultInstance) | disabled; a SysV-only script
-    (/etc/init.d/NAME) is enabled when an /etc/rcN.d/S??NAME link exists, as update-rc.d makes.
+  - is-enabled: the loader's `unitdirs.FileStates` (the states PID 1 also knows from the loader);
+    a SysV-only script (/etc/init.d/NAME) is enabled when an /etc/rcN.d/S??NAME link exists, as
+    update-rc.d makes.
 """
 
 import os
@@ -61,6 +61,7 @@ class _Tree:
         self.base = root
         self.root = rootfs.Root(root)
         self.catalog = unitdirs.Catalog(self.root)
+        self.states = None
 
     def __enter__(self):
         return self
@@ -108,33 +109,13 @@ class _Tree:
         return any(e.startswith("S") and e[3:] == base for d in RC_DIRS for e in self.root.listdir(d) or ())
 
     def state(self, name):
-        f = self.found(name)
-        if f is None:
+        if self.found(name) is None:
             if self.sysv_script(name) is None:
                 return "not-found"
             return "enabled" if self.sysv_enabled(name) else "disabled"
-        if f.masked:
-            return "masked"
-        if f.id != name:
-            return "alias"
-        inst = self.install(name)
-        if not (inst["WantedBy"] or inst["RequiredBy"] or inst["UpheldBy"] or inst["Alias"] or inst["Also"]):
-            return "static"
-        for path, link_name, target in self.etc_links():
-            if path.rpartition("/")[0] != ETC:
-                if link_name == name or template_of(link_name) == name:
-                    return "enabled"
-            elif link_name in inst["Alias"] and target != "/dev/null":
-                return "enabled"
-        try:
-            is_template = U.split_name(name)[1] == ""
-        except ValueError:
-            is_template = False
-        if is_template and not inst["DefaultInstance"]:
-            return "indirect"
-        if not (inst["WantedBy"] or inst["RequiredBy"] or inst["UpheldBy"] or inst["Alias"]):
-            return "indirect"
-        return "disabled"
+        if self.states is None:
+            self.states = unitdirs.FileStates(self.root, self.catalog)
+        return self.states.state(name)
 
     def symlink(self, link, target, changes):
         p = self.path(link)
@@ -192,59 +173,66 @@ def list_files(root="/"):
     return sorted(seen.items())
 
 
+def _with_also(names, apply):
+    """apply(name) for the names and, transitively, the Also= units of each (once each); apply returns
+    the unit's [Install] section."""
+    done, todo = set(), list(names)
+    while todo:
+        name = todo.pop(0)
+        if name not in done:
+            done.add(name)
+            todo += apply(name)["Also"]
+
+
 def enable(names, root="/"):
     """Enable units; returns [("symlink", link, target)]. UnitFileError names what went wrong."""
-    changes, done = [], set()
-    todo = list(names)
+    changes = []
+
+    def one(name):
+        f = t.found(name)
+        if f is None:
+            raise UnitFileError("Unit file %s does not exist." % name)
+        if f.masked:
+            raise UnitFileError("Unit file %s is masked." % name)
+        inst = t.install(name)
+        link_name = name
+        if U.split_name(name)[1] == "":
+            if not inst["DefaultInstance"]:
+                return inst
+            link_name = stem(name) + inst["DefaultInstance"][-1] + name[len(stem(name)):]
+        for key, kind in (("WantedBy", ".wants"), ("RequiredBy", ".requires"), ("UpheldBy", ".upholds")):
+            for target in inst[key]:
+                t.symlink("%s/%s%s/%s" % (ETC, target, kind, link_name), f.path, changes)
+        for alias in inst["Alias"]:
+            t.symlink("%s/%s" % (ETC, alias), f.path, changes)
+        return inst
+
     with _Tree(root) as t:
-        while todo:
-            name = todo.pop(0)
-            if name in done:
-                continue
-            done.add(name)
-            f = t.found(name)
-            if f is None:
-                raise UnitFileError("Unit file %s does not exist." % name)
-            if f.masked:
-                raise UnitFileError("Unit file %s is masked." % name)
-            inst = t.install(name)
-            link_name = name
-            if U.split_name(name)[1] == "":
-                if not inst["DefaultInstance"]:
-                    continue
-                link_name = stem(name) + inst["DefaultInstance"][-1] + name[len(stem(name)):]
-            for key, kind in (("WantedBy", ".wants"), ("RequiredBy", ".requires"), ("UpheldBy", ".upholds")):
-                for target in inst[key]:
-                    t.symlink("%s/%s%s/%s" % (ETC, target, kind, link_name), f.path, changes)
-            for alias in inst["Alias"]:
-                t.symlink("%s/%s" % (ETC, alias), f.path, changes)
-            todo += inst["Also"]
+        _with_also(names, one)
     return changes
 
 
 def disable(names, root="/"):
     """Disable units; returns [("unlink", path)]."""
-    changes, done = [], set()
-    todo = list(names)
-    with _Tree(root) as t:
-        while todo:
-            name = todo.pop(0)
-            if name in done:
+    changes = []
+
+    def one(name):
+        real = t.catalog.find(name).path
+        inst = t.install(name) if real else {"Alias": [], "Also": []}
+        names_of = {name} | set(inst["Alias"])
+        for path, link_name, target in t.etc_links():
+            if target == "/dev/null":
                 continue
-            done.add(name)
-            real = t.catalog.find(name).path
-            inst = t.install(name) if real else {"Alias": [], "Also": []}
-            names_of = {name} | set(inst["Alias"])
-            for path, link_name, target in t.etc_links():
-                if target == "/dev/null":
-                    continue
-                in_dir = path.rpartition("/")[0] != ETC
-                if (in_dir and (link_name in names_of or template_of(link_name) == name)) or \
-                        (not in_dir and link_name in inst["Alias"]) or \
-                        (in_dir and real and target == real and os.path.basename(real) == name):
-                    os.unlink(t.path(path))
-                    changes.append(("unlink", path))
-            todo += inst["Also"]
+            in_dir = path.rpartition("/")[0] != ETC
+            if (in_dir and (link_name in names_of or template_of(link_name) == name)) or \
+                    (not in_dir and link_name in inst["Alias"]) or \
+                    (in_dir and real and target == real and os.path.basename(real) == name):
+                os.unlink(t.path(path))
+                changes.append(("unlink", path))
+        return inst
+
+    with _Tree(root) as t:
+        _with_also(names, one)
     return changes
 
 
