@@ -630,6 +630,21 @@ def _build(ld, out, specs, pulled):
     _dependencies(ld, out, services, pulled)
 
 
+def _enabled_now(ld, u, conv, enabled, out):
+    """Whether a socket or timer the default target pulls is enabled once its Conditions are
+    checked against the image now (the one that fails is its skip reason)."""
+    dynamic, skip = _conditions(conv, [])
+    skip = skip or _conditions_now(ld.root, dynamic)
+    if skip and enabled:
+        out.skipped[u.name] = skip
+        return False
+    return enabled
+
+
+def _add_warnings(out, stem, warnings):
+    out.warnings.extend(M.Problem(service=stem, file=f, line=n, message=m) for f, n, m in warnings)
+
+
 def _socket(ld, u, enabled, out):
     conv = ld.converted(u.name)
     f = conv.fields
@@ -647,16 +662,11 @@ def _socket(ld, u, enabled, out):
         line = next((a.line for a in u.assigns if a.value == "/run/systemd/journal/syslog"), None)
         warnings.append((u.found.path, line, "ListenDatagram=/run/systemd/journal/syslog bound as /dev/log "
                          "(no journald in the container)"))
-    dynamic, skip = _conditions(conv, [])
-    skip = skip or _conditions_now(ld.root, dynamic)
-    if skip and enabled:
-        out.skipped[u.name] = skip
-        enabled = False
+    enabled = _enabled_now(ld, u, conv, enabled, out)
     if not listen:
         warnings.append((u.found.path, None, "no Listen*= richinit can bind; not enabled"))
         enabled = False
-    for f_, n, m in warnings:
-        out.warnings.append(M.Problem(service=stem, file=f_, line=n, message=m))
+    _add_warnings(out, stem, warnings)
     return M.SocketSpec(name=stem, unit=u.name, source=u.found.path or "", service=service,
                         listen=tuple(listen), accept=accept, mode=f.get("mode", 0o666), user=f.get("user"),
                         group=f.get("group"), fd_name=f.get("fd_name"), backlog=f.get("backlog") or 4096,
@@ -671,13 +681,8 @@ def _timer(ld, u, enabled, out):
     warnings = list(u.errors) + list(conv.warnings) + list(conv.errors)
     stem = _stem(u.name)
     service = _stem(ld.canonical(f.get("service") or stem + ".service"))
-    dynamic, skip = _conditions(conv, [])
-    skip = skip or _conditions_now(ld.root, dynamic)
-    if skip and enabled:
-        out.skipped[u.name] = skip
-        enabled = False
-    for f_, n, m in warnings:
-        out.warnings.append(M.Problem(service=stem, file=f_, line=n, message=m))
+    enabled = _enabled_now(ld, u, conv, enabled, out)
+    _add_warnings(out, stem, warnings)
     return M.TimerSpec(name=stem, unit=u.name, source=u.found.path or "", service=service,
                        calendar=tuple(conv.calendar), on_boot=f.get("on_boot"), on_startup=f.get("on_startup"),
                        on_active=f.get("on_active"), on_unit_active=f.get("on_unit_active"),
@@ -767,8 +772,7 @@ def _dependencies(ld, out, services, pulled):
         enabled = name in pulled
         fields["enabled"] = enabled
         fields["warnings"] = tuple("%s: %s" % (_where(f, n), m) for f, n, m in warnings)
-        for f, n, m in warnings:
-            out.warnings.append(M.Problem(service=stem, file=f, line=n, message=m))
+        _add_warnings(out, stem, warnings)
         spec = M.ServiceSpec(**fields)
         if skip is None and not enabled:
             skip = _not_enabled_reason(out, name, stem)
