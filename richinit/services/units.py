@@ -27,6 +27,14 @@ Enablement
   whose /usr/lib/postgresql/VERSION/bin/postgres exists makes postgresql.service want
   postgresql@VERSION-CLUSTER.service.
 
+Ordering
+  After=/Before= between services, followed through targets and skipped units. A target is after what
+  it pulls in (systemd.target(5)) unless that unit has DefaultDependencies=no or is itself after the
+  target. A service with DefaultDependencies=yes (the default; SysV scripts' units too) is after
+  sysinit.target and basic.target, so after the early services those are after (the ones that say
+  Before=sysinit.target...); a service that is itself before one of those two targets gets no such
+  ordering (systemd would have to break the cycle).
+
 Units that make no sense in a container
   are skipped by SKIP (name patterns with `*`, each with its reason, shown in "skipped"). The image can
   add patterns in /etc/richinit/units.skip (lines `PATTERN [reason]`, `#` comments) and take any back
@@ -93,6 +101,7 @@ SKIP = (
 )
 
 _PULL_KEYS = ("Wants", "Requires", "BindsTo", "Upholds")
+EARLY_TARGETS = ("sysinit.target", "basic.target")  # what a service with default dependencies is after
 _FALLBACK_TARGETS = {  # what systemd's targets pull when the image has no file for them
     "graphical.target": ("multi-user.target",),
     "multi-user.target": ("basic.target",),
@@ -700,6 +709,17 @@ def _dependencies(ld, out, services, pulled):
     def edge(a, b, line):
         after.setdefault(ld.canonical(a), {}).setdefault(ld.canonical(b), line)
 
+    def target_edge(target, dep):
+        """systemd.target(5): a target is ordered after the units it pulls in, unless one has
+        DefaultDependencies=no or is ordered after the target itself (as every service with default
+        dependencies is after sysinit.target and basic.target: no loop)."""
+        d = ld.units.get(ld.canonical(dep))
+        if d is not None and not _default_dependencies(d):
+            return
+        if target in EARLY_TARGETS and dep.rpartition(".")[2] == "service":
+            return
+        edge(target, dep, None)
+
     for name, conv in list(ld.conv.items()):
         uname, template = name
         if template:
@@ -709,13 +729,34 @@ def _dependencies(ld, out, services, pulled):
         for dep, _line in conv.deps.get("Before", ()):
             edge(dep, uname, None)
         u = ld.units[uname]
-        if u.type == "target" and not any(a.key == "DefaultDependencies" and a.value.lower() in ("no", "false", "0")
-                                          for a in u.assigns):
+        if u.type == "target" and _default_dependencies(u):
             for key in ("Wants", "Requires", "BindsTo"):
                 for dep, _line in conv.deps.get(key, ()):
-                    edge(uname, dep, None)
+                    target_edge(uname, dep)
             for dep in ld.wanted_dirs(u):
-                edge(uname, dep, None)
+                target_edge(uname, dep)
+
+    for name in pulled:  # a target without a file: ordered as systemd's own would be
+        u = ld.units.get(name)
+        if u is not None and u.type == "target" and u.found.path is None and not u.found.masked:
+            for dep in _FALLBACK_TARGETS.get(name, ()):
+                edge(name, dep, None)
+            for dep in ld.wanted_dirs(u):
+                target_edge(name, dep)
+
+    # DefaultDependencies=yes (systemd.service(5)): a service is ordered after sysinit.target and
+    # basic.target, so after what those are ordered after -- unless it is itself one of those (a
+    # service ordered before sysinit.target or basic.target): systemd would have to break that cycle.
+    early, stack = set(), [t for t in EARLY_TARGETS if t in after]
+    while stack:
+        n = stack.pop()
+        if n not in early:
+            early.add(n)
+            stack.extend(after.get(n, ()))
+    for name, v in services.items():
+        if name not in early and _default_dependencies(v[4]):
+            for t in EARLY_TARGETS:
+                edge(name, t, None)
 
     def reach(name):
         found, stack, seen = {}, [(n, line) for n, line in after.get(name, {}).items()], {name}
@@ -779,6 +820,18 @@ def _dependencies(ld, out, services, pulled):
         out.services.append((spec, problems, skip, lines, stem, name))
         out.names[stem] = {stem} | {_stem(a) for a in u.aliases} | {
             _stem(a.value) for a in u.assigns if a.section == "Install" and a.key == "Alias" and a.value}
+
+
+def _default_dependencies(u):
+    """The unit's DefaultDependencies= (yes unless set otherwise; the last assignment wins)."""
+    value = "yes"
+    for a in u.assigns:
+        if a.section == "Unit" and a.key == "DefaultDependencies" and a.value:
+            value = a.value
+    try:
+        return U.boolean(value)
+    except ValueError:
+        return True
 
 
 def _not_enabled_reason(out, name, stem):
