@@ -164,11 +164,13 @@ def state(name, root="/"):
 
 def list_files(root="/"):
     """[(unit file name, state)] of every unit file in the search path and SysV-only script."""
+    from richinit.services.sysv import NOT_SCRIPTS  # not on is-enabled's path
+
     with _Tree(root) as t:
         seen = {name: t.state(name) for name in t.catalog.unit_names()}
         for s in t.root.listdir(INITD) or ():
             name = s + ".service"
-            if name not in seen and not s.startswith(".") and s not in ("README", "skeleton", "rc", "rcS"):
+            if name not in seen and not s.startswith(".") and s not in NOT_SCRIPTS:
                 seen[name] = "generated"
     return sorted(seen.items())
 
