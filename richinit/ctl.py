@@ -11,37 +11,9 @@ The socket is /run/richinit/control.sock (RICHINIT_CONTROL_DIR or --socket to ch
 
 import argparse
 import json
-import os
-import socket
 import sys
 
-
-def _socket_path(arg):
-    if arg:
-        return arg
-    return os.path.join(os.environ.get("RICHINIT_CONTROL_DIR", "/run/richinit"), "control.sock")
-
-
-def _connect(path):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        s.connect(path)
-    except OSError as e:
-        sys.stderr.write("richctl: cannot reach richinit at %s: %s\n" % (path, e.strerror or e))
-        sys.exit(1)
-    return s
-
-
-def _lines(sock):
-    buf = b""
-    while True:
-        data = sock.recv(65536)
-        if not data:
-            return
-        buf += data
-        while b"\n" in buf:
-            line, buf = buf.split(b"\n", 1)
-            yield json.loads(line)
+from richinit.tools import client
 
 
 def _fmt_uptime(v):
@@ -92,10 +64,8 @@ def main(argv=None):
         req.append(a.name)
     if a.cmd == "logs" and a.follow:
         req.append("follow")
-    s = _connect(_socket_path(a.socket))
-    s.sendall(" ".join(req).encode() + b"\n")
     try:
-        for reply in _lines(s):
+        for reply in client.replies(req, a.socket):
             if "line" in reply:
                 print(reply["line"], flush=True)
                 continue
@@ -119,10 +89,11 @@ def main(argv=None):
                         print("%s: %s" % (k, ", ".join(reply[k])))
             if not reply.get("following"):
                 return 0
+    except client.Unreachable as e:
+        sys.stderr.write("richctl: cannot reach richinit at %s\n" % e)
+        return 1
     except KeyboardInterrupt:
         return 0
-    finally:
-        s.close()
     return 0
 
 

@@ -169,3 +169,22 @@ def test_offline_verbs_work_on_another_root_without_pid1(root, capsys):
         del os.environ["RICHINIT_CONTROL_DIR"]
     assert sc.main(["--version"]) == 0
     assert capsys.readouterr().out.startswith("systemd 252 (richinit)\n")
+
+
+def test_states_are_the_loaders(root):
+    """systemctl and the loader (whose states PID 1 serves) give one answer per unit file, in
+    systemd's order: a link in a .wants directory enables even a unit without [Install]."""
+    from richinit.services import rootfs
+    from richinit.services.units import load_units
+
+    uf.enable(["web.service"], root)
+    wants = os.path.join(root, "etc/systemd/system/multi-user.target.wants")
+    os.symlink("/lib/systemd/system/static.service", os.path.join(wants, "static.service"))
+    assert uf.state("static.service", root) == "enabled"
+    with rootfs.Root(root) as r:
+        loaded = load_units(r, lambda *a: None)
+    files = dict(uf.list_files(root))
+    assert files.pop("legacy.service") == "generated"
+    assert files == loaded.unit_files
+    assert files["web.service"] == "enabled" and files["www.service"] == "alias"
+    assert files["cont.service"] == "disabled" and files["worker@.service"] == "disabled"

@@ -590,3 +590,47 @@ def test_pid1_survives_an_instance_that_cannot_start(image):
     sup.cleanup = lambda s, restarting: None
     sup.start_instance("say@", "say@x")
     assert "say@x" not in sup.services or sup.services["say@x"].state == S.FAILED
+
+
+SVC = "[Unit]\n%s\n[Service]\nExecStart=/bin/sleep 1\n"
+
+
+def test_default_dependencies_order_services_after_the_early_targets_members(image):
+    """DefaultDependencies=yes: after sysinit.target and basic.target, so after what those are
+    ordered after (early services that say Before=sysinit.target); a target is ordered after what
+    it pulls unless that unit has DefaultDependencies=no or is after the target itself."""
+    put(image, LIB + "/basic.target", "[Unit]\nRequires=sysinit.target\nWants=sockets.target timers.target\n"
+        "After=sysinit.target sockets.target timers.target\n")
+    put(image, LIB + "/sysinit.target", "[Unit]\n")
+    put(image, LIB + "/early.service", SVC % "DefaultDependencies=no\nBefore=sysinit.target")
+    put(image, LIB + "/loose.service", SVC % "DefaultDependencies=no")
+    put(image, LIB + "/setup.service", SVC % "Description=in basic.target, default dependencies")
+    put(image, LIB + "/prep.service", SVC % "Before=setup.service")
+    put(image, LIB + "/web.service", SVC % "After=db.service")
+    put(image, LIB + "/db.service", SVC % "")
+    put(image, LIB + "/raw.service", SVC % "DefaultDependencies=no")
+    enable(image, "early.service", "sysinit.target")
+    enable(image, "loose.service", "sysinit.target")
+    enable(image, "setup.service", "basic.target")
+    for name in ("prep.service", "web.service", "db.service", "raw.service"):
+        enable(image, name)
+    out = loaded(image)
+    names = ("early", "loose", "setup", "prep", "web", "db", "raw")
+    after = {n: spec(out, n)[0].after for n in names}
+    assert after == {"early": (), "loose": (), "setup": ("early", "prep"), "prep": ("early",),
+                     "web": ("db", "early"), "db": ("early",), "raw": ()}
+    res = full(image)
+    assert sorted(res.order[0]) == ["early", "loose", "raw"]
+
+
+def test_default_dependencies_without_target_files(tmp_path):
+    """An image whose packages installed units but not systemd: the targets systemd would have
+    still order (basic.target after sysinit.target)."""
+    root = str(tmp_path / "root")
+    exe(root, "bin/sleep")
+    put(root, LIB + "/early.service", SVC % "DefaultDependencies=no\nBefore=sysinit.target")
+    put(root, LIB + "/web.service", SVC % "")
+    enable(root, "early.service", "sysinit.target")
+    enable(root, "web.service")
+    out = loaded(root)
+    assert spec(out, "web")[0].after == ("early",) and spec(out, "early")[0].after == ()

@@ -7,7 +7,7 @@ on Debian-likes (/etc/debian_version, or debian in os-release's ID/ID_LIKE) and 
 script is left to its unit when a unit of that name exists (a masked one included), and skipped
 by the same rules as units (`richinit.services.units.SkipRules`).
 
-Each becomes the unit the generator would write, then its drop-ins (`NAME.service.d/*.conf`) apply:
+Each becomes the unit the generator would write, then the drop-ins of NAME.service apply:
   ExecStart=/etc/init.d/NAME start, ExecStop=/etc/init.d/NAME stop, ExecReload=... reload when the
   script mentions reload; RemainAfterExit=yes, KillMode=process, TimeoutSec=5min, SuccessExitStatus=5 6;
   with a pid file (`# pidfile: PATH` header, or a `PIDFILE=/abs/path` line) Type=forking and

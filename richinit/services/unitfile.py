@@ -1,7 +1,7 @@
 """systemd unit files, the syntax: systemd.syntax(7) lines, quoting, specifiers, time spans, unit names.
 
-Pure functions over text (no file access, no `re`): `richinit.services.units` reads the files and
-gives the values their meaning.
+Pure functions over text (no file access, no `re`): `richinit.services.unitdirs` reads the files,
+`richinit.services.units` gives the values their meaning.
 
 * `parse(text)` -> [(section, key, value, line)] and [(line, message)]: `[Section]` headers, `Key=Value`
   assignments (white space around both stripped), `#` and `;` comment lines, a backslash at the end of

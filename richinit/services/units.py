@@ -4,16 +4,16 @@ Run by the services loader (`richinit.services.load`, `load(..., units=True)`), 
 Every path is resolved inside the image's root (`rootfs.Root`); nothing from the image is run.
 
 Finding units (systemd.unit(5))
-  Search path, highest priority first: /etc/systemd/system, /run/systemd/system, /lib/systemd/system,
-  /usr/lib/systemd/system (one directory when /lib is /usr/lib). The first directory holding a name
-  wins. A name linked to /dev/null is masked. A link to another unit file makes an alias (the target's
-  name is the unit; `Alias=` names count too for richinit's defaults). `foo@bar.service` without a file
-  of its own is an instance of `foo@.service`. Drop-ins: `*.conf` in `NAME.d/` for the unit's name,
-  its aliases, its template (`foo@.service.d/`), the dash prefixes of its name (`foo-.service.d/`) and
-  its type (`service.d/`), from every search directory; one file name, the highest-priority copy; all
-  applied after the unit file in file-name order; a drop-in linked to /dev/null is masked. Links are
-  followed by hand (at most 32 hops): a loop, a dangling link, or one whose target climbs out of the
-  root is a problem of that unit, reported with the link's path.
+  `richinit.services.unitdirs` (shared with the in-container systemctl): search path, highest priority
+  first: /etc/systemd/system, /run/systemd/system, /lib/systemd/system, /usr/lib/systemd/system (one
+  directory when /lib is /usr/lib). The first directory holding a name wins. A name linked to /dev/null
+  is masked. A link to another unit file makes an alias (the target's name is the unit; `Alias=` names
+  count too for richinit's defaults). `foo@bar.service` without a file of its own is an instance of
+  `foo@.service`. Drop-ins: `*.conf` in `NAME.d/` for the unit's name, its aliases, its template
+  (`foo@.service.d/`), the dash prefixes of its name (`foo-.service.d/`) and its type (`service.d/`),
+  from every search directory; one file name, the highest-priority copy; all applied after the unit
+  file in file-name order; a drop-in linked to /dev/null is masked. The same drop-ins apply to the
+  units made of SysV scripts.
 
 Enablement
   From default.target (else multi-user.target), through Wants=, Requires=, BindsTo=, Upholds= and the
@@ -26,6 +26,14 @@ Enablement
   each /etc/postgresql/VERSION/CLUSTER/postgresql.conf whose start.conf says auto (or is missing) and
   whose /usr/lib/postgresql/VERSION/bin/postgres exists makes postgresql.service want
   postgresql@VERSION-CLUSTER.service.
+
+Ordering
+  After=/Before= between services, followed through targets and skipped units. A target is after what
+  it pulls in (systemd.target(5)) unless that unit has DefaultDependencies=no or is itself after the
+  target. A service with DefaultDependencies=yes (the default; SysV scripts' units too) is after
+  sysinit.target and basic.target, so after the early services those are after (the ones that say
+  Before=sysinit.target...); a service that is itself before one of those two targets gets no such
+  ordering (systemd would have to break the cycle).
 
 Units that make no sense in a container
   are skipped by SKIP (name patterns with `*`, each with its reason, shown in "skipped"). The image can
@@ -43,18 +51,25 @@ Templates ("templates": {"foo@": spec}) keep the instance specifiers %i %I %n %N
 as written; `richinit.services.unitfile.instantiate` fills them in for `foo@x`.
 """
 
-import os
 import stat
 
 from richinit.services import model as M
 from richinit.services import unitfile as U
+from richinit.services.unitdirs import (
+    Assign,
+    Catalog,
+    FileStates,
+    Found,
+    Unit,
+    append_file,
+    dropin_paths,
+    read_text_unit,
+    read_unit,
+)
 
-SEARCH_PATH = ("/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system")
-CONFIG_DIRS = ("/etc/systemd/system", "/run/systemd/system")
 SKIP_FILE = "/etc/richinit/units.skip"
 KEEP_FILE = "/etc/richinit/units.keep"
 RUN_TYPES = ("service", "socket", "timer")
-MAX_HOPS = 32
 DEFAULT_TIMEOUT = 90.0
 
 # (patterns, reason). A pattern is a unit name with `*` wildcards; without a `.` it matches any type.
@@ -86,6 +101,7 @@ SKIP = (
 )
 
 _PULL_KEYS = ("Wants", "Requires", "BindsTo", "Upholds")
+EARLY_TARGETS = ("sysinit.target", "basic.target")  # what a service with default dependencies is after
 _FALLBACK_TARGETS = {  # what systemd's targets pull when the image has no file for them
     "graphical.target": ("multi-user.target",),
     "multi-user.target": ("basic.target",),
@@ -180,231 +196,6 @@ def _pattern_lines(root, path):
             continue
         pattern, _, reason = line.partition(" ")
         yield n, pattern, reason.strip()
-
-
-# ---------------------------------------------------------------------------------------------
-# The unit directories
-# ---------------------------------------------------------------------------------------------
-
-def _lexical_join(base_dir, target):
-    """Absolute path of a link target relative to base_dir, or None when `..` climbs above /."""
-    parts = [] if target.startswith("/") else [p for p in base_dir.split("/") if p]
-    for p in target.split("/"):
-        if p in ("", "."):
-            continue
-        if p == "..":
-            if not parts:
-                return None
-            parts.pop()
-        else:
-            parts.append(p)
-    return "/" + "/".join(parts)
-
-
-class Found:
-    """What a unit name resolved to: `path` of the file to read (None if there is none), `id` the
-    unit's own name (differs from the name asked when that is an alias), `masked`, `problem`, and
-    `where` (the path to name in messages: the link, or the file)."""
-
-    __slots__ = ("name", "id", "path", "masked", "problem", "where", "template")
-
-    def __init__(self, name, id=None, path=None, masked=False, problem=None, where=None, template=None):
-        self.name, self.id, self.path, self.masked = name, id or name, path, masked
-        self.problem, self.where, self.template = problem, where or path, template
-
-
-class Catalog:
-    """Every unit file, link and `.d`/`.wants`/`.requires` directory of the search path, read once."""
-
-    def __init__(self, root):
-        self.root = root
-        self.dirs = []
-        seen = set()
-        for d in SEARCH_PATH:
-            st, _err = root.probe(d)
-            if st is None or not stat.S_ISDIR(st.st_mode) or (st.st_dev, st.st_ino) in seen:
-                continue
-            seen.add((st.st_dev, st.st_ino))
-            self.dirs.append(d)
-        self.names = {}    # unit name -> [(dir, lstat, link text)] in search order
-        self.subdirs = {}  # "x.service.d" / "x.target.wants" / "service.d" -> [dir/sub, ...]
-        for d in self.dirs:
-            for name, st, link in root.scan(d) or ():
-                if stat.S_ISDIR(st.st_mode) or (link is not None and name.endswith((".d", ".wants", ".requires"))):
-                    if name.endswith((".d", ".wants", ".requires")):
-                        self.subdirs.setdefault(name, []).append("%s/%s" % (d, name))
-                    continue
-                if U.valid_name(name):
-                    self.names.setdefault(name, []).append((d, st, link))
-        self._found = {}
-
-    def unit_names(self):
-        return sorted(self.names, key=os.fsencode)
-
-    def find(self, name):
-        """Found for a unit name (cached)."""
-        hit = self._found.get(name)
-        if hit is None:
-            # A placeholder while this name resolves: two aliases naming each other end here.
-            self._found[name] = Found(name, problem="alias loop through %s" % name)
-            hit = self._found[name] = self._find(name)
-        return hit
-
-    def _find(self, name):
-        cands = self.names.get(name)
-        if not cands:
-            try:
-                prefix, instance, utype = U.split_name(name)
-            except ValueError:
-                return Found(name, problem="not a unit name")
-            if instance:
-                tname = "%s@.%s" % (prefix, utype)
-                t = self.find(tname)
-                if t.path is None and not t.masked:
-                    return Found(name, problem=t.problem or "not found")
-                return Found(name, path=t.path, masked=t.masked, problem=t.problem, where=t.where, template=tname)
-            return Found(name, problem="not found")
-        d, st, link = cands[0]
-        where = "%s/%s" % (d, name)
-        if link is None:
-            if not stat.S_ISREG(st.st_mode):
-                return Found(name, problem="not a regular file", where=where)
-            return Found(name, path=where)
-        path, text, seen = where, link, {where}
-        for _ in range(MAX_HOPS):
-            if text == "/dev/null":
-                return Found(name, masked=True, where=where)
-            target = _lexical_join(path.rpartition("/")[0] or "/", text)
-            if target is None:
-                return Found(name, problem="link %s -> %s points outside the root" % (path, text), where=where)
-            if target in seen:
-                return Found(name, problem="symlink loop: %s -> %s" % (path, text), where=where)
-            seen.add(target)
-            st, nxt = self.root.lstat_link(target)
-            if st is None:
-                _st, err = self.root.probe(target)
-                why = os.strerror(err) if err else "not found"
-                return Found(name, problem="link %s -> %s: %s" % (path, text, why), where=where)
-            if nxt is None:
-                if not stat.S_ISREG(st.st_mode):
-                    return Found(name, problem="link %s -> %s: not a regular file" % (path, text), where=where)
-                return self._alias(name, target, where)
-            path, text = target, nxt
-        return Found(name, problem="symlink loop (more than %d links) from %s" % (MAX_HOPS, where), where=where)
-
-    def _alias(self, name, target, where):
-        base = target.rpartition("/")[2]
-        if base == name or not U.valid_name(base) or base.rpartition(".")[2] != name.rpartition(".")[2]:
-            return Found(name, path=target, where=where)
-        prefix, instance, utype = U.split_name(name)
-        bprefix, binstance, _ = U.split_name(base)
-        if instance and binstance == "" and bprefix == prefix:  # foo@x.service -> foo@.service
-            return Found(name, path=target, where=where, template=base)
-        real = self.find(base) if base in self.names else None
-        if real is not None and real.path == target:
-            return Found(name, id=base, path=target, where=where, template=real.template)
-        return Found(name, id=base, path=target, where=where)
-
-    def subdir_entries(self, sub):
-        """{entry name: (path, link text)} of every `sub` directory in the search path, the first
-        (highest-priority) one of each name winning."""
-        out = {}
-        for path in self.subdirs.get(sub, ()):
-            for name, st, link in self.root.scan(path) or ():
-                out.setdefault(name, ("%s/%s" % (path, name), link, st))
-        return out
-
-    def aliases(self):
-        """{unit id: [alias names]} from the links in the unit directories."""
-        out = {}
-        for name, cands in self.names.items():
-            if cands[0][2] is not None:
-                f = self.find(name)
-                if f.id != name and f.problem is None and not f.masked:
-                    out.setdefault(f.id, []).append(name)
-        return out
-
-
-def _dropin_dirs(unit_id, aliases, template):
-    names = [unit_id] + list(aliases)
-    if template:
-        names.append(template)
-    stem, _, utype = unit_id.rpartition(".")
-    pieces = stem.split("-")
-    for k in range(len(pieces) - 1, 0, -1):
-        names.append("-".join(pieces[:k]) + "-." + utype)
-    names.append(utype)
-    return [n + ".d" for n in names]
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading one unit: its file and drop-ins as a list of assignments
-# ---------------------------------------------------------------------------------------------
-
-class Assign:
-    __slots__ = ("section", "key", "value", "file", "line")
-
-    def __init__(self, section, key, value, file, line):
-        self.section, self.key, self.value, self.file, self.line = section, key, value, file, line
-
-
-class Unit:
-    """One unit as read: its name and id, what the name resolved to (`found`), its assignments (file
-    then drop-ins), errors and warnings; `generated` for a SysV script's."""
-
-    def __init__(self, name, found):
-        self.name = name              # as instantiated: "postgresql@15-main.service"
-        self.id = found.id if found.id != found.name else name
-        self.found = found
-        self.assigns = []
-        self.errors = []    # (file, line, message): the unit cannot run
-        self.warnings = []  # (file, line, message)
-        self.aliases = []
-        self.generated = False
-        _prefix, instance, utype = U.split_name(self.id)
-        self.type, self.instance = utype, instance
-
-
-def read_unit(root, catalog, name, aliases=()):
-    """Unit for a name: its file parsed, then its drop-ins. Problems are in the Unit, never raised."""
-    found = catalog.find(name)
-    unit = Unit(name, found)
-    unit.aliases = [a for a in aliases if a != unit.id]
-    if found.problem or found.masked or found.path is None:
-        return unit
-    _append_file(root, unit, found.path)
-    dropins = {}
-    for sub in _dropin_dirs(unit.id, unit.aliases + ([name] if name != unit.id else []), found.template):
-        for entry, (path, link, _st) in catalog.subdir_entries(sub).items():
-            if entry.endswith(".conf") and entry not in dropins:
-                dropins[entry] = (path, link)
-    for entry in sorted(dropins, key=os.fsencode):
-        path, link = dropins[entry]
-        if link == "/dev/null":
-            continue
-        _append_file(root, unit, path, dropin=True)
-    return unit
-
-
-def _append_file(root, unit, path, dropin=False):
-    """A file's assignments onto the unit. An unreadable unit file is an error; an unreadable
-    drop-in a warning (systemd goes on without it)."""
-    try:
-        text = root.read(path).decode("utf-8", "replace")
-    except OSError as e:
-        (unit.warnings if dropin else unit.errors).append(
-            (path, None, "cannot read%s: %s" % (" (drop-in ignored)" if dropin else "", e.strerror or e)))
-        return
-    entries, problems = U.parse(text)
-    for line, message in problems:
-        unit.errors.append((path, line, "syntax error: %s" % message))
-    unit.assigns.extend(Assign(s, k, v, path, n) for s, k, v, n in entries)
-
-
-def read_text_unit(unit, path, text):
-    """Assignments from generated text (a SysV script's unit), named after `path` (no line)."""
-    entries, _ = U.parse(text)
-    unit.assigns.extend(Assign(s, k, v, path, None) for s, k, v, _n in entries)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -589,14 +380,8 @@ def _sysv(ld, out, specs, pulled):
                 u.assigns.append(Assign("Unit", "After", " ".join(lower), path, None))
         if snum is not None:
             earlier.append((uname, snum))
-        dropins = {}
-        for entry, (dpath, link, _st) in ld.catalog.subdir_entries(uname + ".d").items():
-            if entry.endswith(".conf"):
-                dropins[entry] = (dpath, link)
-        for entry in sorted(dropins, key=os.fsencode):
-            dpath, link = dropins[entry]
-            if link != "/dev/null":
-                _append_file(ld.root, u, dpath, dropin=True)
+        for dpath in dropin_paths(ld.catalog, uname):
+            append_file(ld.root, u, dpath, dropin=True)
         ld.units[uname] = u
         specs[uname] = ("service", u)
         if snum is not None:
@@ -611,56 +396,9 @@ def _skip_key(name):
 
 def _unit_files(ld, out):
     """systemctl list-unit-files' states, as far as the files tell."""
-    linked = set()
-    for sub, dirs in ld.catalog.subdirs.items():
-        if not sub.endswith((".wants", ".requires")):
-            continue
-        for d in dirs:
-            if d.startswith(CONFIG_DIRS):
-                for name, _st, _link in ld.root.scan(d) or ():
-                    linked.add(name)
-                    try:
-                        prefix, instance, utype = U.split_name(name)
-                    except ValueError:
-                        continue
-                    if instance:
-                        linked.add("%s@.%s" % (prefix, utype))
-    config_aliases = set()
-    for name, cands in ld.catalog.names.items():
-        d, _st, link = cands[0]
-        if link is not None and d in CONFIG_DIRS:
-            config_aliases.add(ld.catalog.find(name).id)
+    states = FileStates(ld.root, ld.catalog)
     for name in ld.catalog.unit_names():
-        f = ld.catalog.find(name)
-        if f.masked:
-            state = "masked"
-        elif f.problem:
-            state = "bad"
-        elif f.id != name and f.template is None:
-            state = "alias"
-        elif name in linked or name in config_aliases:
-            state = "enabled"
-        else:
-            keys = _install_keys(ld.root, f.path)
-            if not keys:
-                state = "static"
-            elif not keys & {"WantedBy", "RequiredBy", "Alias", "UpheldBy"}:
-                state = "indirect"
-            else:
-                state = "disabled"
-        out.unit_files[name] = state
-
-
-def _install_keys(root, path):
-    """The [Install] settings a unit file gives a value (its drop-ins do not count, as for systemctl)."""
-    try:
-        data = root.read(path)
-    except OSError:
-        return set()
-    if b"[Install]" not in data:
-        return set()
-    entries, _ = U.parse(data.decode("utf-8", "replace"))
-    return {k for s, k, v, _n in entries if s == "Install" and v}
+        out.unit_files[name] = states.state(name)
 
 
 def _log(value, ident, warnings, stream):
@@ -901,6 +639,21 @@ def _build(ld, out, specs, pulled):
     _dependencies(ld, out, services, pulled)
 
 
+def _enabled_now(ld, u, conv, enabled, out):
+    """Whether a socket or timer the default target pulls is enabled once its Conditions are
+    checked against the image now (the one that fails is its skip reason)."""
+    dynamic, skip = _conditions(conv, [])
+    skip = skip or _conditions_now(ld.root, dynamic)
+    if skip and enabled:
+        out.skipped[u.name] = skip
+        return False
+    return enabled
+
+
+def _add_warnings(out, stem, warnings):
+    out.warnings.extend(M.Problem(service=stem, file=f, line=n, message=m) for f, n, m in warnings)
+
+
 def _socket(ld, u, enabled, out):
     conv = ld.converted(u.name)
     f = conv.fields
@@ -918,16 +671,11 @@ def _socket(ld, u, enabled, out):
         line = next((a.line for a in u.assigns if a.value == "/run/systemd/journal/syslog"), None)
         warnings.append((u.found.path, line, "ListenDatagram=/run/systemd/journal/syslog bound as /dev/log "
                          "(no journald in the container)"))
-    dynamic, skip = _conditions(conv, [])
-    skip = skip or _conditions_now(ld.root, dynamic)
-    if skip and enabled:
-        out.skipped[u.name] = skip
-        enabled = False
+    enabled = _enabled_now(ld, u, conv, enabled, out)
     if not listen:
         warnings.append((u.found.path, None, "no Listen*= richinit can bind; not enabled"))
         enabled = False
-    for f_, n, m in warnings:
-        out.warnings.append(M.Problem(service=stem, file=f_, line=n, message=m))
+    _add_warnings(out, stem, warnings)
     return M.SocketSpec(name=stem, unit=u.name, source=u.found.path or "", service=service,
                         listen=tuple(listen), accept=accept, mode=f.get("mode", 0o666), user=f.get("user"),
                         group=f.get("group"), fd_name=f.get("fd_name"), backlog=f.get("backlog") or 4096,
@@ -942,13 +690,8 @@ def _timer(ld, u, enabled, out):
     warnings = list(u.errors) + list(conv.warnings) + list(conv.errors)
     stem = _stem(u.name)
     service = _stem(ld.canonical(f.get("service") or stem + ".service"))
-    dynamic, skip = _conditions(conv, [])
-    skip = skip or _conditions_now(ld.root, dynamic)
-    if skip and enabled:
-        out.skipped[u.name] = skip
-        enabled = False
-    for f_, n, m in warnings:
-        out.warnings.append(M.Problem(service=stem, file=f_, line=n, message=m))
+    enabled = _enabled_now(ld, u, conv, enabled, out)
+    _add_warnings(out, stem, warnings)
     return M.TimerSpec(name=stem, unit=u.name, source=u.found.path or "", service=service,
                        calendar=tuple(conv.calendar), on_boot=f.get("on_boot"), on_startup=f.get("on_startup"),
                        on_active=f.get("on_active"), on_unit_active=f.get("on_unit_active"),
@@ -966,6 +709,17 @@ def _dependencies(ld, out, services, pulled):
     def edge(a, b, line):
         after.setdefault(ld.canonical(a), {}).setdefault(ld.canonical(b), line)
 
+    def target_edge(target, dep):
+        """systemd.target(5): a target is ordered after the units it pulls in, unless one has
+        DefaultDependencies=no or is ordered after the target itself (as every service with default
+        dependencies is after sysinit.target and basic.target: no loop)."""
+        d = ld.units.get(ld.canonical(dep))
+        if d is not None and not _default_dependencies(d):
+            return
+        if target in EARLY_TARGETS and dep.rpartition(".")[2] == "service":
+            return
+        edge(target, dep, None)
+
     for name, conv in list(ld.conv.items()):
         uname, template = name
         if template:
@@ -975,13 +729,34 @@ def _dependencies(ld, out, services, pulled):
         for dep, _line in conv.deps.get("Before", ()):
             edge(dep, uname, None)
         u = ld.units[uname]
-        if u.type == "target" and not any(a.key == "DefaultDependencies" and a.value.lower() in ("no", "false", "0")
-                                          for a in u.assigns):
+        if u.type == "target" and _default_dependencies(u):
             for key in ("Wants", "Requires", "BindsTo"):
                 for dep, _line in conv.deps.get(key, ()):
-                    edge(uname, dep, None)
+                    target_edge(uname, dep)
             for dep in ld.wanted_dirs(u):
-                edge(uname, dep, None)
+                target_edge(uname, dep)
+
+    for name in pulled:  # a target without a file: ordered as systemd's own would be
+        u = ld.units.get(name)
+        if u is not None and u.type == "target" and u.found.path is None and not u.found.masked:
+            for dep in _FALLBACK_TARGETS.get(name, ()):
+                edge(name, dep, None)
+            for dep in ld.wanted_dirs(u):
+                target_edge(name, dep)
+
+    # DefaultDependencies=yes (systemd.service(5)): a service is ordered after sysinit.target and
+    # basic.target, so after what those are ordered after -- unless it is itself one of those (a
+    # service ordered before sysinit.target or basic.target): systemd would have to break that cycle.
+    early, stack = set(), [t for t in EARLY_TARGETS if t in after]
+    while stack:
+        n = stack.pop()
+        if n not in early:
+            early.add(n)
+            stack.extend(after.get(n, ()))
+    for name, v in services.items():
+        if name not in early and _default_dependencies(v[4]):
+            for t in EARLY_TARGETS:
+                edge(name, t, None)
 
     def reach(name):
         found, stack, seen = {}, [(n, line) for n, line in after.get(name, {}).items()], {name}
@@ -1038,14 +813,25 @@ def _dependencies(ld, out, services, pulled):
         enabled = name in pulled
         fields["enabled"] = enabled
         fields["warnings"] = tuple("%s: %s" % (_where(f, n), m) for f, n, m in warnings)
-        for f, n, m in warnings:
-            out.warnings.append(M.Problem(service=stem, file=f, line=n, message=m))
+        _add_warnings(out, stem, warnings)
         spec = M.ServiceSpec(**fields)
         if skip is None and not enabled:
             skip = _not_enabled_reason(out, name, stem)
         out.services.append((spec, problems, skip, lines, stem, name))
         out.names[stem] = {stem} | {_stem(a) for a in u.aliases} | {
             _stem(a.value) for a in u.assigns if a.section == "Install" and a.key == "Alias" and a.value}
+
+
+def _default_dependencies(u):
+    """The unit's DefaultDependencies= (yes unless set otherwise; the last assignment wins)."""
+    value = "yes"
+    for a in u.assigns:
+        if a.section == "Unit" and a.key == "DefaultDependencies" and a.value:
+            value = a.value
+    try:
+        return U.boolean(value)
+    except ValueError:
+        return True
 
 
 def _not_enabled_reason(out, name, stem):

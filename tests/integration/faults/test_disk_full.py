@@ -42,7 +42,8 @@ def test_log_and_run_filesystems_fill_up(rich, tiny_tmpfs):
     c.start()
     c.wait_up("syslog", "filelog", "tosyslog")
     messages, filelog = os.path.join(varlog, "messages"), os.path.join(varlog, "filelog.log")
-    assert wait_until(lambda: b"early-syslog-marker" in open(messages, "rb").read()), c.log()
+    assert wait_until(lambda: os.path.exists(messages) and b"early-syslog-marker" in open(messages, "rb").read()), \
+        c.log()
     assert wait_until(lambda: os.path.exists(filelog) and b"filelog-line-1\n" in open(filelog, "rb").read())
     before = {n: s["pid"] for n, s in c.services().items()}
 
