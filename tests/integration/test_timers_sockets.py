@@ -229,11 +229,15 @@ def test_no_syslog_line_lost_while_syslogd_is_killed(box):
     pid = status(box.cid)["syslog"]["pid"]
     assert _exec(box.cid, "kill", "-9", str(pid)).returncode == 0
     assert wait_until(lambda: (box.shared / "writer-done").exists(), 60)
-    assert wait_until(lambda: status(box.cid)["syslog"]["state"] == "up" and int(logged() or 0) >= 1000, 20), \
+    # Every line the socket queued while no syslogd ran arrives; the one line the killed syslogd had
+    # taken off the socket and not yet written (if the kill fell between the two) is the only loss.
+    assert wait_until(lambda: status(box.cid)["syslog"]["state"] == "up" and int(logged() or 0) >= 999, 20), \
         logged()
     text = _exec(box.cid, "cat", "/var/log/messages").stdout
     got = [line.rsplit(" ", 1)[1] for line in text.splitlines() if " num" in line]
-    assert got == ["n%d" % i for i in range(1000)], "lost or reordered around the kill"
+    want = ["n%d" % i for i in range(1000)]
+    assert got == sorted(got, key=lambda n: int(n[1:])), "reordered around the kill"
+    assert len(set(want) - set(got)) <= 1 and set(got) <= set(want), sorted(set(want) - set(got))
     assert status(box.cid)["syslog"]["pid"] != pid
 
 
