@@ -150,7 +150,10 @@ class Views:
     def lookup(self, cid, reader_pid=None):
         hit = self.containers.get(cid)
         if hit is None:
-            self.reload()  # a container registered since we last looked
+            # A container registered since we last looked. Forced: the registry directory's mtime
+            # comes from the kernel's coarse clock, so an entry written in the same tick as our
+            # last reload leaves the stamp unchanged.
+            self.reload(force=True)
             hit = self.containers.get(cid)
         if hit is not None and hit[1] is None and reader_pid and hit[0].get("root"):
             hit = self._adopt(cid, hit[0], reader_pid) or hit

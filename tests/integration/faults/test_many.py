@@ -63,6 +63,15 @@ def control_status(pid):
         s.close()
 
 
+def _running(pid):
+    """Whether pid is a process that has not exited (a zombie its parent has yet to reap has)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def test_a_hundred_rich_containers(tmp_path, richenv, busybox_rootfs):
     from lxcfs import api
     v = richenv.vars
@@ -143,7 +152,8 @@ def test_a_hundred_rich_containers(tmp_path, richenv, busybox_rootfs):
         listed = subprocess.run(["runc", "list", "-q"], capture_output=True, text=True).stdout.split()
         assert not set(cids) & set(listed)
         assert not [n for n in richenv.registered() if n.startswith(tag)], richenv.registered()
-        assert not [b for b in boxes if os.path.exists("/proc/%d" % b["pid"])]
+        assert wait_until(lambda: not [b for b in boxes if _running(b["pid"])], 10), \
+            [b["cid"] for b in boxes if _running(b["pid"])]
         assert not [g for b in boxes for g in b["cgroups"] if os.path.exists(g)]
         out = os.environ.get("RICHINIT_FAULTS_RESULTS")
         if out:
