@@ -34,6 +34,8 @@ import sys
 import tempfile
 import time
 
+from bench.pid1 import write_files
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET_MS = 3.0
 
@@ -225,12 +227,7 @@ def main(argv=None):
                                               "ok" if ok else "MISSED")]
         text = "\n".join(md) + "\n"
         sys.stdout.write(text)
-        if opt.json:
-            with open(opt.json, "w") as f:
-                json.dump(result, f, indent=1)
-        if opt.markdown:
-            with open(opt.markdown, "w") as f:
-                f.write(text)
+        write_files(opt, result, text)
     finally:
         if trace is not None:
             trace.close()

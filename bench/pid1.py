@@ -1032,9 +1032,13 @@ def main(argv=None):
 
 def write_results(opt, res, machine, config, targets, markdown):
     """--json and --markdown outputs (bench.services writes its results the same way)."""
+    write_files(opt, {"machine": machine, "config": config, "results": res.to_json(),
+                      "targets": [{"target": t, "richinit": v, "ok": ok} for t, v, ok in targets]}, markdown)
+
+
+def write_files(opt, data, markdown):
+    """opt.json gets `data`, opt.markdown the text; each only when asked for (every benchmark's outputs)."""
     if opt.json:
-        data = {"machine": machine, "config": config, "results": res.to_json(),
-                "targets": [{"target": t, "richinit": v, "ok": ok} for t, v, ok in targets]}
         with open(opt.json, "w") as f:
             json.dump(data, f, indent=1)
             f.write("\n")

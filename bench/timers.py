@@ -24,6 +24,7 @@ import tempfile
 import time
 
 from bench.appstart import Trace
+from bench.pid1 import write_files
 
 UNITS = {
     "tick.timer": "[Timer]\nOnActiveSec=1s\nOnUnitActiveSec=1s\nAccuracySec=1us\n[Install]\nWantedBy=timers.target\n",
@@ -91,12 +92,7 @@ def main(argv=None):
               "included)." % ("%.1f" % first if first is not None else "-")]
         text = "\n".join(md) + "\n"
         sys.stdout.write(text)
-        if opt.json:
-            with open(opt.json, "w") as f:
-                json.dump(result, f, indent=1)
-        if opt.markdown:
-            with open(opt.markdown, "w") as f:
-                f.write(text)
+        write_files(opt, result, text)
     finally:
         if proc is not None:
             if proc.poll() is None:

@@ -13,6 +13,7 @@
 
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -109,6 +110,13 @@ def switches(pid):
     with open("/proc/%d/status" % pid) as f:
         st = dict(line.split(":\t", 1) for line in f.read().splitlines() if ":\t" in line)
     return int(st["voluntary_ctxt_switches"]) + int(st["nonvoluntary_ctxt_switches"])
+
+
+def quiet(pid, window):
+    """Whether pid made no context switch during the next `window` seconds."""
+    before = switches(pid)
+    select.select([], [], [], window)
+    return switches(pid) == before
 
 
 def _write_rootfs(rootfs):
@@ -248,8 +256,11 @@ def test_restart_honours_the_stamp_and_pid1_sleeps_between_due_times(box):
         pytest.skip("too close to midnight UTC: the daily timer is due within the idle window")
     c = Container(box.tmp, box.rootfs, box.shared, "b")
     try:
-        time.sleep(1)  # let the boot settle (the loader, the built-ins): not what is measured
+        # The boot (the loader, the built-ins) is not what is measured: wait until the app is up and
+        # PID 1 has gone quiet (its switch count unchanged over 0.5 s), then count.
+        assert wait_until(lambda: (box.shared / "app-up-b").exists(), 30)
         pid = init_pid(c.cid)
+        assert wait_until(lambda: quiet(pid, 0.5), 30)
         before = switches(pid)
         time.sleep(10)
         woke = switches(pid) - before
