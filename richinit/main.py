@@ -185,12 +185,18 @@ def main(argv=None):
             log.say("VM mode: %s given as the command; richinit takes its place and runs the image's units"
                     % opts.image_init)
         init.use_services(sup)
-        _load_services(opts, sup)
-        from richinit.control import ControlServer
-        try:
-            control = ControlServer(loop, init, sup, opts.control_dir)
-        except OSError as e:
-            log.warning("no control socket in %s: %s", opts.control_dir, e)
+        if init.app_gone():  # e.g. `-- /bin/true`: it ended while we imported; the container ends now
+            log.debug("the app has already exited: no service is loaded")
+            from richinit.sockets import release
+            release(sup.prebound)
+            sup.prebound = {}
+        else:
+            _load_services(opts, sup)
+            from richinit.control import ControlServer
+            try:
+                control = ControlServer(loop, init, sup, opts.control_dir)
+            except OSError as e:
+                log.warning("no control socket in %s: %s", opts.control_dir, e)
         _set_title("richinit --vm" if not opts.cmd else "richinit -- %s" % " ".join(opts.cmd)[:200])
     init.boot()
     code = loop.run(init, ops)

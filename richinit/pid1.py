@@ -69,14 +69,26 @@ class Init:
         are loaded; boot() then starts them beside it."""
         self._start_app()
 
+    def app_gone(self):
+        """The early-started app has already exited or could not be executed (not --vm): the
+        container is about to end, so there is no point in loading or starting a service."""
+        if self.vm:
+            return False
+        if self.phase not in (RUNNING, BOOTING):
+            return True  # it could not be executed: the stop is under way
+        if self.app_started is None:
+            return False
+        return self.app_exit is not None or (self.main_pid is not None and self.ops.exited(self.main_pid))
+
     def boot(self):
         """Start the services and, once the init scripts ran and what --app-after names is ready,
-        the app (unless it started early); or the app alone."""
+        the app (unless it started early); or the app alone. No service starts when the early app
+        has already exited: the loop reaps it and the stop begins."""
         if self.services is None:
             self._start_app()
             return
-        if self.phase != RUNNING:
-            return  # the early app could not be started: the stop is under way
+        if self.phase != RUNNING or self.app_gone():
+            return  # the early app could not be started, or is gone: the stop is under way
         if self.app_started is None:
             self.phase = BOOTING
         self.services.boot(self._booted)

@@ -49,6 +49,16 @@ class SysOps:
         for pid in procfs.descendants(self.pid):
             self.kill(pid, sig)
 
+    def exited(self, pid):
+        """Whether child `pid` has exited (or is already reaped), without reaping it: the loop
+        still collects its status. waitid(WNOWAIT) only peeks."""
+        try:
+            return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            return True
+        except InterruptedError:
+            return False
+
     def reap(self):
         """Drain waitpid(-1): returns ([(pid, exit_code)], none_left)."""
         out = []

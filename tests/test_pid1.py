@@ -1,5 +1,6 @@
 """Unit tests of PID 1's state machine against a fake OS facade (no processes involved)."""
 
+import errno
 import signal
 
 import pytest
@@ -13,6 +14,10 @@ class FakeOps:
     def __init__(self):
         self.t = 100.0
         self.sent = []  # (target, sig): target is pid, ("pg", pid), ("session", sid) or "all"
+        self.gone = set()  # children that have exited but are not reaped yet
+
+    def exited(self, pid):
+        return pid in self.gone
 
     def now(self):
         return self.t
@@ -249,6 +254,33 @@ def test_the_app_started_before_the_services_is_not_started_again():
     assert spawned == [1] and init.main_pid == 42
     init.on_exit(42, 3)                         # the app's exit stops the services, code kept
     assert services.stopped and init.phase == pid1.STOPPING_ALL and init.exit_code == 3
+
+
+@pytest.mark.parametrize("vm", [False, True])
+def test_no_service_starts_when_the_early_app_has_already_exited(vm):
+    ops = FakeOps()
+    init = Init(ops, vm=vm, start_app=lambda: 42)
+    init.start_app_early()
+    ops.gone.add(42)                            # `-- /bin/true`: gone while PID 1 imported the supervisor
+    services = FakeServices()
+    init.use_services(services)
+    assert init.app_gone() is (not vm)
+    init.boot()
+    assert (services.booted is None) is (not vm)  # --vm keeps the container up: its services start
+    init.on_exit(42, 0)                         # the loop reaps it: the stop goes on with nothing to stop
+    if not vm:
+        assert init.phase == pid1.STOPPING_ALL and init.exit_code == 0
+
+
+def test_an_app_that_could_not_be_executed_counts_as_gone():
+    from richinit.spawn import ExecError
+    ops = FakeOps()
+
+    def fail():
+        raise ExecError("/nope", errno.ENOENT)
+    init = Init(ops, start_app=fail)
+    init.start_app_early()
+    assert init.app_gone() and init.exit_code == 127
 
 
 def test_the_app_waits_for_the_services_boot_when_it_did_not_start_early():
