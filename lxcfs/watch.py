@@ -3,7 +3,9 @@ container's views inside its mount namespace, so "Transport endpoint is not conn
 for the gap (well under the 2 s target).
 
 It sleeps in poll(POLLPRI) on /proc/self/mountinfo, which the kernel wakes on every mount-table
-change (a FUSE server mounting again is one), and also re-checks once a second. A container is
+change (a FUSE server mounting again is one), and also re-checks once a second. It binds at once
+after the change: the kernel holds every request to a fresh FUSE mount until the server has
+answered INIT, so there is nothing to wait for. A container is
 re-bound when the generation of its backend mount (detect.generation: the unique mount id)
 differs from the one its views were bound from (recorded by register(), then by us). A container
 registered without its init's pid (rich run) is found by its rootfs (lxcfs.locate.init_by_scan).
@@ -17,7 +19,6 @@ import logging
 import os
 import select
 import sys
-import time
 
 from lxcfs import bind, detect, locate, pidlock, registry, server
 
@@ -92,8 +93,7 @@ class Watcher:
                     self.pass_once()
                 except Exception:
                     log.exception("watch pass failed")
-                poller.poll(1000)
-                time.sleep(0.05)  # let a just-mounted FUSE server finish its init before we bind
+                poller.poll(1000)  # no settling sleep: see the module docstring
         finally:
             os.close(fd)
 
