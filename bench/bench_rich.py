@@ -13,6 +13,10 @@ The peer is `runc run` of a prepared bundle (busybox rootfs, /bin/true, deleted 
 rows split the cost: the same `runc run` with richinit from the runtime as PID 1 (no wrapper, no hooks,
 no views), without services and with `--services all` (the busybox image gets richinit's built-in
 syslog and cron). One more: a single rich-hook call (what an engine's poststop costs).
+Two floor rows show what Python itself costs, whatever our code does: the portable runtime's interpreter
+run bare as the container's process (`runc run PYTHON -c pass`, richinit's own argv with `pass` for its
+program) and the host interpreter bare (`python -IS -c pass`, as the rich launcher starts it). Their sum
+over runc is the least any Python PID 1 plus Python CLI can cost; it is printed as "floor of rich run".
 Runs are interleaved (each round visits every variant) so drift spreads over all of them.
 Everything lives in a temporary directory; the view server and watcher rich starts are stopped by
 PID at the end.
@@ -102,6 +106,8 @@ def main(argv=None):
         argv = portable.load_manifest(rt)["argv"]
         init_only = os.path.join(tmp, "init-only")
         c.make_bundle(init_only, rootfs, argv + ["--", "/bin/true"], mounts=rt_mount)
+        bare_py = os.path.join(tmp, "bare-python")
+        c.make_bundle(bare_py, rootfs, argv[:-1] + ["pass"], mounts=rt_mount)
         init_services = os.path.join(tmp, "init-services")
         c.make_bundle(init_services, rootfs, argv + ["--services", "all", "--", "/bin/true"], mounts=rt_mount)
 
@@ -121,6 +127,8 @@ def main(argv=None):
 
         variants = {
             "runc run /bin/true": plain,
+            "runc run PYTHON -c pass (floor)": runc_of(bare_py),
+            "host python -IS -c pass (floor)": lambda: _ms([sys.executable, "-IS", "-c", "pass"]),
             "runc run richinit -- /bin/true": runc_of(init_only),
             "runc run richinit --services all": runc_of(init_services),
             "rich run /bin/true": lambda: _ms([rich, "run"] + VIEWS + [rootfs, "--", "/bin/true"], env),
@@ -151,6 +159,12 @@ def main(argv=None):
             rows.append({"what": k, "median_ms": round(med, 1), "min_ms": round(min(xs), 1),
                          "ratio_vs_runc": round(med / base, 2)})
             print("%-42s %10.1f %10.1f %7.2fx" % (k, med, min(xs), med / base))
+        med = {k: statistics.median(xs) for k, xs in samples.items()}
+        floor = med["runc run PYTHON -c pass (floor)"] + med["host python -IS -c pass (floor)"]
+        print("floor of rich run (bare container interpreter + bare host interpreter): %.1f ms, %.2fx"
+              % (floor, floor / base))
+        rows.append({"what": "floor of rich run (sum of the two floor rows)", "median_ms": round(floor, 1),
+                     "min_ms": None, "ratio_vs_runc": round(floor / base, 2)})
         ratio = statistics.median(samples["rich run /bin/true"]) / base
         print("target rich run <= 1.5x runc run: %s (%.2fx), %d runs each" % ("met" if ratio <= 1.5 else "NOT met",
                                                                             ratio, a.runs))
