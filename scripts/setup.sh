@@ -38,4 +38,7 @@ fi
 # rich-hook are on every container's start-up path, so they get -IS launchers (the package's own
 # `rich install-launchers`, which the wheel's and the .deb's users have too).
 .venv/bin/python -m runtime_hooks.cli install-launchers --bin-dir .venv/bin >/dev/null
+# Byte-compile the tree the launchers run from: with PYTHONDONTWRITEBYTECODE set (CI shells often
+# have it), every host command would otherwise compile its modules again on each start.
+.venv/bin/python -m compileall -q -j 0 richinit runtime_hooks lxcfs osbase >/dev/null
 .venv/bin/python -c 'import richinit, yaml, setproctitle'
