@@ -186,8 +186,11 @@ def prepare_bundle(call, conf, runtime, argv0=None):
 
     With a container id and the rich-hook program installed, the host side is planned and applied
     too (runtime_hooks.pipeline, engine "wrapper"): loop quotas mounted (before the runtime binds
-    the directories), the /proc views registered and bound through config.json mounts, rich-hook
-    registered for createRuntime (the init's pid) and poststop (undo the saved plan).
+    the directories), the /proc views registered by the rootfs and bound through config.json
+    mounts, rich-hook registered for poststop (undo the saved plan) alone. No createRuntime hook:
+    as under `rich run`, the view server finds the init from its first reader (lxcfs.locate), so
+    nothing is left for a hook process to do on the container's start-up path. Without the host
+    side here, rich-hook is registered for createRuntime too and plans and applies it there.
     """
     from runtime_hooks import hostprep, optin, pipeline
     bundle = os.path.abspath(call.bundle or os.getcwd())
@@ -212,7 +215,8 @@ def prepare_bundle(call, conf, runtime, argv0=None):
             # Nothing would release them (poststop) or record the container: refuse rather than ignore.
             raise WrapperError("%s: annotations: io.richinit.quota needs the rich-hook program (runtime.yaml hook:)"
                                % path)
-        hooks = hostprep.hook_entries(hook, conf.hook_timeout, paths, runtime) if hook else None
+        stages = ("poststop",) if host_side else hostprep.HOOK_STAGES
+        hooks = hostprep.hook_entries(hook, conf.hook_timeout, paths, runtime, stages) if hook else None
         new = pipeline.rewrite(cfg, conf, path, hooks, host_side,
                                rootfs=os.path.join(bundle, cfg["root"]["path"]))
         from runtime_hooks import reach
