@@ -16,8 +16,7 @@ podman/CRI-O (keyed on the annotation io.richinit.rich=true). Each stage is an a
 runtime_hooks.pipeline: when the wrapper saved a plan for the container (a config.json from a
 wrapper that still registered createRuntime), createRuntime only adds the init's pid to it;
 without one, createRuntime plans and applies the host side itself; poststop undoes whatever plan
-is saved. Nothing is inferred from
-annotations or leftover files.
+is saved. Nothing is inferred from annotations or leftover files.
 
 One line per action goes to $RICHINIT_LOG_DIR/hook.log (default /var/log/richinit/hook.log).
 Failures: one line on stderr and in the log; createRuntime exits 1 (the runtime then destroys the
