@@ -195,18 +195,19 @@ def prepare_bundle(call, conf, runtime, argv0=None):
     nothing is left for a hook process to do on the container's start-up path. Without the host
     side here, rich-hook is registered for createRuntime too and plans and applies it there.
     """
-    from runtime_hooks import hostprep, optin, pipeline
+    from runtime_hooks import optin
     bundle = os.path.abspath(call.bundle or os.getcwd())
     path, cfg, st = _read_config(bundle)
+    # Whether it is rich, from annotations, RICHINIT_* in its environment or our runtime
+    # arguments (runtime_hooks.optin); its options then all read as annotations.
     try:
-        # Whether it is rich, from annotations, RICHINIT_* in its environment or our runtime
-        # arguments (runtime_hooks.optin); its options then all read as annotations.
-        try:
-            decision = optin.decide(cfg, conf.rich, call.runtime_args)
-        except optin.OptinError as e:
-            raise WrapperError("%s: %s" % (path, e))
-        if not decision.rich:
-            return False
+        decision = optin.decide(cfg, conf.rich, call.runtime_args)
+    except optin.OptinError as e:
+        raise WrapperError("%s: %s" % (path, e))
+    if not decision.rich:
+        return False  # a pod's sandbox, a plain container: the pipeline is not even imported
+    from runtime_hooks import hostprep, pipeline
+    try:
         cfg = decision.config
         if not pipeline.wants(cfg, conf.rich, path):
             return False
