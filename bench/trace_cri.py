@@ -117,6 +117,8 @@ def main(argv=None):
     ap.add_argument("--handler", choices=sorted(ANNOTATIONS), default="rich")
     ap.add_argument("--pods", type=int, default=3)
     ap.add_argument("--raw", help="keep strace's output here")
+    ap.add_argument("--annotation", action="append", default=[], metavar="KEY=VALUE",
+                    help="more pod annotations (e.g. io.richinit.services=none)")
     a = ap.parse_args(argv)
     if os.geteuid() != 0:
         raise SystemExit("needs root")
@@ -148,7 +150,8 @@ def main(argv=None):
             calls, sids = [], []
             try:
                 for _ in range(a.pods):
-                    pod = cri.pod_config("trace-%s" % uuid.uuid4().hex[:8], ANNOTATIONS[a.handler])
+                    pod = cri.pod_config("trace-%s" % uuid.uuid4().hex[:8], dict(
+                        ANNOTATIONS[a.handler], **dict(kv.split("=", 1) for kv in a.annotation)))
                     t0 = time.time()
                     sid = rt.RunPodSandbox(pb.RunPodSandboxRequest(config=pod,
                                                                    runtime_handler=a.handler)).pod_sandbox_id
@@ -186,7 +189,8 @@ def _traced(pid):
 
 def report(raw, calls, a):
     spans = rows(parse(raw))
-    print("handler %s, %d pods, load average %.2f" % (a.handler, a.pods, os.getloadavg()[0]))
+    print("handler %s %s, %d pods, load average %.2f" % (a.handler, " ".join(a.annotation), a.pods,
+                                                          os.getloadavg()[0]))
     print("| step | call | starts at ms (after the call began) | ms |")
     print("|---|---|---|---|")
     names = ("RunPodSandbox", "CreateContainer", "StartContainer")
