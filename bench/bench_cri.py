@@ -14,13 +14,17 @@ charges shared pages to the processes sharing them, so a pod alone carries all o
 runtime's interpreter text: the Pss rows are also taken with --pods N (default 4) pods of a
 variant running at once, as a node runs them (their total / N).
 Variants: runc; rich (richinit with its built-in syslog and cron, the default); rich with
-io.richinit.services=none (richinit alone).
+io.richinit.services=none (richinit alone). With --before REV, also `rich (REV)`: the host-side
+programs (rich-runtime, rich-hook) of another revision of this repository (git archive), as that
+revision's test shims ran them, behind a handler of their own in the same containerd and the same
+interleaved rounds (the portable runtime, so richinit itself, is this tree's for both).
 """
 
 import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -80,7 +84,7 @@ def one_pod(cri, handler, annotations):
     ms = (time.perf_counter() - t0) * 1000
     try:
         init = cri_mod.init_pid(cid)
-        want = 2 + (2 if handler == "rich" and annotations.get("io.richinit.services") != "none" else 0)
+        want = 2 + (2 if handler != "runc" and annotations.get("io.richinit.services") != "none" else 0)
         # settled: the app (and richinit's syslog and cron) running
         wait_until(lambda: len(tree(init)) >= want, 10)
         time.sleep(0.3)
@@ -104,7 +108,7 @@ def pods_at_once(cri, handler, annotations, n):
                 sandbox_config=pod)).container_id
             rt.StartContainer(pb.StartContainerRequest(container_id=cid))
             inits.append((cri_mod.init_pid(sid), cri_mod.init_pid(cid)))
-        want = 2 + (2 if handler == "rich" and annotations.get("io.richinit.services") != "none" else 0)
+        want = 2 + (2 if handler != "runc" and annotations.get("io.richinit.services") != "none" else 0)
         for _pause, init in inits:
             wait_until(lambda: len(tree(init)) >= want, 10)  # noqa: B023 - called at once
         time.sleep(0.3)
@@ -114,11 +118,32 @@ def pods_at_once(cri, handler, annotations, n):
             cri.remove_pod(sid)
 
 
+def before_tree(rev, dest, bake):
+    """rev's rich-runtime and rich-hook in dest/bin, as that revision's test shims were: `#!PY -IS`
+    scripts calling its entry points, the directories baked in (its own rich-hook for its hooks)."""
+    import sysconfig
+    src = os.path.join(dest, "src")
+    os.makedirs(src)
+    archive = subprocess.run(["git", "-C", REPO, "archive", rev], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", src], input=archive, check=True)
+    bindir = os.path.join(dest, "bin")
+    os.makedirs(bindir)
+    env = dict(bake, RICHINIT_HOOK=os.path.join(bindir, "rich-hook"))
+    lines = "".join("os.environ.setdefault(%r, %r)\n" % kv for kv in sorted(env.items()))
+    for name, mod in (("rich-runtime", "runtime_hooks.wrapper"), ("rich-hook", "runtime_hooks.hook")):
+        with open(os.path.join(bindir, name), "w") as f:
+            f.write("#!%s -IS\nimport os, sys\n%ssys.path[1:1] = %r\nfrom %s import entry\nsys.exit(entry())\n"
+                    % (sys.executable, lines, [src, sysconfig.get_paths()["purelib"]], mod))
+        os.chmod(os.path.join(bindir, name), 0o755)
+    return os.path.join(bindir, "rich-runtime")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=9)
     ap.add_argument("--pods", type=int, default=4, help="pods of a variant at once for the shared Pss rows")
     ap.add_argument("--json")
+    ap.add_argument("--before", metavar="REV", help="also time this git revision's rich-runtime (e.g. HEAD~3)")
     a = ap.parse_args(argv)
     if os.geteuid() != 0:
         raise SystemExit("needs root")
@@ -132,15 +157,19 @@ def main(argv=None):
         rootfs = c.busybox_rootfs(os.path.join(tmp, "rootfs"))
         env = RichEnv(os.path.join(tmp, "rich"), views, rt_dir)
         bindir = write_shims(os.path.join(tmp, "bin"), bake=env.vars)
-        with cri_mod.containerd_cri(os.path.join(tmp, "cri"), env.rich, bindir, rt_dir, rootfs) as cri:
-            for handler, ann in VARIANTS.values():  # warm-up: images unpacked, the view server up
+        variants, handlers = dict(VARIANTS), {}
+        if a.before:
+            handlers["rich-before"] = before_tree(a.before, os.path.join(tmp, "before"), env.vars)
+            variants["rich (%s)" % a.before] = ("rich-before", VARIANTS["rich"][1])
+        with cri_mod.containerd_cri(os.path.join(tmp, "cri"), env.rich, bindir, rt_dir, rootfs, handlers) as cri:
+            for handler, ann in variants.values():  # warm-up: images unpacked, the view server up
                 one_pod(cri, handler, ann)
             load0 = os.getloadavg()
-            samples = {k: [] for k in VARIANTS}
+            samples = {k: [] for k in variants}
             for _ in range(a.runs):
-                for name, (handler, ann) in VARIANTS.items():
+                for name, (handler, ann) in variants.items():
                     samples[name].append(one_pod(cri, handler, ann))
-            together = {name: pods_at_once(cri, handler, ann, a.pods) for name, (handler, ann) in VARIANTS.items()}
+            together = {name: pods_at_once(cri, handler, ann, a.pods) for name, (handler, ann) in variants.items()}
             load1 = os.getloadavg()
     finally:
         if env is not None:
@@ -167,7 +196,7 @@ def main(argv=None):
     print("load average %.2f -> %.2f, %d runs" % (load0[0], load1[0], a.runs))
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"runs": a.runs, "pods": a.pods, "load": [load0[0], load1[0]], "rows": rows,
+            json.dump({"runs": a.runs, "pods": a.pods, "load": [load0[0], load1[0]], "rows": rows, "before": a.before,
                        "date": time.strftime("%Y-%m-%d")}, f, indent=1)
     return 0
 

@@ -9,7 +9,7 @@
 A container may be registered before its init exists (the wrapper adds config.json mounts
 before `runc create`): with its rootfs recorded, the server finds the init from the first
 reader inside the container (lxcfs.locate); without, its files show the host's values until
-register() is called again with the pid (the createRuntime hook).
+register() is called again with the pid (a createRuntime hook: podman's hooks.d).
 """
 
 import errno

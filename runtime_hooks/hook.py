@@ -10,12 +10,13 @@ The OCI state arrives on stdin (id, pid, bundle, annotations); config.json is fo
 hostile: the state and config.json are parsed and checked before anything is done, and nothing
 from the container's rootfs is ever executed or loaded here.
 
-Who registers it: rich-runtime (the wrapper) for createRuntime and poststop with an explicit env,
-or the oci-hooks JSON of hooks/ for podman/CRI-O (keyed on the annotation io.richinit.rich=true).
-Each stage is an adapter of runtime_hooks.pipeline: when the wrapper saved a plan for the
-container, createRuntime only adds the init's pid to it; without one, createRuntime plans and
-applies the host side itself; poststop undoes whatever plan is saved. Nothing is inferred from
-annotations or leftover files.
+Who registers it: rich-runtime (the wrapper) for poststop with an explicit env (and createRuntime
+only when it could not apply the host side itself), or the oci-hooks JSON of hooks/ for
+podman/CRI-O (keyed on the annotation io.richinit.rich=true). Each stage is an adapter of
+runtime_hooks.pipeline: when the wrapper saved a plan for the container (a config.json from a
+wrapper that still registered createRuntime), createRuntime only adds the init's pid to it;
+without one, createRuntime plans and applies the host side itself; poststop undoes whatever plan
+is saved. Nothing is inferred from annotations or leftover files.
 
 One line per action goes to $RICHINIT_LOG_DIR/hook.log (default /var/log/richinit/hook.log).
 Failures: one line on stderr and in the log; createRuntime exits 1 (the runtime then destroys the

@@ -10,7 +10,7 @@ installation can keep everything in its own directories.
     paths = HostPaths.from_env()
     backend, lxcfs_mount = choose_views(runtime, annotations, paths, pid)
     register_views(cid, backend, lxcfs_mount, paths, pid=pid, root=rootfs)
-    hooks = hook_entries(hook_path, timeout, paths, runtime)        # rich-hook createRuntime/poststop
+    hooks = hook_entries(hook_path, timeout, paths, runtime, stages)  # rich-hook STAGE entries
 
 Every failure is a PrepError whose text is one line.
 """

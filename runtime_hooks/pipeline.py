@@ -18,8 +18,9 @@ mounts or into the running namespace) and the quota groups (rule, backend, direc
 the steps started so far, the phase (applying | applied | kept | removing) and the processes
 whose life is the container's (the applying process, the init). It is created with O_EXCL (so it
 claims the container id) and saved (temp file, rename) before each step that leaves something to
-undo is started. Later stages and removal read it back instead of inferring anything: createRuntime adds
-the init's pid, poststop and `rich rm` undo what it lists.
+undo is started. Later stages and removal read it back instead of inferring anything: poststop and
+`rich rm` undo what it lists (rich-runtime registers no createRuntime hook; the init of its containers
+is found by the rootfs, and the runtime's state says whether the container is still there).
 
 Every undo is safe whether its step ran fully, half or not at all; the steps of a plan are undone
 in reverse order, then the plan is removed. So a host process killed at any point leaves a plan

@@ -27,13 +27,14 @@ class SettingsError(Exception):
 
 class Settings:
     def __init__(self, runtime="runc", rich="annotation", runtime_dir=DEFAULT_RUNTIME_DIR, hook=None,
-                 hook_timeout=10, source=None):
+                 hook_timeout=10, source=None, data=None):
         self.runtime = runtime
         self.rich = rich
         self.runtime_dir = runtime_dir
         self.hook = hook
         self.hook_timeout = hook_timeout
         self.source = source
+        self.data = data  # the file's bytes as read (None: no file), for rich-runtime's memo
 
     def __repr__(self):
         return "Settings(%r)" % vars(self)
@@ -96,14 +97,17 @@ def load(path=DEFAULT_PATH, environ=None):
     """Settings from `path` (absent file = defaults) with RICHINIT_RUNTIME applied."""
     environ = os.environ if environ is None else environ
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            data = f.read()
+        # text mode's universal newlines, on the very bytes kept in s.data
+        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except FileNotFoundError:
         s = Settings()
     except (OSError, UnicodeDecodeError) as e:
         raise SettingsError("%s: cannot read: %s" % (path, getattr(e, "strerror", None) or e))
     else:
         s = validate(parse(text, path), path)
+        s.data = data
     env = environ.get("RICHINIT_RUNTIME")
     if env:
         s.runtime = _runtime(env, "RICHINIT_RUNTIME")

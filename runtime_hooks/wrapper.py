@@ -8,7 +8,10 @@ proxied.
 
 It runs on every runtime call, so start-up is kept cheap: the pass-through path imports only os,
 sys and the settings reader; the pipeline (runtime_hooks.pipeline) is imported only when a
-config.json has to be read.
+config.json has to be read. Installed, it is reached through the sh launcher of
+runtime_hooks.launchers, which execs the real runtime itself for a call that cannot be a create
+or run when its memo says what this wrapper resolved from the same inputs (remember() writes it;
+see there); every other call comes here.
 
 Bad input (a missing bundle, config.json that is not JSON or lacks `process`, an unreadable
 rootfs, a bad io.richinit.* annotation, a broken runtime.yaml) → one line naming the file and
@@ -186,21 +189,25 @@ def prepare_bundle(call, conf, runtime, argv0=None):
 
     With a container id and the rich-hook program installed, the host side is planned and applied
     too (runtime_hooks.pipeline, engine "wrapper"): loop quotas mounted (before the runtime binds
-    the directories), the /proc views registered and bound through config.json mounts, rich-hook
-    registered for createRuntime (the init's pid) and poststop (undo the saved plan).
+    the directories), the /proc views registered by the rootfs and bound through config.json
+    mounts, rich-hook registered for poststop (undo the saved plan) alone. No createRuntime hook:
+    as under `rich run`, the view server finds the init from its first reader (lxcfs.locate), so
+    nothing is left for a hook process to do on the container's start-up path. Without the host
+    side here, rich-hook is registered for createRuntime too and plans and applies it there.
     """
-    from runtime_hooks import hostprep, optin, pipeline
+    from runtime_hooks import optin
     bundle = os.path.abspath(call.bundle or os.getcwd())
     path, cfg, st = _read_config(bundle)
+    # Whether it is rich, from annotations, RICHINIT_* in its environment or our runtime
+    # arguments (runtime_hooks.optin); its options then all read as annotations.
     try:
-        # Whether it is rich, from annotations, RICHINIT_* in its environment or our runtime
-        # arguments (runtime_hooks.optin); its options then all read as annotations.
-        try:
-            decision = optin.decide(cfg, conf.rich, call.runtime_args)
-        except optin.OptinError as e:
-            raise WrapperError("%s: %s" % (path, e))
-        if not decision.rich:
-            return False
+        decision = optin.decide(cfg, conf.rich, call.runtime_args)
+    except optin.OptinError as e:
+        raise WrapperError("%s: %s" % (path, e))
+    if not decision.rich:
+        return False  # a pod's sandbox, a plain container: the pipeline is not even imported
+    from runtime_hooks import hostprep, pipeline
+    try:
         cfg = decision.config
         if not pipeline.wants(cfg, conf.rich, path):
             return False
@@ -212,7 +219,8 @@ def prepare_bundle(call, conf, runtime, argv0=None):
             # Nothing would release them (poststop) or record the container: refuse rather than ignore.
             raise WrapperError("%s: annotations: io.richinit.quota needs the rich-hook program (runtime.yaml hook:)"
                                % path)
-        hooks = hostprep.hook_entries(hook, conf.hook_timeout, paths, runtime) if hook else None
+        stages = ("poststop",) if host_side else hostprep.HOOK_STAGES
+        hooks = hostprep.hook_entries(hook, conf.hook_timeout, paths, runtime, stages) if hook else None
         new = pipeline.rewrite(cfg, conf, path, hooks, host_side,
                                rootfs=os.path.join(bundle, cfg["root"]["path"]))
         from runtime_hooks import reach
@@ -280,7 +288,52 @@ def _quote(text):
     return '"%s"' % text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def main(argv=None):
+# ---------------------------------------------------------------- the launcher's memo
+
+def memo_bytes(real, conf_path, conf, self_path, environ=None):
+    """The memo of one resolution: the real runtime, then every input it was resolved from, then
+    runtime.yaml's bytes (a line `absent` when there is none). None when an input cannot be one
+    line (the launcher then always comes here)."""
+    environ = os.environ if environ is None else environ
+    head = [real, "conf=" + conf_path, "runtime=" + (environ.get("RICHINIT_RUNTIME") or ""),
+            "path=" + (environ.get("PATH") or ""), "self=" + (self_path or "")]
+    head = [os.fsencode(x) for x in head]
+    body = b"absent\n" if conf.data is None else b"present\n" + conf.data
+    if any(b"\n" in x or b"\0" in x for x in head) or b"\0" in body:
+        return None
+    return b"\n".join(head) + b"\n" + body
+
+
+def remember(memo, data):
+    """Write the memo for the launcher (temp file and rename: it reads the old one or the new one),
+    unless it holds these bytes already. A memo that cannot be written is no error: the launcher
+    then hands every call to this wrapper, as without one."""
+    if data is None:
+        return
+    try:
+        with open(memo, "rb") as f:
+            if f.read(len(data) + 1) == data:
+                return
+    except OSError:
+        pass
+    tmp = "%s.%d.tmp" % (memo, os.getpid())
+    try:
+        os.makedirs(os.path.dirname(memo), mode=0o755, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        os.rename(tmp, memo)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def main(argv=None, memo=None):
+    """memo: where the launcher looks for the runtime this call resolved (None: no launcher)."""
     argv = sys.argv if argv is None else argv
     args = list(argv[1:])
     call = None
@@ -293,8 +346,11 @@ def main(argv=None):
             except optin.OptinError as e:
                 raise WrapperError(str(e))
         call = parse_argv(args)
-        conf = settings_mod.load(os.environ.get("RICHINIT_RUNTIME_CONFIG") or settings_mod.DEFAULT_PATH)
+        conf_path = os.environ.get("RICHINIT_RUNTIME_CONFIG") or settings_mod.DEFAULT_PATH
+        conf = settings_mod.load(conf_path)
         real = settings_mod.resolve_runtime(conf.runtime, self_path=argv[0] if argv else None)
+        if memo:
+            remember(memo, memo_bytes(real, conf_path, conf, argv[0] if argv else None))
         if call.command in REWRITE_COMMANDS and conf.rich != "off":
             call.runtime_args = runtime_args
             prepare_bundle(call, conf, real, argv[0] if argv else None)
@@ -312,11 +368,11 @@ def main(argv=None):
         return EXIT_NO_RUNTIME
 
 
-def entry():
+def entry(memo=None):
     """The console script: main() (an exec, or one line and a status), then out at once."""
     from osbase.quickexit import exit_now
     try:
-        code = main()
+        code = main(memo=memo)
     except Exception:  # noqa: BLE001 - reported by main() already: one line, no traceback
         code = EXIT_BAD_INPUT
     exit_now(code)

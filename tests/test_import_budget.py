@@ -128,6 +128,19 @@ def test_rich_runtime_create_rewrite_only(tmp_path):
     check("rich-runtime create", mods, r)
 
 
+def test_rich_runtime_create_of_a_pods_sandbox(tmp_path):
+    env = _runtime_dir(tmp_path)
+    b = tmp_path / "b"
+    (b / "rootfs").mkdir(parents=True)
+    cfg = {"ociVersion": "1.0.2", "process": {"args": ["/pause"], "cwd": "/"}, "root": {"path": "rootfs"},
+           "annotations": {"io.kubernetes.cri.container-type": "sandbox", "io.richinit.rich": "true"}}
+    (b / "config.json").write_text(json.dumps(cfg))
+    r, mods = imported(PY + _script("runtime_hooks.wrapper") + ["create", "--bundle", str(b), "c1"], env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((b / "config.json").read_text()) == cfg
+    check("rich-runtime create, not rich", mods, r)
+
+
 @pytest.mark.parametrize("stage,state", [
     ("precreate", {"ociVersion": "1.0.2", "process": {"args": ["/bin/sh"]}, "root": {"path": "/r"},
                    "annotations": {"io.richinit.rich": "true"}}),

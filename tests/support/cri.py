@@ -46,6 +46,15 @@ state = "{base}/state"
 """
 
 
+HANDLER = """      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{name}]
+        runtime_type = "io.containerd.runc.v2"
+        pod_annotations = ["io.richinit.*"]
+        container_annotations = ["io.richinit.*"]
+        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{name}.options]
+          BinaryName = "{binary}"
+"""
+
+
 class Unavailable(Exception):
     """What this machine lacks for a CRI run (the caller skips with it)."""
 
@@ -119,7 +128,9 @@ def _oci_archive(rootfs, name, cmd):
 
 
 @contextlib.contextmanager
-def containerd_cri(base, rich, bin_dir, runtime_dir, rootfs):
+def containerd_cri(base, rich, bin_dir, runtime_dir, rootfs, handlers=None):
+    """handlers: {name: runc binary} more runc.v2 handlers passing io.richinit.* annotations, as the
+    `rich` one does (a benchmark's other revision of rich-runtime)."""
     grpc, pb, pb_grpc = api()
     cni = cni_bin()
     for tool in ("containerd", "ctr", "unshare", "ip"):
@@ -140,6 +151,8 @@ def containerd_cri(base, rich, bin_dir, runtime_dir, rootfs):
     os.makedirs(os.path.join(stage, "etc/richinit"))
     with open(config, "w") as f:
         f.write(CONFIG.format(base=base, sock=sock, pause=pause, cni_bin=cni))
+        for name, binary in sorted((handlers or {}).items()):
+            f.write(HANDLER.format(name=name, binary=binary))
     with open(os.path.join(stage, "etc/richinit/runtime.yaml"), "w") as f:
         f.write("runtime: runc\nruntime_dir: %s\nhook: %s/rich-hook\n" % (runtime_dir, bin_dir))
     r = rich("install", "--containerd", "--root", stage, "--bin-dir", bin_dir)

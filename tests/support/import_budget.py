@@ -15,6 +15,8 @@ signal 2.8 (enum), ctypes 1.2. An interpreter starts in ~6.5 ms.
   holds them to it too: tests/test_cron_builtin_lean.py).
 - rich-runtime pass-through runs on every call an engine makes (target: <= 10 ms added): os and
   the settings reader only.
+- rich-runtime create of a container that is not made rich (a pod's sandbox: every pod has one):
+  the pass-through's modules, the opt-in decision and the config it reads (no pipeline).
 - rich-runtime create, the hook stages and `rich run` are on a container's start-up path (target
   for `rich run`'s host side: <= 10 ms): the pipeline, osbase.standin (json would be 4.7 ms),
   ctypes for mount; no re, json, argparse, subprocess or signal.
@@ -60,6 +62,9 @@ BUDGETS = {
     "rich-runtime pass-through": CORE | {"runtime_hooks", "runtime_hooks.settings", "runtime_hooks.wrapper",
                                          "osbase", "osbase.quickexit", "osbase.standin", "_json"},
     "rich-runtime create": CORE | PIPELINE | {"runtime_hooks.wrapper"},
+    "rich-runtime create, not rich": CORE | {"runtime_hooks", "runtime_hooks.settings", "runtime_hooks.wrapper",
+                                             "osbase", "osbase.quickexit", "osbase.standin", "_json",
+                                             "runtime_hooks.optin", "runtime_hooks.ociconfig"},
     "rich-hook": CORE | PIPELINE | {"runtime_hooks.hook"},
     "rich run": CORE | PIPELINE | {"runtime_hooks.cli", "runtime_hooks.cli_containers", "runtime_hooks.bundle",
                                    "_signal"},

@@ -62,9 +62,12 @@ def test_deb_installs_runs_and_removes_cleanly(deb, chroot):
     assert r.returncode == 0, r.stdout + r.stderr
     # postinst built the portable runtime from the chroot's own python3
     assert os.path.isfile(os.path.join(rootfs, "var/lib/richinit/runtime/runtime.json")), r.stdout + r.stderr
-    for prog in ("rich", "rich-runtime", "rich-hook", "richctl"):
+    for prog in ("rich", "rich-hook", "richctl"):
         with open(os.path.join(rootfs, "usr/bin", prog)) as f:
             assert f.readline() == "#!/usr/bin/python3 -IS\n", prog
+    with open(os.path.join(rootfs, "usr/bin/rich-runtime")) as f:
+        text = f.read()  # the sh launcher: create/run to the wrapper on Debian's python3
+    assert text.startswith("#!/bin/sh\n") and "exec /usr/bin/python3 -IS -c " in text
     r = run("rich --help && richctl --help && rich-hook; echo rc=$?")
     assert "uninstall" in r.stdout and "rc=2" in r.stdout and "usage: rich-hook" in r.stderr, r.stdout + r.stderr
     # the hook bundle from /usr/share/richinit, staged into a directory and taken out again

@@ -51,9 +51,11 @@ def test_wheel_in_a_fresh_venv_builds_the_runtime_and_runs_the_demo(venv):
     # the fast launchers, from the package itself
     r = _run([str(v / "bin/rich"), "install-launchers"], env=env, cwd="/")
     assert r.returncode == 0, r.stderr
-    for prog in ("rich", "rich-runtime", "rich-hook"):
+    for prog in ("rich", "rich-hook"):
         head = (v / "bin" / prog).read_text().splitlines()[0]
         assert head.startswith("#!%s/bin/python" % v) and head.endswith(" -IS"), head
+    text = (v / "bin/rich-runtime").read_text()  # the sh launcher, create/run to the venv's python
+    assert text.startswith("#!/bin/sh\n") and "exec %s/bin/python" % v in text
     rich = str(v / "bin/rich")
     rt = base / "runtime"
     r = _run([rich, "runtime", "build", "--output", str(rt)], env=env, cwd="/")

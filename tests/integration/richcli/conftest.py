@@ -30,18 +30,20 @@ def need_root_and(*tools):
 
 
 def write_shims(bin_dir, bake=None):
-    """Scripts running our entry points with the venv's Python, as setup.sh's launchers do (-IS, the
-    repository and site-packages spelled out); `bake` sets env vars inside them (engines such as
-    containerd do not pass our environment on)."""
+    """Our programs as setup.sh installs them (runtime_hooks.launchers: the -IS launchers, rich-runtime's
+    sh launcher with its memo in bin_dir), on the venv's Python with the repository and site-packages
+    spelled out; `bake` sets env vars inside them (engines such as containerd do not pass our
+    environment on)."""
     import sysconfig
+
+    from runtime_hooks import launchers
     os.makedirs(bin_dir, exist_ok=True)
     paths = [REPO, sysconfig.get_paths()["purelib"]]
-    for name, (mod, fn) in PROGRAMS.items():
+    for name in PROGRAMS:
         path = os.path.join(bin_dir, name)
-        env = "".join("os.environ.setdefault(%r, %r)\n" % kv for kv in sorted((bake or {}).items()))
         with open(path, "w") as f:
-            f.write("#!%s -IS\nimport os, sys\n%ssys.path[1:1] = %r\nfrom %s import %s\nsys.exit(%s())\n"
-                    % (sys.executable, env, paths, mod, fn, fn))
+            f.write(launchers.render(name, sys.executable, paths, env=bake,
+                                     memo=os.path.join(os.path.abspath(bin_dir), "rich-runtime.memo")))
         os.chmod(path, 0o755)
     return bin_dir
 
