@@ -65,6 +65,7 @@ class Supervisor:
         self.private_tmp = None  # can a child have its own /tmp here? (asked once)
         self.unit_mode = False   # the document has systemd units
         self.unit_files = {}     # unit file name -> enabled | disabled | static | masked | ...
+        self.aliases = {}        # alias unit name -> the unit it names ("sshd.service" -> "ssh.service")
         self.failed_seen = set()
         self.settle_waiters = []  # (service, callback) of when_settled
         self.rebooting = False
@@ -156,6 +157,7 @@ class Supervisor:
         skipped = doc.get("skipped", {})
         self.deps = {k: list(v) for k, v in doc.get("deps", {}).items()}
         self.unit_files = dict(doc.get("unit_files", {}))
+        self.aliases = dict(doc.get("aliases", {}))
         self.unit_mode = any(spec.unit for spec in specs.values())
         self.order = doc.get("order", [])
         added, removed, changed = [], [], []
@@ -878,12 +880,19 @@ class Supervisor:
 
     # ---- control verbs (systemctl and richctl call these; each returns a reply dict) ----------
 
+    def canonical(self, name):
+        """The unit an alias names ("sshd" or "sshd.service" -> "ssh.service"); other names as given."""
+        return self.aliases.get(_unit_name(name), name) if self.aliases else name
+
     def find(self, name):
-        """The Service called `name`: its stem ("nginx") or its unit name ("nginx.service"); None
-        when there is none."""
+        """The Service called `name`: its stem ("nginx"), its unit name ("nginx.service") or an
+        alias of its unit (a link in a unit directory: "sshd.service" -> ssh.service); None when
+        there is none."""
         s = self.services.get(name)
-        if s is None and name.endswith(".service"):
-            s = self.services.get(name[:-8])
+        if s is None:
+            name = self.canonical(name)
+            if name.endswith(".service"):
+                s = self.services.get(name[:-8])
         return s
 
     def _verb(self, name, fn):
@@ -1028,6 +1037,7 @@ class Supervisor:
             return None
         props = s.properties(self.ops.now(), self.wall_offset())
         props["UnitFileState"] = self.unit_file_state(s.name) or ""
+        props["Names"] = " ".join([props["Id"]] + sorted(a for a, u in self.aliases.items() if u == props["Id"]))
         return props
 
     def units_status(self):

@@ -38,6 +38,7 @@ def unit_props(sup, name):
     props = sup.unit_status(name)
     if props is not None:
         return props
+    name = sup.canonical(name)  # an alias of a socket or timer unit
     for suffix, table, states in ((".socket", "sockets", "units"), (".timer", "timers", "timers")):
         stem = _stem(name, suffix)
         owner = getattr(sup, table, None)

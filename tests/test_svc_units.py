@@ -569,6 +569,19 @@ def test_start_pulls_in_requires_and_wants_and_refuses_masked():
     assert sup.start_service("nope")["code"] == 5
 
 
+def test_an_alias_finds_its_unit_for_every_verb():
+    from richinit import verbs
+    sup, launched = _sup({"ssh": {"enabled": False}})
+    sup.aliases = {"sshd.service": "ssh.service"}
+    assert sup.find("sshd") is sup.find("sshd.service") is sup.services["ssh"]
+    assert sup.find("sshx") is None and sup.canonical("other") == "other"
+    assert sup.start_service("sshd") == {"ok": True} and launched == ["ssh"]
+    st = sup.unit_status("sshd.service")
+    assert (st["Id"], st["Names"], st["ActiveState"]) == ("ssh.service", "ssh.service sshd.service", "active")
+    assert verbs.unit_props(sup, "sshd.service")["Id"] == "ssh.service"
+    assert sup.stop_service("sshd")["ok"] and sup.services["ssh"].state == S.STOPPING
+
+
 def test_when_settled_and_kill_and_reset_failed():
     sup, _ = _sup({"a": {"type": "notify", "ready": Ready(kind="notify"), "enabled": False}})
     seen = []

@@ -152,6 +152,14 @@ def _loaded(u):
     return bool(u) and u.get("LoadState") not in (None, "not-found")
 
 
+def _real_name(name, u):
+    """The unit an alias names, as systemd shows it (`status sshd` shows ssh.service): PID 1's Id
+    when it knows the unit, else the unit files' (a link in a unit directory)."""
+    if _loaded(u):
+        return u.get("Id") or name
+    return uf.unit_id(name)
+
+
 # ---------------------------------------------------------------- verbs
 
 def cmd_job(verb, args, o):
@@ -340,6 +348,7 @@ def cmd_status(args, o):
     code, blocks = 0, []
     for unit in names:
         u = loaded.get(unit) or {}
+        unit = _real_name(unit, u)
         if not _loaded(u):
             if unit in TARGETS_ALWAYS_ACTIVE:
                 u = {"ActiveState": "active", "SubState": "active", "FragmentPath": uf.fragment(unit) or ""}
@@ -593,7 +602,8 @@ def cmd_show(args, o):
     for i, unit in enumerate(names):
         if i:
             print()
-        _print_props(_properties(unit, loaded.get(unit) or {}), o)
+        u = loaded.get(unit) or {}
+        _print_props(_properties(_real_name(unit, u), u), o)
     return 0
 
 

@@ -141,6 +141,13 @@ def locate(name, root="/"):
         return None if f is None else (f.where, f.masked)
 
 
+def unit_id(name, root="/"):
+    """The unit's own name: the one an alias (a link in a unit directory) leads to, else `name`."""
+    with _Tree(root) as t:
+        f = t.catalog.find(name)
+        return f.id if f.path is not None and f.problem is None else name
+
+
 def fragment(name, root="/"):
     """The unit's real file (a symlinked name followed, inside the root), or None."""
     with _Tree(root) as t:
