@@ -251,3 +251,49 @@ def test_an_alias_reaches_its_unit_in_every_verb(units):
     assert units("systemctl", "is-active", "ssh").stdout == "active\n"
     r = units("service", "sshd", "status")
     assert r.returncode == 0 and "Active: active (running)" in r.stdout
+
+
+def test_timer_start_arms_and_stop_disarms(units):
+    r = units("systemctl", "is-active", "tick.timer")
+    assert (r.returncode, r.stdout) == (3, "inactive\n"), "not enabled: not armed at boot"
+    assert "tick.timer" not in units("systemctl", "list-timers", "--all", "--no-pager").stdout
+    assert units("systemctl", "start", "tick.timer").returncode == 0
+    assert units("systemctl", "is-active", "tick.timer").stdout == "active\n"
+    r = units("systemctl", "list-timers", "--no-pager", "--no-legend")
+    row = next(line for line in r.stdout.splitlines() if "tick.timer" in line)
+    assert row.split()[-2:] == ["tick.timer", "tick.service"] and " left " in row, row
+    r = units("systemctl", "status", "tick.timer")
+    assert r.returncode == 0 and "Active: active (waiting)" in r.stdout and "Triggers: ● tick.service" in r.stdout
+    assert units("systemctl", "stop", "tick.timer").returncode == 0
+    r = units("systemctl", "is-active", "tick.timer")
+    assert (r.returncode, r.stdout) == (3, "inactive\n")
+    assert "tick.timer" not in units("systemctl", "list-timers", "--no-pager").stdout
+    assert "tick.timer" in units("systemctl", "list-timers", "--all", "--no-pager").stdout
+    r = units("systemctl", "status", "tick.timer")
+    assert r.returncode == 3 and "Active: inactive (dead)" in r.stdout
+    r = units("systemctl", "reload", "tick.timer")
+    assert r.returncode == 1 and "Job type reload is not applicable for unit tick.timer." in r.stderr
+
+
+def test_socket_stop_closes_and_start_listens_again(units):
+    import socket
+    path = os.path.join(units.scratch, "keep.sock")
+    r = units("systemctl", "is-active", "keep.socket")
+    assert (r.returncode, r.stdout) == (0, "active\n")
+    assert units("systemctl", "stop", "keep.socket").returncode == 0
+    r = units("systemctl", "is-active", "keep.socket")
+    assert (r.returncode, r.stdout) == (3, "inactive\n")
+    assert "Active: inactive (dead)" in units("systemctl", "status", "keep.socket").stdout
+    c = socket.socket(socket.AF_UNIX)
+    with pytest.raises(OSError):
+        c.connect(path)  # nobody listens (the file stays: RemoveOnStop=no)
+    c.close()
+    assert units("systemctl", "is-active", "keep.service").stdout == "inactive\n"
+    assert units("systemctl", "start", "keep.socket").returncode == 0
+    assert units("systemctl", "is-active", "keep.socket").stdout == "active\n"
+    c = socket.socket(socket.AF_UNIX)
+    c.connect(path)
+    c.close()
+    assert wait_until(lambda: units("systemctl", "is-active", "keep.service").stdout == "active\n", 10), \
+        "traffic activates the service again"
+    assert units("systemctl", "stop", "keep.service").returncode == 0
