@@ -24,9 +24,13 @@ document, in order:
   A socket that is not enabled (a services.d `listen:`, a unit nobody enabled) is bound all the
   same and handed to its service when that one starts, but traffic starts nothing.
 - systemctl stop/start NAME.socket (`stop`, `start`): stop closes PID 1's listening fds (a service
-  running keeps its copies); the socket files and FIFOs stay (the next bind replaces a stale socket
-  file); the unit is then inactive (dead) and hands nothing over. start binds again and watches:
-  traffic activates the service from then on, enabled or not, as after systemd's start of the unit.
+  running keeps its copies) and, with RemoveOnStop=yes, removes the socket files and FIFOs (else
+  they stay, as systemd leaves them; the next bind replaces a stale socket file); the unit is then
+  inactive (dead) and hands nothing over. start binds again and watches: traffic activates the
+  service from then on, enabled or not, as after systemd's start of the unit. Socket units are
+  stopped the same way at the container's stop once every service is down (`stop_all`), and when
+  a daemon-reload finds them gone; a services.d `listen:` socket that goes, and a hand-over-only
+  socket whose service failed, always take their files with them.
 
 Never blocks: accept and reads are non-blocking, and a bind error fails that socket alone (logged;
 the service starts without it). `_socket`, not socket.py: its enums would cost PID 1 memory.
@@ -228,7 +232,7 @@ class Sockets:
         wanted = {spec.name: spec for spec in specs}
         for name, unit in list(self.units.items()):  # a reload: gone or changed ones are closed
             if wanted.get(name) != unit.spec:
-                self._close(name)
+                self._close(name, remove=unit.spec.remove_on_stop or not unit.spec.unit)
         for spec in specs:
             if spec.name in self.units:
                 continue  # unchanged: a reload keeps the bound fds (and what waits in them)
@@ -271,11 +275,17 @@ class Sockets:
         return None
 
     def stop(self, name):
-        """Close the listening fds; the unit is inactive."""
+        """Close the listening fds (RemoveOnStop=: and remove the files); the unit is inactive."""
         unit = self.units[name]
         self._unwatch(unit)
-        self._release(unit, remove=False)
+        self._release(unit, remove=unit.spec.remove_on_stop)
         unit.stopped, unit.started, unit.error, unit.paused = True, False, None, None
+
+    def stop_all(self):
+        """The container stops, every service is down: every socket unit is stopped (stop())."""
+        for name, unit in self.units.items():
+            if unit.spec.unit and not unit.stopped:
+                self.stop(name)
 
     def state(self, name):
         """(ActiveState, SubState) of the socket unit, as systemd names them; None when unknown."""

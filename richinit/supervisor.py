@@ -400,6 +400,8 @@ class Supervisor:
                                if s.state == S.DOWN and s.spec.enabled])
             return None
         if self.finish_queue is None and self.init_pid is None:
+            if self.sockets is not None:
+                self.sockets.stop_all()  # after their services, as systemd stops sockets.target
             self.finish_queue = list(self.finish_scripts)
             self._next_finish_script()
         return None

@@ -241,3 +241,29 @@ def test_stop_closes_the_listeners_and_start_binds_and_activates_again(tmp_path)
     socks.apply([SocketSpec(name="web", unit="web.socket", service="web", enabled=False,
                             listen=(Listen(kind="stream", address=path),))])
     assert socks.state("web") == ("inactive", "dead"), "a daemon-reload keeps it stopped"
+
+
+def test_remove_on_stop_removes_socket_files_and_fifos_at_stop_reload_and_shutdown(tmp_path):
+    host = Host("rm", "keep", "listen")
+    socks = K.Sockets(host)
+
+    def unit(name, remove, *kinds):
+        return SocketSpec(name=name, unit=name + ".socket", service=name, remove_on_stop=remove,
+                          listen=tuple(Listen(kind=k, address=str(tmp_path / (name + "." + k))) for k in kinds))
+    rm, keep = unit("rm", True, "stream", "fifo"), unit("keep", False, "stream", "fifo")
+    listen = SocketSpec(name="listen", service="listen", listen=(Listen(kind="dgram", address=str(tmp_path / "l")),))
+    socks.apply([rm, keep, listen])
+    files = {p.name for p in tmp_path.iterdir()}
+    assert files == {"rm.stream", "rm.fifo", "keep.stream", "keep.fifo", "l"}
+    socks.stop("rm")
+    socks.stop("keep")
+    assert {p.name for p in tmp_path.iterdir()} == files - {"rm.stream", "rm.fifo"}
+    assert socks.start("rm") is None and socks.start("keep") is None, "a stale socket file is replaced"
+    assert {p.name for p in tmp_path.iterdir()} == files
+    socks.apply([keep, listen])  # daemon-reload: rm.socket is gone
+    assert {p.name for p in tmp_path.iterdir()} == files - {"rm.stream", "rm.fifo"}
+    socks.apply([rm, keep, listen])
+    socks.stop_all()  # the container stops
+    assert {p.name for p in tmp_path.iterdir()} == files - {"rm.stream", "rm.fifo"}
+    assert socks.state("keep") == socks.state("rm") == ("inactive", "dead")
+    assert socks.state("listen") == ("active", "listening"), "a services.d listen: is no unit"

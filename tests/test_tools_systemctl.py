@@ -297,3 +297,21 @@ def test_socket_stop_closes_and_start_listens_again(units):
     assert wait_until(lambda: units("systemctl", "is-active", "keep.service").stdout == "active\n", 10), \
         "traffic activates the service again"
     assert units("systemctl", "stop", "keep.service").returncode == 0
+
+
+def test_remove_on_stop_takes_the_socket_file_and_fifo(units):
+    files = [os.path.join(units.scratch, n) for n in ("pong.sock", "pong.fifo")]
+    assert all(os.path.exists(p) for p in files)
+    assert units("systemctl", "stop", "pong.socket").returncode == 0
+    assert not any(os.path.exists(p) for p in files), "RemoveOnStop=yes"
+    assert units("systemctl", "start", "pong.socket").returncode == 0
+    assert all(os.path.exists(p) for p in files)
+
+
+def test_the_container_stop_stops_the_socket_units_last(units):
+    """Last in this module: PID 1 ends."""
+    r = units("systemctl", "poweroff")
+    assert r.returncode in (0, -9), r.stderr  # the stop may kill the client right after PID 1 answered
+    units.proc.wait(timeout=30)
+    assert not any(os.path.exists(os.path.join(units.scratch, n)) for n in ("pong.sock", "pong.fifo"))
+    assert os.path.exists(os.path.join(units.scratch, "keep.sock")), "RemoveOnStop=no: left"
