@@ -619,6 +619,32 @@ def test_idle_starts_after_the_other_starts():
     assert launched == ["slow", "late"] and sup.services["late"].state == S.UP
 
 
+def test_idle_waits_for_the_other_starts_five_seconds_at_most_on_a_deadline():
+    from richinit.supervisor import IDLE_TIMEOUT
+    sup, launched = _sup({"slow": {"type": "notify", "ready": Ready(kind="notify"), "ready_timeout": 0},
+                          "late": {"type": "idle"}})
+    assert IDLE_TIMEOUT == 5.0, "systemd's IDLE_TIMEOUT_USEC"
+    t0 = sup.ops.t
+    assert launched == ["slow"] and sup.next_deadline() == t0 + 5.0, "PID 1 wakes up for it, no polling"
+    sup.ops.t = t0 + 4.9
+    sup.on_timer(sup.ops.t)
+    assert launched == ["slow"]
+    sup.ops.t = t0 + 5.0
+    sup.on_timer(sup.ops.t)
+    assert launched == ["slow", "late"], "started anyway after 5 s, slow still starting"
+    assert sup.services["slow"].state == S.STARTING and sup.idle_held == {} and sup.next_deadline() is None
+
+
+def test_an_idle_service_stopped_while_held_back_leaves_no_deadline():
+    sup, launched = _sup({"slow": {"type": "notify", "ready": Ready(kind="notify"), "ready_timeout": 0},
+                          "late": {"type": "idle"}})
+    assert sup.next_deadline() is not None
+    sup.stop_service("late")
+    assert sup.services["late"].state == S.DOWN
+    sup._progress()
+    assert sup.idle_held == {} and sup.next_deadline() is None and launched == ["slow"]
+
+
 def test_daemon_reload_keeps_running_units_and_starts_nothing():
     sup, launched = _sup({"a": {}, "b": {"enabled": False}})
     a = sup.services["a"]
