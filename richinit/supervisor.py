@@ -1063,6 +1063,8 @@ class Supervisor:
             return None
         props = s.properties(self.ops.now(), self.wall_offset())
         props["UnitFileState"] = self.unit_file_state(s.name) or ""
+        if s.removed:
+            props["LoadState"] = "not-found"  # its file went (daemon-reload); it runs on until stopped
         props["Names"] = " ".join([props["Id"]] + sorted(a for a, u in self.aliases.items() if u == props["Id"]))
         return props
 

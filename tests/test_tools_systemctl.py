@@ -222,7 +222,10 @@ def units(tmp_path_factory):
                                   capture_output=True, text=True, env=env, timeout=30)
         assert wait_until(lambda: tool("systemctl", "is-active", "-q", "ssh").returncode == 0, 15), \
             tool("systemctl", "status", "ssh").stdout
-        tool.proc, tool.scratch = proc, scratch
+        def sh(script):
+            return subprocess.run(["nsenter", "-t", str(init), "-p", "-m", "/bin/sh", "-c", script],
+                                  capture_output=True, text=True, timeout=30)
+        tool.proc, tool.scratch, tool.sh = proc, scratch, sh
         yield tool
     finally:
         proc.kill()
@@ -306,6 +309,33 @@ def test_remove_on_stop_takes_the_socket_file_and_fifo(units):
     assert not any(os.path.exists(p) for p in files), "RemoveOnStop=yes"
     assert units("systemctl", "start", "pong.socket").returncode == 0
     assert all(os.path.exists(p) for p in files)
+
+
+def test_status_loaded_and_drop_in_lines_as_systemd_prints_them(units):
+    r = units("systemctl", "status", "ssh", "--no-pager")
+    lines = r.stdout.splitlines()
+    assert lines[1:4] == ["     Loaded: loaded (/lib/systemd/system/ssh.service; enabled; preset: enabled)",
+                          "    Drop-In: /etc/systemd/system/ssh.service.d",
+                          "             └─10-env.conf"], r.stdout
+    assert lines[4].startswith("     Active: active (running) since ")
+    r = units("systemctl", "status", "tick.service")
+    assert "     Loaded: loaded (/lib/systemd/system/tick.service; static)\n" in r.stdout
+    r = units("systemctl", "status", "gone")
+    assert r.returncode == 3 and r.stdout.splitlines()[:3] == [
+        "○ gone.service", "     Loaded: masked (Reason: Unit gone.service is masked.)", "     Active: inactive (dead)"]
+    r = units("systemctl", "status", "nope")
+    assert (r.returncode, r.stdout, r.stderr) == (4, "", "Unit nope.service could not be found.\n")
+    # a unit whose file went while it runs: loaded no more, still active (systemd: not-found)
+    assert units("systemctl", "start", "keep").returncode == 0
+    assert units.sh("rm /lib/systemd/system/keep.service").returncode == 0
+    assert units("systemctl", "daemon-reload").returncode == 0
+    r = units("systemctl", "status", "keep")
+    assert r.returncode == 0 and r.stdout.splitlines()[1] == \
+        "     Loaded: not-found (Reason: Unit keep.service not found.)", r.stdout
+    assert "Active: active (running)" in r.stdout
+    assert units("systemctl", "stop", "keep").returncode == 0
+    r = units("systemctl", "status", "keep")
+    assert (r.returncode, r.stderr) == (4, "Unit keep.service could not be found.\n")
 
 
 def test_the_container_stop_stops_the_socket_units_last(units):
