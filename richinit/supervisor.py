@@ -5,7 +5,7 @@ then services as their dependencies become ready (independent ones in parallel),
 app beside them, once the services it waits for (`app_after`) are ready (pid1.Init starts
 it when `boot` calls back). Sockets of the document are bound before any of it (sockets.py),
 timers armed on PID 1's own deadline (timers.py). Shutdown: services stop in reverse
-dependency order, each with its own signal and timeout.
+dependency order, each with its own signal and timeout; then the socket units stop.
 
 Definitions come from richinit.services.load, run in a short-lived child forked from PID 1
 (spawn_call) so PID 1 never imports yaml or the schema. Everything that touches the OS for a service (fds,
