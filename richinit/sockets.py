@@ -265,6 +265,9 @@ class Sockets:
         why it cannot ("failed to bind ...")."""
         unit = self.units[name]
         unit.started, unit.stopped, unit.paused = True, False, None
+        if unit.error is not None:  # some Listen= failed to bind: all of them are tried again
+            self._unwatch(unit)
+            self._release(unit, remove=False)
         if not unit.fds:
             self._bind(unit, {})
         if unit.error is not None:

@@ -267,3 +267,19 @@ def test_remove_on_stop_removes_socket_files_and_fifos_at_stop_reload_and_shutdo
     assert {p.name for p in tmp_path.iterdir()} == files - {"rm.stream", "rm.fifo"}
     assert socks.state("keep") == socks.state("rm") == ("inactive", "dead")
     assert socks.state("listen") == ("active", "listening"), "a services.d listen: is no unit"
+
+
+def test_start_binds_again_what_failed_to_bind(tmp_path):
+    host = Host("web")
+    socks = K.Sockets(host)
+    blocker = tmp_path / "taken"
+    blocker.write_text("a regular file, not a socket")
+    spec = SocketSpec(name="web", unit="web.socket", service="web",
+                      listen=(Listen(kind="dgram", address=str(tmp_path / "ok")), Listen(kind="stream",
+                                                                                       address=str(blocker))))
+    socks.apply([spec])
+    assert socks.state("web") == ("failed", "failed") and len(socks.units["web"].fds) == 1
+    assert "exists and is not a socket" in socks.start("web")
+    blocker.unlink()
+    assert socks.start("web") is None and socks.state("web") == ("active", "listening")
+    assert [listen.address for _, listen in socks.units["web"].fds] == [str(tmp_path / "ok"), str(blocker)]
