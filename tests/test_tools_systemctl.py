@@ -161,7 +161,8 @@ def test_reboot_restarts_the_services_and_poweroff_ends_pid1(pid1):
 
 UNIT_FILES = {
     "lib/ssh.service": "[Unit]\nDescription=OpenBSD Secure Shell server\n[Service]\n"
-                       "ExecStart=/bin/sleep 100000\n[Install]\nWantedBy=multi-user.target\nAlias=sshd.service\n",
+                       "ExecStart=/bin/sh -c 'echo ssh-says-hello; exec sleep 100000'\n"
+                       "[Install]\nWantedBy=multi-user.target\nAlias=sshd.service\n",
     "etc/ssh.service.d/10-env.conf": "[Service]\nEnvironment=X=1\n",
     "lib/tick.service": "[Unit]\nDescription=ticks\n[Service]\nType=oneshot\nExecStart=/bin/true\n",
     "lib/tick.timer": "[Unit]\nDescription=tick every hour\n[Timer]\nOnActiveSec=1h\n"
@@ -239,6 +240,8 @@ def test_an_alias_reaches_its_unit_in_every_verb(units):
     assert r.returncode == 0, (r.stdout, r.stderr)
     assert r.stdout.startswith("● ssh.service - OpenBSD Secure Shell server\n"), r.stdout
     assert units("systemctl", "is-active", "sshd").stdout == "active\n"
+    assert r.stdout.rstrip().endswith(": ssh-says-hello"), "the unit's last lines"
+    assert "ssh-says-hello" in units("journalctl", "-u", "sshd", "--no-pager").stdout
     assert units("systemctl", "show", "-p", "Id,Names", "sshd.service").stdout == \
         "Id=ssh.service\nNames=ssh.service sshd.service\n"
     before = units("systemctl", "show", "-p", "MainPID", "--value", "ssh").stdout.strip()
