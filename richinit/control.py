@@ -291,9 +291,10 @@ class ControlServer:
             result = self.init.reload()
             return dict(result, ok=result.get("ok", True)), False
         if cmd in ("start", "stop", "restart", "logs"):
-            s = sup.services.get(name)
+            s = sup.find(name)  # a service's name, its unit's, or an alias of its unit
             if s is None:
                 return {"ok": False, "error": "unknown service: %s" % name}, False
+            name = s.name
             if cmd == "logs":
                 sink = sup.sinks.get(name)
                 lines = list(sink.ring) if sink else []

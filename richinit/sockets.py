@@ -23,6 +23,14 @@ document, in order:
   (no restart) and is dropped when it ends.
   A socket that is not enabled (a services.d `listen:`, a unit nobody enabled) is bound all the
   same and handed to its service when that one starts, but traffic starts nothing.
+- systemctl stop/start NAME.socket (`stop`, `start`): stop closes PID 1's listening fds (a service
+  running keeps its copies) and, with RemoveOnStop=yes, removes the socket files and FIFOs (else
+  they stay, as systemd leaves them; the next bind replaces a stale socket file); the unit is then
+  inactive (dead) and hands nothing over. start binds again and watches: traffic activates the
+  service from then on, enabled or not, as after systemd's start of the unit. Socket units are
+  stopped the same way at the container's stop once every service is down (`stop_all`), and when
+  a daemon-reload finds them gone; a services.d `listen:` socket that goes, and a hand-over-only
+  socket whose service failed, always take their files with them.
 
 Never blocks: accept and reads are non-blocking, and a bind error fails that socket alone (logged;
 the service starts without it). `_socket`, not socket.py: its enums would cost PID 1 memory.
@@ -191,6 +199,12 @@ class Unit:
         self.accepted = 0       # Accept=yes: connections accepted so far (instance numbers)
         self.refused = 0
         self.paused = None      # why PID 1 stopped watching though the service is down (failed, out of fds)
+        self.stopped = False    # systemctl stop: no fds until systemctl start
+        self.started = False    # systemctl start: activates its service though not enabled
+
+    @property
+    def activates(self):
+        return (self.spec.enabled or self.started) and not self.stopped
 
     @property
     def fd_name(self):
@@ -218,26 +232,74 @@ class Sockets:
         wanted = {spec.name: spec for spec in specs}
         for name, unit in list(self.units.items()):  # a reload: gone or changed ones are closed
             if wanted.get(name) != unit.spec:
-                self._close(name)
+                self._close(name, remove=unit.spec.remove_on_stop or not unit.spec.unit)
         for spec in specs:
             if spec.name in self.units:
                 continue  # unchanged: a reload keeps the bound fds (and what waits in them)
             unit = self.units[spec.name] = Unit(spec)
-            for listen in spec.listen:
-                obj = prebound.pop((listen.kind, listen.address), None)
-                try:
-                    if obj is None:
-                        obj = bind(listen, spec)
-                except (OSError, ValueError, LookupError) as e:
-                    unit.error = "%s %s: %s" % (listen.kind, listen.address, getattr(e, "strerror", None) or e)
-                    log.error("socket %s: cannot listen on %s", spec.name, unit.error)
-                    continue
-                fd = obj if isinstance(obj, int) else obj.fileno()
-                unit.objects[fd] = None if isinstance(obj, int) else obj
-                unit.fds.append((fd, listen))
-            if spec.enabled and unit.fds:
+            self._bind(unit, prebound)
+            if unit.activates and unit.fds:
                 self._watch(unit)
         return prebound
+
+    def _bind(self, unit, prebound):
+        spec = unit.spec
+        unit.error = None
+        for listen in spec.listen:
+            obj = prebound.pop((listen.kind, listen.address), None)
+            try:
+                if obj is None:
+                    obj = bind(listen, spec)
+            except (OSError, ValueError, LookupError) as e:
+                unit.error = "%s %s: %s" % (listen.kind, listen.address, getattr(e, "strerror", None) or e)
+                log.error("socket %s: cannot listen on %s", spec.name, unit.error)
+                continue
+            fd = obj if isinstance(obj, int) else obj.fileno()
+            unit.objects[fd] = None if isinstance(obj, int) else obj
+            unit.fds.append((fd, listen))
+
+    # ---- systemctl start/stop NAME.socket -----------------------------------
+
+    def start(self, name):
+        """Listen again (after a stop) and activate the service on traffic from now on; None, or
+        why it cannot ("failed to bind ...")."""
+        unit = self.units[name]
+        unit.started, unit.stopped, unit.paused = True, False, None
+        if unit.error is not None:  # some Listen= failed to bind: all of them are tried again
+            self._unwatch(unit)
+            self._release(unit, remove=False)
+        if not unit.fds:
+            self._bind(unit, {})
+        if unit.error is not None:
+            return unit.error
+        svc = self.host.services.get(unit.spec.service)
+        if unit.spec.accept or svc is None or not getattr(svc, "pids", list)():
+            self._watch(unit)  # else the service has the fds: watched again once it is down
+        return None
+
+    def stop(self, name):
+        """Close the listening fds (RemoveOnStop=: and remove the files); the unit is inactive."""
+        unit = self.units[name]
+        self._unwatch(unit)
+        self._release(unit, remove=unit.spec.remove_on_stop)
+        unit.stopped, unit.started, unit.error, unit.paused = True, False, None, None
+
+    def stop_all(self):
+        """The container stops, every service is down: every socket unit is stopped (stop())."""
+        for name, unit in self.units.items():
+            if unit.spec.unit and not unit.stopped:
+                self.stop(name)
+
+    def state(self, name):
+        """(ActiveState, SubState) of the socket unit, as systemd names them; None when unknown."""
+        unit = self.units.get(name)
+        if unit is None:
+            return None
+        if unit.stopped:
+            return "inactive", "dead"
+        if unit.error:
+            return "failed", "failed"
+        return "active", "listening" if unit.watching else "running"
 
     # ---- hand-over ----------------------------------------------------------
 
@@ -263,7 +325,7 @@ class Sockets:
     # ---- activation ---------------------------------------------------------
 
     def _watch(self, unit):
-        if unit.watching or unit.error is not None or unit.paused is not None:
+        if unit.watching or unit.error is not None or unit.paused is not None or unit.stopped:
             return
         unit.watching = True
         for fd, _ in unit.fds:
@@ -340,7 +402,7 @@ class Sockets:
                     self._instance_gone(unit, svc.name)
                     unit.paused = None
                     self._watch(unit)
-            elif unit.spec.service == svc.name and unit.spec.enabled:
+            elif unit.spec.service == svc.name and unit.activates:
                 if not down:
                     unit.paused = None
                     self._unwatch(unit)
@@ -353,16 +415,21 @@ class Sockets:
                 else:
                     self._watch(unit)
 
-    def _close(self, name):
+    def _close(self, name, remove=True):
+        """Drop a socket: its fds closed, its files removed."""
         unit = self.units.pop(name)
         self._unwatch(unit)
+        self._release(unit, remove)
+
+    @staticmethod
+    def _release(unit, remove):
         for fd, listen in unit.fds:
             obj = unit.objects.get(fd)
             if obj is not None:
                 obj.close()
             else:
                 os.close(fd)
-            if listen.address.startswith("/"):
+            if remove and listen.address.startswith("/"):
                 try:
                     if listen.kind == "fifo":
                         os.unlink(listen.address)
@@ -370,6 +437,7 @@ class Sockets:
                         _unlink_stale(listen.address)
                 except OSError:
                     pass
+        unit.fds, unit.objects = [], {}
 
     # ---- queries ------------------------------------------------------------
 
@@ -378,7 +446,8 @@ class Sockets:
         for name, u in sorted(self.units.items()):
             out.append({"name": name, "unit": u.spec.unit or name + ".socket", "service": u.spec.service,
                         "listen": ["%s %s" % (listen.kind, listen.address) for _, listen in u.fds],
-                        "state": "failed" if u.error or u.paused else "listening" if u.watching else "running",
+                        "state": "inactive" if u.stopped else "failed" if u.error or u.paused
+                        else "listening" if u.watching else "running",
                         "error": u.error or u.paused, "accept": u.spec.accept, "connections": len(u.instances),
                         "accepted": u.accepted, "refused": u.refused})
         return out

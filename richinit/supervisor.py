@@ -5,7 +5,7 @@ then services as their dependencies become ready (independent ones in parallel),
 app beside them, once the services it waits for (`app_after`) are ready (pid1.Init starts
 it when `boot` calls back). Sockets of the document are bound before any of it (sockets.py),
 timers armed on PID 1's own deadline (timers.py). Shutdown: services stop in reverse
-dependency order, each with its own signal and timeout.
+dependency order, each with its own signal and timeout; then the socket units stop.
 
 Definitions come from richinit.services.load, run in a short-lived child forked from PID 1
 (spawn_call) so PID 1 never imports yaml or the schema. Everything that touches the OS for a service (fds,
@@ -30,6 +30,7 @@ RUN_DIR = "/run/richinit"
 _STARTING = (S.CONDITION, S.PRE, S.STARTING, S.POST)
 SCRIPT_STOP_TIMEOUT = 5.0  # an init script cut short by a stop, or a finish script: SIGKILL after this
 LOAD_TIMEOUT = 30.0        # the services loader child (milliseconds normally): SIGKILL after this
+IDLE_TIMEOUT = 5.0         # Type=idle waits for the other starts at most this long (systemd's IDLE_TIMEOUT_USEC)
 
 
 def _load_document(fd, root, only, units):
@@ -65,6 +66,7 @@ class Supervisor:
         self.private_tmp = None  # can a child have its own /tmp here? (asked once)
         self.unit_mode = False   # the document has systemd units
         self.unit_files = {}     # unit file name -> enabled | disabled | static | masked | ...
+        self.aliases = {}        # alias unit name -> the unit it names ("sshd.service" -> "ssh.service")
         self.failed_seen = set()
         self.settle_waiters = []  # (service, callback) of when_settled
         self.rebooting = False
@@ -86,6 +88,7 @@ class Supervisor:
         self.transient = set()   # instance names, dropped once down
         self.prebound = {}       # (kind, address) -> socket PID 1 bound before the loader (/dev/log)
         self.app_after = ()      # services the app waits for (--app-after); the others start beside it
+        self.idle_held = {}      # Type=idle service name -> when it was first held back for the others
 
     # ---- loading ------------------------------------------------------------
 
@@ -156,6 +159,7 @@ class Supervisor:
         skipped = doc.get("skipped", {})
         self.deps = {k: list(v) for k, v in doc.get("deps", {}).items()}
         self.unit_files = dict(doc.get("unit_files", {}))
+        self.aliases = dict(doc.get("aliases", {}))
         self.unit_mode = any(spec.unit for spec in specs.values())
         self.order = doc.get("order", [])
         added, removed, changed = [], [], []
@@ -313,8 +317,11 @@ class Supervisor:
 
         A required unit counts as failed when it is failed, skipped, or itself gave up on a
         dependency (a BindsTo= one also when it is down: a false condition); a Requisite= must be
-        up by then. Type=idle waits until no other service is
-        waiting or starting (systemd's "after the other jobs", without its 5 s cap)."""
+        up by then. Type=idle waits until no other service is waiting or starting (systemd's
+        "after the other jobs"), at most IDLE_TIMEOUT from when it could have started: a deadline
+        of PID 1's loop (next_deadline), never a poll."""
+        for name in [n for n in self.idle_held if getattr(self.services.get(n), "state", None) != S.WAITING]:
+            del self.idle_held[name]  # started, stopped or gone while held back
         moved = True
         while moved:
             moved = False
@@ -332,9 +339,8 @@ class Supervisor:
                     moved = True
                 elif all(d is None or d.ready or d.state in (S.FAILED, S.SKIPPED)
                          or (d.state == S.DOWN and not d.want_up) for d in deps):
-                    if s.spec.type == "idle" and any(t.state in (S.WAITING,) + _STARTING and t.spec.type != "idle"
-                                                     for t in self.services.values()):
-                        continue  # systemd's idle: after every other queued start
+                    if s.spec.type == "idle" and self._idle_wait(s):
+                        continue  # systemd's idle: after every other queued start, 5 s at most
                     missing = [n for n in self._names(s.spec.requisite) if not (self.find(n) and self.find(n).ready)]
                     if missing:
                         s.dep_failed(missing[0])
@@ -346,6 +352,20 @@ class Supervisor:
                         for s in (self.services.get(n) for n in self.app_after) if s is not None):
             cb, self.booting = self.booting, None
             cb(True, 0)
+
+    def _idle_wait(self, s):
+        """Whether a Type=idle service, its dependencies ready, still waits for the other starts."""
+        busy = any(t.state in (S.WAITING,) + _STARTING and t.spec.type != "idle" for t in self.services.values())
+        since = self.idle_held.get(s.name)
+        if not busy or (since is not None and self.ops.now() >= since + IDLE_TIMEOUT):
+            if busy:
+                log.info("%s: Type=idle: the other starts are not done after %gs: starting anyway", s.name,
+                         IDLE_TIMEOUT)
+            self.idle_held.pop(s.name, None)
+            return False
+        if since is None:
+            self.idle_held[s.name] = self.ops.now()
+        return True
 
     # ---- shutdown -----------------------------------------------------------
 
@@ -398,6 +418,8 @@ class Supervisor:
                                if s.state == S.DOWN and s.spec.enabled])
             return None
         if self.finish_queue is None and self.init_pid is None:
+            if self.sockets is not None:
+                self.sockets.stop_all()  # after their services, as systemd stops sockets.target
             self.finish_queue = list(self.finish_scripts)
             self._next_finish_script()
         return None
@@ -437,6 +459,8 @@ class Supervisor:
         wheel = self.timers.next_deadline(self.ops.now()) if self.timers is not None else None
         if wheel is not None:
             ds.append(wheel)
+        if self.idle_held:
+            ds.append(min(self.idle_held.values()) + IDLE_TIMEOUT)
         return min(ds) if ds else None
 
     def on_timer(self, now):
@@ -445,6 +469,10 @@ class Supervisor:
         for s in list(self.services.values()):
             if s.deadline is not None and now >= s.deadline:
                 s.on_timer(now)
+        if self.idle_held and now >= min(self.idle_held.values()) + IDLE_TIMEOUT:
+            self._progress()
+            # one held back that did not start (no longer waiting, a dependency not ready) holds no deadline
+            self.idle_held = {n: t for n, t in self.idle_held.items() if now < t + IDLE_TIMEOUT}
         if self.script_deadline is not None and now >= self.script_deadline:
             self.script_deadline = None
             for pid in (self.init_pid, self.finish_pid):
@@ -878,12 +906,19 @@ class Supervisor:
 
     # ---- control verbs (systemctl and richctl call these; each returns a reply dict) ----------
 
+    def canonical(self, name):
+        """The unit an alias names ("sshd" or "sshd.service" -> "ssh.service"); other names as given."""
+        return self.aliases.get(_unit_name(name), name) if self.aliases else name
+
     def find(self, name):
-        """The Service called `name`: its stem ("nginx") or its unit name ("nginx.service"); None
-        when there is none."""
+        """The Service called `name`: its stem ("nginx"), its unit name ("nginx.service") or an
+        alias of its unit (a link in a unit directory: "sshd.service" -> ssh.service); None when
+        there is none."""
         s = self.services.get(name)
-        if s is None and name.endswith(".service"):
-            s = self.services.get(name[:-8])
+        if s is None:
+            name = self.canonical(name)
+            if name.endswith(".service"):
+                s = self.services.get(name[:-8])
         return s
 
     def _verb(self, name, fn):
@@ -1028,6 +1063,9 @@ class Supervisor:
             return None
         props = s.properties(self.ops.now(), self.wall_offset())
         props["UnitFileState"] = self.unit_file_state(s.name) or ""
+        if s.removed:
+            props["LoadState"] = "not-found"  # its file went (daemon-reload); it runs on until stopped
+        props["Names"] = " ".join([props["Id"]] + sorted(a for a, u in self.aliases.items() if u == props["Id"]))
         return props
 
     def units_status(self):

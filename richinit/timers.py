@@ -27,7 +27,13 @@ a suspended host) recomputes them. This costs two clock reads per wake-up and no
 TFD_TIMER_CANCEL_ON_SET would need ctypes in PID 1); the price is that a clock change while PID 1
 sleeps is seen at its next wake-up, which is at the latest the old deadline.
 
-`status()` is `systemctl list-timers`' data: NEXT, LEFT, LAST, PASSED, UNIT, ACTIVATES.
+systemctl start/stop NAME.timer (`start`, `stop`): stop disarms the timer (inactive, dead; nothing
+fires); start arms it, enabled or not, its OnActiveSec= counting from that start (systemd's
+activation). A daemon-reload keeps what systemctl did: a stopped timer stays stopped, a started one
+armed while its unit exists.
+
+`status()` is `systemctl list-timers`' data: NEXT, LEFT, LAST, PASSED, UNIT, ACTIVATES (a stopped
+timer too, with no NEXT: list-timers --all shows it).
 """
 
 import os
@@ -150,7 +156,10 @@ class Timers:
     def __init__(self, host, wall=time.time, stamp_dir=STAMP_DIR, perturb=None):
         self.host, self.wall, self.stamp_dir = host, wall, stamp_dir
         self.perturb = boot_perturbation() if perturb is None else perturb
-        self.timers = {}
+        self.timers = {}     # armed: name -> Timer
+        self.specs = {}      # every timer of the document, armed or not
+        self.stopped = set()  # systemctl stop: not armed again by a reload
+        self.started = set()  # systemctl start of a timer not enabled: armed again by a reload
         self.exit_at = {}    # service -> monotonic time it last left the inactive state
         self.enter_at = {}   # service -> monotonic time it last entered it
         self.active = set()  # services not inactive, as last reported
@@ -164,7 +173,10 @@ class Timers:
         """Arm the enabled timers of the document (at boot, and on reload: new ones armed, gone ones
         dropped, the others kept with their state)."""
         offset = self.offset = self._offset(now)
-        wanted = {s.name: s for s in specs if s.enabled}
+        self.specs = {s.name: s for s in specs}
+        self.stopped &= set(self.specs)
+        self.started &= set(self.specs)
+        wanted = {s.name: s for s in specs if (s.enabled or s.name in self.started) and s.name not in self.stopped}
         for name in list(self.timers):
             if name not in wanted or self.timers[name].spec != wanted[name]:
                 del self.timers[name]
@@ -174,6 +186,30 @@ class Timers:
                 if spec.service not in self.host.services:
                     log.warning("timer %s: no service %s to activate", name, spec.service)
         self._compute_all(now)
+
+    def start(self, name):
+        """systemctl start NAME.timer: arm it (its OnActiveSec= from now); armed already: kept."""
+        now = self.host.ops.now()
+        self.stopped.discard(name)
+        self.started.add(name)
+        if name not in self.timers:
+            t = self.timers[name] = Timer(self.specs[name], now, self.host.started, self._offset(now), self.stamp_dir)
+            self._compute(t, now)
+            self._update_deadline()
+
+    def stop(self, name):
+        """systemctl stop NAME.timer: disarm it; nothing fires until it is started again."""
+        self.started.discard(name)
+        self.stopped.add(name)
+        if self.timers.pop(name, None) is not None:
+            self._update_deadline()
+
+    def state(self, name):
+        """(ActiveState, SubState) of the timer unit, as systemd names them; None when unknown."""
+        t = self.timers.get(name)
+        if t is not None:
+            return "active", "waiting" if t.due is not None else "elapsed"
+        return ("inactive", "dead") if name in self.specs else None
 
     def _compute_all(self, now):
         for t in self.timers.values():
@@ -249,5 +285,9 @@ class Timers:
             rows.append({"unit": t.spec.unit or t.name + ".timer", "activates": t.spec.service + ".service",
                          "next": nxt, "left": None if nxt is None else max(0.0, nxt - wall),
                          "last": t.last_real, "passed": None if t.last_real is None else wall - t.last_real})
+        for name in sorted(self.stopped):
+            spec = self.specs[name]
+            rows.append({"unit": spec.unit or name + ".timer", "activates": spec.service + ".service",
+                         "next": None, "left": None, "last": None, "passed": None})
         rows.sort(key=lambda r: (r["next"] is None, r["next"] or 0))
         return rows

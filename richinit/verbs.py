@@ -10,7 +10,9 @@ name ("nginx.service", "pong.socket", "tick.timer") or a service's stem ("nginx"
                                   try-reload-or-restart. Replies {"ok": true, "queued": [NAME...]},
                                   then, once every unit has no job in progress (the supervisor's
                                   when_settled), {"ok": true, "results": [...]}; with --no-block
-                                  the results at once
+                                  the results at once. A socket or timer unit's job is done at
+                                  once: start binds/arms it, stop closes/disarms it (richinit.sockets,
+                                  richinit.timers), restart both; reload is not applicable to them
   kill SIGNAL main|control|all NAME...   the signal to the unit's processes
   reset-failed [NAME...]          failed units become inactive (all of them without names)
   system                          is-system-running: the state and the failed units
@@ -38,37 +40,57 @@ def unit_props(sup, name):
     props = sup.unit_status(name)
     if props is not None:
         return props
-    for suffix, table, states in ((".socket", "sockets", "units"), (".timer", "timers", "timers")):
+    name = sup.canonical(name)  # an alias of a socket or timer unit
+    found = _other(sup, name)
+    if found is not None:
+        owner, stem = found
+        spec = owner.specs[stem] if hasattr(owner, "specs") else owner.units[stem].spec
+        active, sub = owner.state(stem)
+        return {"Id": name, "Names": name, "LoadState": "loaded", "ActiveState": active, "SubState": sub,
+                "Description": spec.unit or name, "FragmentPath": spec.source,
+                "Triggers": spec.service + ".service"}
+    return {"Id": name, "Names": name, "LoadState": "not-found", "ActiveState": "inactive", "SubState": "dead"}
+
+
+def _other(sup, name):
+    """(PID 1's Sockets or Timers, stem) for a socket or timer unit it knows, else None."""
+    for suffix, table in ((".socket", "sockets"), (".timer", "timers")):
         stem = _stem(name, suffix)
         owner = getattr(sup, table, None)
-        if stem is None or owner is None:
-            continue
-        unit = getattr(owner, states).get(stem)
-        if unit is None:
-            continue
-        if suffix == ".socket":
-            active, sub = ("failed", "failed") if unit.error else ("active", "listening" if unit.watching
-                                                                  else "running")
-        else:
-            active, sub = "active", "waiting" if unit.due is not None else "elapsed"
-        return {"Id": name, "Names": name, "LoadState": "loaded", "ActiveState": active, "SubState": sub,
-                "Description": unit.spec.unit or name, "FragmentPath": unit.spec.source,
-                "Triggers": unit.spec.service + ".service"}
-    return {"Id": name, "Names": name, "LoadState": "not-found", "ActiveState": "inactive", "SubState": "dead"}
+        if stem is not None and owner is not None and owner.state(stem) is not None:
+            return owner, stem
+    return None
+
+
+def _other_job(owner, verb, name, stem):
+    """A job on a socket or timer unit: done at once."""
+    if verb == "reload":
+        return {"ok": False, "code": 1, "error": "Job type reload is not applicable for unit %s." % name}
+    active = owner.state(stem)[0] in ("active", "failed")
+    if verb in ("try-restart", "try-reload-or-restart") and not active:
+        return {"ok": True, "skipped": True}
+    if verb != "start" and active:
+        owner.stop(stem)
+    if verb != "stop":
+        err = owner.start(stem)
+        if err:
+            return {"ok": False, "code": 1, "error": err}
+    return {"ok": True}
 
 
 def _others(sup):
     """Unit names of the sockets and timers PID 1 holds."""
     out = []
-    for table, states, suffix in (("sockets", "units", ".socket"), ("timers", "timers", ".timer")):
-        owner = getattr(sup, table, None)
-        if owner is not None:
-            out += sorted(u.spec.unit or n + suffix for n, u in getattr(owner, states).items())
+    if getattr(sup, "sockets", None) is not None:
+        out += sorted(u.spec.unit or n + ".socket" for n, u in sup.sockets.units.items())
+    timers = getattr(sup, "timers", None)
+    if timers is not None:
+        out += sorted(timers.specs[n].unit or n + ".timer" for n in set(timers.timers) | timers.stopped)
     return out
 
 
 def _result(sup, name, answer):
-    props = sup.unit_status(name) or {}
+    props = unit_props(sup, name)
     out = {"name": name, "ok": answer.get("ok", True), "error": answer.get("error"), "code": answer.get("code")}
     for key in ("ActiveState", "SubState", "Result"):
         out[key] = props.get(key)
@@ -84,6 +106,9 @@ def _instance(sup, name):
 
 
 def _job(sup, verb, name):
+    other = _other(sup, sup.canonical(name))
+    if other is not None:
+        return _other_job(other[0], verb, name, other[1])
     if verb == "try-reload-or-restart":
         s = sup.find(name)
         if s is not None and not s.active:

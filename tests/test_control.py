@@ -97,6 +97,7 @@ class Sink:
 
 class Service:
     state = "up"
+    name = "chatty"
 
     def pids(self):
         return [7]
@@ -110,6 +111,9 @@ class Sup:
 
     def status(self):
         return []
+
+    def find(self, name):
+        return self.services.get(name)
 
 
 class Init:

@@ -348,7 +348,7 @@ def test_cli_json_round_trips_into_the_same_specs():
     assert out.stdout.count("\n") == 1 and out.stderr == ""
     doc = json.loads(out.stdout)
     assert set(doc) == {"services", "skipped", "failed", "errors", "warnings", "init_scripts", "finish_scripts",
-                        "order", "deps", "sockets", "timers", "templates", "unit_files"}
+                        "order", "deps", "sockets", "timers", "templates", "unit_files", "aliases"}
     direct = load(root, DEFAULTS_DIR, search_path=PATH)
     assert [S.ServiceSpec.from_dict(d) for d in doc["services"]] == direct.services
     assert doc["order"] == direct.order and doc["skipped"] == direct.skipped

@@ -209,3 +209,77 @@ def test_a_reload_keeps_unchanged_sockets_and_closes_gone_ones(tmp_path):
     fd_a = socks.units["a"].fds[0][0]
     socks.apply([a])
     assert socks.units["a"].fds[0][0] == fd_a and "b" not in socks.units and not (tmp_path / "b").exists()
+
+
+def test_stop_closes_the_listeners_and_start_binds_and_activates_again(tmp_path):
+    host = Host("web", "other")
+    host.services["web"].pids = lambda: []
+    socks = K.Sockets(host)
+    path = str(tmp_path / "web.sock")
+    socks.apply([SocketSpec(name="web", unit="web.socket", service="web", enabled=False,
+                            listen=(Listen(kind="stream", address=path),))])
+    assert socks.state("web") == ("active", "running") and socks.state("nope") is None
+    assert host.loop.readers == {}, "not enabled: bound, handed over, activates nothing"
+    socks.stop("web")
+    assert socks.state("web") == ("inactive", "dead") and socks.handover("web") == []
+    assert os.path.exists(path), "RemoveOnStop=no: the file stays"
+    c = socket.socket(socket.AF_UNIX)
+    with pytest.raises(OSError):
+        c.connect(path)
+    socks.service_changed(host.services["web"], down=True)
+    assert host.loop.readers == {}, "a stopped socket is not watched when its service goes down"
+    assert socks.start("web") is None
+    assert socks.state("web") == ("active", "listening") and len(host.loop.readers) == 1
+    c.connect(path)
+    fd = socks.units["web"].fds[0][0]
+    host.loop.readers[fd](fd)
+    assert host.services["web"].starts == 1, "started by systemctl: traffic activates it, enabled or not"
+    c.close()
+    socks.apply([SocketSpec(name="web", unit="web.socket", service="web", enabled=False,
+                            listen=(Listen(kind="stream", address=path),))])
+    socks.stop("web")
+    socks.apply([SocketSpec(name="web", unit="web.socket", service="web", enabled=False,
+                            listen=(Listen(kind="stream", address=path),))])
+    assert socks.state("web") == ("inactive", "dead"), "a daemon-reload keeps it stopped"
+
+
+def test_remove_on_stop_removes_socket_files_and_fifos_at_stop_reload_and_shutdown(tmp_path):
+    host = Host("rm", "keep", "listen")
+    socks = K.Sockets(host)
+
+    def unit(name, remove, *kinds):
+        return SocketSpec(name=name, unit=name + ".socket", service=name, remove_on_stop=remove,
+                          listen=tuple(Listen(kind=k, address=str(tmp_path / (name + "." + k))) for k in kinds))
+    rm, keep = unit("rm", True, "stream", "fifo"), unit("keep", False, "stream", "fifo")
+    listen = SocketSpec(name="listen", service="listen", listen=(Listen(kind="dgram", address=str(tmp_path / "l")),))
+    socks.apply([rm, keep, listen])
+    files = {p.name for p in tmp_path.iterdir()}
+    assert files == {"rm.stream", "rm.fifo", "keep.stream", "keep.fifo", "l"}
+    socks.stop("rm")
+    socks.stop("keep")
+    assert {p.name for p in tmp_path.iterdir()} == files - {"rm.stream", "rm.fifo"}
+    assert socks.start("rm") is None and socks.start("keep") is None, "a stale socket file is replaced"
+    assert {p.name for p in tmp_path.iterdir()} == files
+    socks.apply([keep, listen])  # daemon-reload: rm.socket is gone
+    assert {p.name for p in tmp_path.iterdir()} == files - {"rm.stream", "rm.fifo"}
+    socks.apply([rm, keep, listen])
+    socks.stop_all()  # the container stops
+    assert {p.name for p in tmp_path.iterdir()} == files - {"rm.stream", "rm.fifo"}
+    assert socks.state("keep") == socks.state("rm") == ("inactive", "dead")
+    assert socks.state("listen") == ("active", "listening"), "a services.d listen: is no unit"
+
+
+def test_start_binds_again_what_failed_to_bind(tmp_path):
+    host = Host("web")
+    socks = K.Sockets(host)
+    blocker = tmp_path / "taken"
+    blocker.write_text("a regular file, not a socket")
+    spec = SocketSpec(name="web", unit="web.socket", service="web",
+                      listen=(Listen(kind="dgram", address=str(tmp_path / "ok")), Listen(kind="stream",
+                                                                                       address=str(blocker))))
+    socks.apply([spec])
+    assert socks.state("web") == ("failed", "failed") and len(socks.units["web"].fds) == 1
+    assert "exists and is not a socket" in socks.start("web")
+    blocker.unlink()
+    assert socks.start("web") is None and socks.state("web") == ("active", "listening")
+    assert [listen.address for _, listen in socks.units["web"].fds] == [str(tmp_path / "ok"), str(blocker)]

@@ -569,6 +569,19 @@ def test_start_pulls_in_requires_and_wants_and_refuses_masked():
     assert sup.start_service("nope")["code"] == 5
 
 
+def test_an_alias_finds_its_unit_for_every_verb():
+    from richinit import verbs
+    sup, launched = _sup({"ssh": {"enabled": False}})
+    sup.aliases = {"sshd.service": "ssh.service"}
+    assert sup.find("sshd") is sup.find("sshd.service") is sup.services["ssh"]
+    assert sup.find("sshx") is None and sup.canonical("other") == "other"
+    assert sup.start_service("sshd") == {"ok": True} and launched == ["ssh"]
+    st = sup.unit_status("sshd.service")
+    assert (st["Id"], st["Names"], st["ActiveState"]) == ("ssh.service", "ssh.service sshd.service", "active")
+    assert verbs.unit_props(sup, "sshd.service")["Id"] == "ssh.service"
+    assert sup.stop_service("sshd")["ok"] and sup.services["ssh"].state == S.STOPPING
+
+
 def test_when_settled_and_kill_and_reset_failed():
     sup, _ = _sup({"a": {"type": "notify", "ready": Ready(kind="notify"), "enabled": False}})
     seen = []
@@ -604,6 +617,32 @@ def test_idle_starts_after_the_other_starts():
     slow = sup.services["slow"]
     slow.on_notify(slow.pid, {"READY": "1"})
     assert launched == ["slow", "late"] and sup.services["late"].state == S.UP
+
+
+def test_idle_waits_for_the_other_starts_five_seconds_at_most_on_a_deadline():
+    from richinit.supervisor import IDLE_TIMEOUT
+    sup, launched = _sup({"slow": {"type": "notify", "ready": Ready(kind="notify"), "ready_timeout": 0},
+                          "late": {"type": "idle"}})
+    assert IDLE_TIMEOUT == 5.0, "systemd's IDLE_TIMEOUT_USEC"
+    t0 = sup.ops.t
+    assert launched == ["slow"] and sup.next_deadline() == t0 + 5.0, "PID 1 wakes up for it, no polling"
+    sup.ops.t = t0 + 4.9
+    sup.on_timer(sup.ops.t)
+    assert launched == ["slow"]
+    sup.ops.t = t0 + 5.0
+    sup.on_timer(sup.ops.t)
+    assert launched == ["slow", "late"], "started anyway after 5 s, slow still starting"
+    assert sup.services["slow"].state == S.STARTING and sup.idle_held == {} and sup.next_deadline() is None
+
+
+def test_an_idle_service_stopped_while_held_back_leaves_no_deadline():
+    sup, launched = _sup({"slow": {"type": "notify", "ready": Ready(kind="notify"), "ready_timeout": 0},
+                          "late": {"type": "idle"}})
+    assert sup.next_deadline() is not None
+    sup.stop_service("late")
+    assert sup.services["late"].state == S.DOWN
+    sup._progress()
+    assert sup.idle_held == {} and sup.next_deadline() is None and launched == ["slow"]
 
 
 def test_daemon_reload_keeps_running_units_and_starts_nothing():

@@ -197,3 +197,21 @@ def test_timers_and_sockets_keep_pid1_lean(tmp_path):
     heavy = {"re", "enum", "socket", "selectors", "datetime", "zoneinfo", "json", "collections", "random",
              "ctypes", "typing", "logging"}
     assert sorted(set(out.stdout.split()) & heavy) == []
+
+
+def test_start_arms_stop_disarms_and_a_reload_keeps_what_systemctl_did():
+    host = Host("a", "b")
+    specs = [spec(name="a", service="a", on_active=10.0), spec(name="b", service="b", on_active=10.0, enabled=False)]
+    timers = wheel(host, *specs)
+    assert timers.state("a") == ("active", "waiting") and timers.state("b") == ("inactive", "dead")
+    assert timers.state("c") is None
+    host.t = 5.0
+    timers.start("b")
+    timers.stop("a")
+    assert timers.state("a") == ("inactive", "dead") and timers.state("b") == ("active", "waiting")
+    assert [r["unit"] for r in timers.status()] == ["b.timer", "a.timer"] and timers.status()[1]["next"] is None
+    timers.apply(specs, host.t)
+    assert (timers.state("a"), timers.state("b")) == (("inactive", "dead"), ("active", "waiting"))
+    assert run_until(host, timers, 30.0) == [(15.0, "b")], "OnActiveSec= from the start; a stopped timer is silent"
+    timers.start("a")
+    assert run_until(host, timers, 60.0) == [(40.0, "a")]

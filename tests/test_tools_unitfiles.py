@@ -188,3 +188,42 @@ def test_states_are_the_loaders(root):
     assert files == loaded.unit_files
     assert files["web.service"] == "enabled" and files["www.service"] == "alias"
     assert files["cont.service"] == "disabled" and files["worker@.service"] == "disabled"
+
+
+def test_status_info_the_file_its_state_and_drop_ins_by_directory(root):
+    os.makedirs(os.path.join(root, "lib/systemd/system/web.service.d"))
+    with open(os.path.join(root, "lib/systemd/system/web.service.d/20-lib.conf"), "w") as f:
+        f.write("[Service]\nEnvironment=B=2\n")
+    os.makedirs(os.path.join(root, "lib/systemd/system/service.d"))
+    with open(os.path.join(root, "lib/systemd/system/service.d/05-all.conf"), "w") as f:
+        f.write("[Service]\nEnvironment=C=3\n")
+    assert uf.status_info("web.service", root) == (
+        False, "/lib/systemd/system/web.service", "disabled",
+        ["/lib/systemd/system/service.d/05-all.conf", "/etc/systemd/system/web.service.d/10-env.conf",
+         "/lib/systemd/system/web.service.d/20-lib.conf"])
+    assert uf.status_info("legacy.service", root)[1:3] == ("/etc/init.d/legacy", "disabled")
+    assert uf.status_info("nope.service", root) == (False, None, "not-found", [])
+    uf.mask(["static.service"], root)
+    assert uf.status_info("static.service", root) == (True, None, "masked", [])
+
+
+def test_loaded_and_drop_in_lines_group_the_drop_ins_by_directory(monkeypatch):
+    info = (False, "/lib/systemd/system/web.service", "indirect",
+            ["/etc/systemd/system/web.service.d/a.conf", "/etc/systemd/system/web.service.d/b.conf",
+             "/lib/systemd/system/service.d/c.conf", "/etc/systemd/system/web.service.d/d.conf"])
+    monkeypatch.setattr(uf, "status_info", lambda name: info)
+    assert sc._loaded_lines({"LoadState": "loaded"}, "web.service") == [
+        "     Loaded: loaded (/lib/systemd/system/web.service; indirect; preset: enabled)",
+        "    Drop-In: /etc/systemd/system/web.service.d",
+        "             └─a.conf, b.conf",
+        "             /lib/systemd/system/service.d",
+        "             └─c.conf",
+        "             /etc/systemd/system/web.service.d",
+        "             └─d.conf"]
+    info = (False, "/etc/init.d/legacy", "enabled", [])
+    assert sc._loaded_lines({}, "legacy.service") == ["     Loaded: loaded (/etc/init.d/legacy; generated)"]
+    info = (False, None, "not-found", [])
+    assert sc._loaded_lines({"LoadState": "loaded", "FragmentPath": "/etc/richinit/services.d/web.yaml",
+                             "UnitFileState": "enabled"}, "web.service") == [
+        "     Loaded: loaded (/etc/richinit/services.d/web.yaml; enabled; preset: enabled)"]
+    assert sc._loaded_lines({}, "multi-user.target") == ["     Loaded: loaded"]

@@ -178,6 +178,8 @@ def test_search_order_dropins_aliases_templates_masking_enablement(image):
     assert out.unit_files["web.service"] == "enabled" and out.unit_files["off.service"] == "disabled"
     assert out.unit_files["helper.service"] == "static" and out.unit_files["work@.service"] == "enabled"
     assert "www" in out.names["web"]
+    assert out.aliases == {"www.service": "web.service"}, "PID 1 answers to the linked name too"
+    assert full(root).to_dict()["aliases"] == {"www.service": "web.service"}
 
 
 def test_default_target_chain_requires_dirs_and_targets_without_files(tmp_path):

@@ -26,7 +26,9 @@ prints one JSON document on stdout:
      "templates":      {"foo@": ServiceSpec.to_dict()}  service templates, for Accept=yes sockets and
                                                       `systemctl start foo@x` (unitfile.instantiate)
      "unit_files":     {"nginx.service": "enabled"|"disabled"|"static"|"masked"|"generated"|"alias"|
-                        "indirect"|"bad"}}            systemctl list-unit-files' states
+                        "indirect"|"bad"}             systemctl list-unit-files' states
+     "aliases":        {"sshd.service": "ssh.service"}  names linked to a unit in the unit directories
+                                                      (systemctl start sshd acts on ssh.service)}
 
 Units (the image's systemd units and SysV init scripts, `richinit.services.units` and `.sysv`) are read
 only when asked: `load(..., units=True)`, `--units`. A unit's service is named after the unit without
@@ -96,6 +98,7 @@ class Result:
         self.services, self.skipped, self.errors, self.warnings = [], {}, [], []
         self.init_scripts, self.finish_scripts, self.order, self.deps = [], [], [], {}
         self.sockets, self.timers, self.templates, self.unit_files = [], [], {}, {}
+        self.aliases = {}
 
     @property
     def failed(self):
@@ -119,6 +122,7 @@ class Result:
             "timers": [t.to_dict() for t in self.timers],
             "templates": {k: v.to_dict() for k, v in self.templates.items()},
             "unit_files": dict(self.unit_files),
+            "aliases": dict(self.aliases),
         }
 
 
@@ -543,6 +547,7 @@ def _add_units(root, entries, by_name, result, warn, environ):
     result.sockets.extend(loaded.sockets)
     result.timers = loaded.timers
     result.templates, result.unit_files = loaded.templates, loaded.unit_files
+    result.aliases = loaded.aliases
     result.warnings.extend(loaded.warnings)
     result.errors.extend(loaded.errors)
     result.skipped.update(loaded.skipped)

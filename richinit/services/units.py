@@ -210,6 +210,7 @@ class Loaded:
         self.unit_files, self.skipped, self.warnings = {}, {}, []
         self.errors = []  # Problems of no service: templates pulled without an instance, broken sockets...
         self.names = {}   # service stem -> every name it answers to (unit names, aliases), for the defaults
+        self.aliases = {}  # alias unit name (a link in a unit directory) -> the unit it names
 
 
 def _stem(unit_name):
@@ -355,6 +356,8 @@ def load_units(root, warn, environ=None):
     _unit_files(ld, out)
     _sysv(ld, out, specs, pulled)
     _build(ld, out, specs, pulled)
+    out.aliases = {a: uid for uid, names in ld.alias_map.items() if uid in specs
+                   for a in names if a.rpartition(".")[2] in RUN_TYPES}
     return out
 
 

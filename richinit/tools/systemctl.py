@@ -152,6 +152,14 @@ def _loaded(u):
     return bool(u) and u.get("LoadState") not in (None, "not-found")
 
 
+def _real_name(name, u):
+    """The unit an alias names, as systemd shows it (`status sshd` shows ssh.service): PID 1's Id
+    when it knows the unit, else the unit files' (a link in a unit directory)."""
+    if _loaded(u):
+        return u.get("Id") or name
+    return uf.unit_id(name)
+
+
 # ---------------------------------------------------------------- verbs
 
 def cmd_job(verb, args, o):
@@ -272,16 +280,42 @@ def _file_state(unit):
     return s if s != "not-found" else None
 
 
-def _loaded_line(u, unit):
-    found = uf.locate(unit)
-    if found and found[1]:
-        return "masked (Reason: Unit %s is masked.)" % unit
-    fstate = _file_state(unit)
-    path = u.get("FragmentPath") or (uf.fragment(unit) if found else None) or "/etc/init.d/" + uf.stem(unit)
-    if path.startswith("/etc/init.d/") or (not found and fstate):
-        return "loaded (%s; generated)" % path
-    preset = "; preset: enabled" if fstate in ("enabled", "disabled") else ""
-    return "loaded (%s; %s%s)" % (path, fstate or "static", preset)
+NO_PRESET = ("alias", "static", "generated", "transient")  # systemd's show_preset_for_state()
+
+
+def _loaded_lines(u, unit):
+    """systemd's `Loaded:` line and its `Drop-In:` lines (print_status_info in systemctl-show.c):
+      Loaded: loaded (PATH; STATE; preset: enabled)   (no preset for alias, static, generated)
+      Loaded: masked (Reason: Unit NAME is masked.)
+      Loaded: not-found (Reason: Unit NAME not found.)
+      Drop-In: DIR
+               └─A.conf, B.conf                         (the drop-ins that apply, by directory)
+    The preset is Debian's policy: every unit enabled."""
+    masked, fpath, fstate, dropins = uf.status_info(unit)
+    if masked:
+        return ["     Loaded: masked (Reason: Unit %s is masked.)" % unit]
+    path = u.get("FragmentPath") or fpath
+    if u.get("LoadState") == "not-found" or not (path or _loaded(u) or unit in TARGETS_ALWAYS_ACTIVE):
+        return ["     Loaded: not-found (Reason: Unit %s not found.)" % unit]
+    state = fstate if fstate != "not-found" else u.get("UnitFileState") or ""
+    if path and path.startswith("/etc/init.d/"):
+        state = "generated"  # systemd-sysv-generator's unit: SourcePath= is the script
+    if not path:
+        lines = ["     Loaded: loaded"]
+    elif not state:
+        lines = ["     Loaded: loaded (%s)" % path]
+    else:
+        lines = ["     Loaded: loaded (%s; %s%s)" % (path, state, "" if state in NO_PRESET else "; preset: enabled")]
+    directory = None
+    for p in dropins:
+        d, _, base = p.rpartition("/")
+        if d != directory:
+            lines.append(("    Drop-In: " if directory is None else "             ") + d)
+            lines.append("             └─" + base)
+            directory = d
+        else:
+            lines[-1] += ", " + base
+    return lines
 
 
 def _bullet(active):
@@ -294,7 +328,7 @@ def _status_one(unit, u, o, out):
     if desc in ("", unit):
         desc = uf.description(unit) or desc
     out.append("%s %s%s" % (_bullet(active), unit, " - " + desc if desc else ""))
-    out.append("     Loaded: " + _loaded_line(u, unit))
+    out += _loaded_lines(u, unit)
     for w in (u.get("Warnings") or [])[:3]:
         out.append("    Warning: " + w)
     line = "failed (Result: %s)" % u.get("Result") if active == "failed" else "%s (%s)" % (active, sub)
@@ -340,10 +374,11 @@ def cmd_status(args, o):
     code, blocks = 0, []
     for unit in names:
         u = loaded.get(unit) or {}
+        unit = _real_name(unit, u)
         if not _loaded(u):
             if unit in TARGETS_ALWAYS_ACTIVE:
                 u = {"ActiveState": "active", "SubState": "active", "FragmentPath": uf.fragment(unit) or ""}
-            elif uf.state(unit) == "not-found":
+            elif uf.state(unit) == "not-found" and u.get("ActiveState", "inactive") == "inactive":
                 err("Unit %s could not be found." % unit)
                 code = max(code, 4)
                 continue
@@ -593,7 +628,8 @@ def cmd_show(args, o):
     for i, unit in enumerate(names):
         if i:
             print()
-        _print_props(_properties(unit, loaded.get(unit) or {}), o)
+        u = loaded.get(unit) or {}
+        _print_props(_properties(_real_name(unit, u), u), o)
     return 0
 
 

@@ -141,6 +141,30 @@ def locate(name, root="/"):
         return None if f is None else (f.where, f.masked)
 
 
+def unit_id(name, root="/"):
+    """The unit's own name: the one an alias (a link in a unit directory) leads to, else `name`."""
+    with _Tree(root) as t:
+        f = t.catalog.find(name)
+        return f.id if f.path is not None and f.problem is None else name
+
+
+def status_info(name, root="/"):
+    """What systemctl status shows of a unit's files, in one look: (masked, the file it reads (a
+    SysV-only script's for its generated unit) or None, is-enabled's state or "not-found", the
+    drop-ins that apply, in the order they apply)."""
+    with _Tree(root) as t:
+        f = t.found(name)
+        if f is not None and f.masked:
+            return True, None, "masked", []
+        path = f.path if f is not None else t.sysv_script(name)
+        dropins = []
+        if path is not None:
+            uid = f.id if f is not None else name
+            dropins = unitdirs.dropin_paths(t.catalog, uid, t.catalog.aliases().get(uid, []),
+                                            f.template if f is not None else None)
+        return False, path, t.state(name), dropins
+
+
 def fragment(name, root="/"):
     """The unit's real file (a symlinked name followed, inside the root), or None."""
     with _Tree(root) as t:

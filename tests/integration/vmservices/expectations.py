@@ -208,6 +208,77 @@ def enable_disable(box):
         "/etc/systemd/system/crashy.service"
 
 
+def alias(box):
+    """sshd.service is Debian's alias of ssh.service (a link in /etc/systemd/system)."""
+    r = box.exec(["systemctl", "status", "sshd", "--no-pager"])
+    assert r.returncode == 0 and r.stdout.startswith("● ssh.service - OpenBSD Secure Shell server\n"), r.stdout
+    assert out(box, "systemctl", "is-active", "sshd") == "active"
+    assert out(box, "systemctl", "show", "-p", "Id", "--value", "sshd") == "ssh.service"
+    r = box.exec(["service", "sshd", "status"])
+    assert r.returncode == 0 and "ssh.service" in r.stdout and "Active: active (running)" in r.stdout, r.stdout
+    before = main_pid(box, "ssh")
+    ok(box, "systemctl", "restart", "sshd")
+    assert main_pid(box, "ssh") not in (0, before)
+    ok(box, "systemctl", "stop", "sshd")
+    r = box.exec(["systemctl", "is-active", "ssh"])
+    assert (r.returncode, r.stdout) == (3, "inactive\n")
+    ok(box, "systemctl", "start", "sshd.service")
+    sshd(box)
+
+
+def status_loaded_lines(box):
+    r = box.exec(["systemctl", "status", "dropper", "--no-pager"])
+    lines = r.stdout.splitlines()
+    assert lines[1:4] == ["     Loaded: loaded (/etc/systemd/system/dropper.service; enabled; preset: enabled)",
+                          "    Drop-In: /etc/systemd/system/dropper.service.d",
+                          "             └─override.conf"], r.stdout
+    r = box.exec(["systemctl", "status", "tick.service", "--no-pager"])
+    assert r.stdout.splitlines()[1] == "     Loaded: loaded (/etc/systemd/system/tick.service; static)", r.stdout
+    r = box.exec(["systemctl", "status", "masked", "--no-pager"])
+    assert r.returncode == 3 and r.stdout.splitlines()[:3] == [
+        "○ masked.service", "     Loaded: masked (Reason: Unit masked.service is masked.)",
+        "     Active: inactive (dead)"], r.stdout
+
+
+def timer_stop_start(box):
+    ok(box, "systemctl", "stop", "tick.timer")
+    r = box.exec(["systemctl", "is-active", "tick.timer"])
+    assert (r.returncode, r.stdout) == (3, "inactive\n")
+    assert "tick.timer" not in out(box, "systemctl", "list-timers", "--no-pager")
+    ok(box, "systemctl", "start", "tick.timer")
+    assert out(box, "systemctl", "is-active", "tick.timer") == "active"
+    assert "tick.timer" in out(box, "systemctl", "list-timers", "--no-pager")
+
+
+def socket_stop_start(box):
+    ok(box, "systemctl", "stop", "greet.socket")
+    r = box.exec(["systemctl", "is-active", "greet.socket"])
+    assert (r.returncode, r.stdout) == (3, "inactive\n")
+    assert box.exec(["nc", "-w", "2", "127.0.0.1", "7002"]).returncode != 0, "nobody listens"
+    ok(box, "systemctl", "start", "greet.socket")
+    assert out(box, "systemctl", "is-active", "greet.socket") == "active"
+    socket_accept_yes(box)
+
+
+def remove_on_stop(box):
+    assert not missing(box, "/run/rmsock.sock") and not missing(box, "/run/keepfifo")
+    ok(box, "systemctl", "stop", "rmsock.socket", "keepfifo.socket")
+    assert missing(box, "/run/rmsock.sock"), "RemoveOnStop=yes"
+    assert not missing(box, "/run/keepfifo"), "RemoveOnStop=no (the default) leaves it"
+    ok(box, "systemctl", "start", "rmsock.socket", "keepfifo.socket")
+    assert not missing(box, "/run/rmsock.sock")
+
+
+def idle_cap(box):
+    """Type=idle: delayed while another start job runs, 5 s at most (systemd's IDLE_TIMEOUT_USEC)."""
+    ok(box, "systemctl", "start", "--no-block", "slowready.service", "idler.service")
+    assert wait_until(lambda: content(box, "/run/idler-ran") != "", 30, step=0.2)
+    assert missing(box, "/run/slowready-ready"), "idle did not wait for the 20 s start job to end"
+    waited = float(content(box, "/run/idler-ran")) - float(content(box, "/run/slowready-start"))
+    assert waited >= 4.0, "idle started %.1f s after the other start began, not ~5 s" % waited
+    assert out(box, "systemctl", "is-active", "slowready") == "activating"
+
+
 def dpkg_install(box):
     r = box.exec(["dpkg", "-i", "/var/log/vmtest/hello-pkg.deb"], timeout=120)
     assert r.returncode == 0, (r.stdout[-1500:], r.stderr[-1500:])
@@ -245,5 +316,12 @@ EXPECTATIONS = [
     Expectation("systemctl-daemon-reload", "daemon-reload restarts nothing unchanged", daemon_reload),
     Expectation("restart-on-failure-kill-9", "kill -9 of a Restart=on-failure service: back", restart_on_failure),
     Expectation("systemctl-enable-disable", "disable/enable edit the wants links", enable_disable),
+    Expectation("systemctl-alias", "sshd (an alias) reaches ssh.service in every verb and service(8)", alias),
+    Expectation("systemctl-status-loaded", "the Loaded: and Drop-In: lines, masked", status_loaded_lines),
+    Expectation("systemctl-timer-stop-start", "stop disarms a timer, start arms it", timer_stop_start),
+    Expectation("systemctl-socket-stop-start", "stop closes a socket, start listens again", socket_stop_start),
+    Expectation("socket-remove-on-stop", "RemoveOnStop=yes takes the socket file, the default leaves it",
+                remove_on_stop),
+    Expectation("type-idle-5s-cap", "Type=idle waits for a running start job 5 s at most", idle_cap),
     Expectation("dpkg-i-starts-service", "dpkg -i of a package with a unit starts it", dpkg_install),
 ]

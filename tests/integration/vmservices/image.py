@@ -90,6 +90,50 @@ ExecStart=/bin/echo hello-accept
 StandardInput=socket
 StandardOutput=socket
 """,
+    # RemoveOnStop=: the socket file goes with the unit's stop; a FIFO of a unit without it stays
+    "rmsock.socket": """[Unit]
+Description=Removed on stop
+[Socket]
+ListenStream=/run/rmsock.sock
+RemoveOnStop=yes
+[Install]
+WantedBy=sockets.target
+""",
+    "rmsock.service": """[Unit]
+Description=Never started (nothing connects)
+[Service]
+ExecStart=/bin/sleep infinity
+""",
+    "keepfifo.socket": """[Unit]
+Description=Left on stop
+[Socket]
+ListenFIFO=/run/keepfifo
+[Install]
+WantedBy=sockets.target
+""",
+    "keepfifo.service": """[Unit]
+Description=Never started (nothing writes)
+[Service]
+ExecStart=/bin/sleep infinity
+""",
+    # Type=idle waits for the other jobs, 5 s at most: slowready's start job lasts 20 s
+    "slowready.service": """[Unit]
+Description=Ready 20 s after its start
+[Service]
+Type=notify
+TimeoutStartSec=60
+ExecStart=/usr/bin/python3 -c 'import os, socket, time; \
+print(time.time(), file=open("/run/slowready-start", "w"), flush=True); time.sleep(20); \
+print(time.time(), file=open("/run/slowready-ready", "w"), flush=True); \
+a = os.environ["NOTIFY_SOCKET"]; a = chr(0) + a[1:] if a.startswith("@") else a; \
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.sendto(b"READY=1", a); time.sleep(100000)'
+""",
+    "idler.service": """[Unit]
+Description=Type=idle
+[Service]
+Type=idle
+ExecStart=/bin/sh -c 'date +%%s.%%N > /run/idler-ran; exec sleep infinity'
+""",
     # A drop-in replacing ExecStart=
     "dropper.service": """[Unit]
 Description=Changed by a drop-in
@@ -192,7 +236,8 @@ ENABLED = {"multi-user.target.wants": ["envuser.service", "crashy.service", "tpl
                                        "dog.service", "early.service", "late.service", "slow.service",
                                        # what postgresql-generator links at boot, for its one cluster
                                        "postgresql@15-main.service"],
-           "timers.target.wants": ["tick.timer"], "sockets.target.wants": ["pong.socket", "greet.socket"]}
+           "timers.target.wants": ["tick.timer"],
+           "sockets.target.wants": ["pong.socket", "greet.socket", "rmsock.socket", "keepfifo.socket"]}
 SYSV_SCRIPT = """#!/bin/sh
 ### BEGIN INIT INFO
 # Provides:          legacy
