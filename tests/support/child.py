@@ -76,7 +76,10 @@ def main():
                 # Grandchild: its parent (us) exits below, so it is reparented to
                 # PID 1; it blocks until the harness closes the barrier.
                 if os.fork() == 0:
-                    fd = os.open(barrier, os.O_RDONLY)
+                    # O_NONBLOCK: a blocking open would wait for ever for a writer if the harness
+                    # closed the barrier before this grandchild got here; read() then sees EOF.
+                    fd = os.open(barrier, os.O_RDONLY | os.O_NONBLOCK)
+                    os.set_blocking(fd, True)
                     os.read(fd, 1)
                     os._exit(0)
                 os._exit(0)

@@ -176,9 +176,12 @@ def test_user_and_init(dockerd, richenv, leftovers):  # noqa: F811
                "ps -o comm | grep -c docker-init; grep PPid /proc/$$/status; exit 4")
     assert r.returncode == 4 and _lines(r) == ["0", "PPid:\t1"], (r.stdout, r.stderr)  # richinit's own child
     assert "docker-init given as the command" in richenv.hook_log()
-    # --user 65534: richinit runs what it can as that user and says what it skipped
+    # --user 65534: richinit runs what it can as that user and says what it skipped. The app waits
+    # for the control socket (made once the services are loaded): an app that has already exited
+    # gets no services loaded at all, so nothing would be skipped.
     r = docker("run", "--rm", "--user", "65534", "--runtime", "rich-all", "--network", "none", "richbb:1",
-               "sh", "-c", "readlink /proc/1/exe; id -u; exit 6")
+               "sh", "-c", "until [ -S /run/richinit/control.sock ]; do sleep 0.05; done; "
+               "readlink /proc/1/exe; id -u; exit 6")
     assert r.returncode == 6 and _lines(r) == ["/.richinit/lib/ld-linux-x86-64.so.2", "65534"], (r.stdout, r.stderr)
     assert "running as uid 65534: skipped " in r.stderr and "(they need root)" in r.stderr, r.stderr
     assert "crash" not in r.stderr and "failed" not in r.stderr, r.stderr
