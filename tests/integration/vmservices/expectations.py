@@ -260,6 +260,18 @@ def socket_stop_start(box):
     socket_accept_yes(box)
 
 
+def socket_not_enabled(box):
+    """Debian 12's ssh.socket is not enabled: inactive, sshd binds port 22 itself."""
+    r = box.exec(["systemctl", "is-active", "ssh.socket"])
+    assert (r.returncode, r.stdout) == (3, "inactive\n")
+    sshd(box)
+    assert out(box, "systemctl", "is-active", "needsock.socket") == "inactive"
+    ok(box, "systemctl", "start", "needsock")
+    assert out(box, "systemctl", "is-active", "needsock.socket", "needsock").split() == ["active", "active"]
+    assert wait_until(lambda: content(box, "/run/needsock.fds") == "1 needsock.socket", 10), \
+        content(box, "/run/needsock.fds")
+
+
 def remove_on_stop(box):
     assert not missing(box, "/run/rmsock.sock") and not missing(box, "/run/keepfifo")
     ok(box, "systemctl", "stop", "rmsock.socket", "keepfifo.socket")
@@ -320,6 +332,8 @@ EXPECTATIONS = [
     Expectation("systemctl-status-loaded", "the Loaded: and Drop-In: lines, masked", status_loaded_lines),
     Expectation("systemctl-timer-stop-start", "stop disarms a timer, start arms it", timer_stop_start),
     Expectation("systemctl-socket-stop-start", "stop closes a socket, start listens again", socket_stop_start),
+    Expectation("socket-not-enabled", "a socket unit not enabled is inactive until a service requiring it starts",
+                socket_not_enabled),
     Expectation("socket-remove-on-stop", "RemoveOnStop=yes takes the socket file, the default leaves it",
                 remove_on_stop),
     Expectation("type-idle-5s-cap", "Type=idle waits for a running start job 5 s at most", idle_cap),
