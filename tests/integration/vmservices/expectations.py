@@ -245,6 +245,9 @@ def timer_stop_start(box):
     r = box.exec(["systemctl", "is-active", "tick.timer"])
     assert (r.returncode, r.stdout) == (3, "inactive\n")
     assert "tick.timer" not in out(box, "systemctl", "list-timers", "--no-pager")
+    assert "tick.timer" in out(box, "systemctl", "list-timers", "--all", "--no-pager"), "inactive: with --all"
+    r = box.exec(["systemctl", "status", "tick.timer", "--no-pager"])
+    assert r.returncode == 3 and "Active: inactive (dead)" in r.stdout, r.stdout
     ok(box, "systemctl", "start", "tick.timer")
     assert out(box, "systemctl", "is-active", "tick.timer") == "active"
     assert "tick.timer" in out(box, "systemctl", "list-timers", "--no-pager")
