@@ -214,6 +214,8 @@ def alias(box):
     assert r.returncode == 0 and r.stdout.startswith("● ssh.service - OpenBSD Secure Shell server\n"), r.stdout
     assert out(box, "systemctl", "is-active", "sshd") == "active"
     assert out(box, "systemctl", "show", "-p", "Id", "--value", "sshd") == "ssh.service"
+    r = box.exec(["systemctl", "is-enabled", "sshd"])
+    assert (r.returncode, r.stdout) == (0, "alias\n"), (r.returncode, r.stdout)
     r = box.exec(["service", "sshd", "status"])
     assert r.returncode == 0 and "ssh.service" in r.stdout and "Active: active (running)" in r.stdout, r.stdout
     before = main_pid(box, "ssh")
