@@ -21,8 +21,10 @@ document, in order:
   (and as stdin/stdout with StandardInput=socket); at most MaxConnections run at once (more are
   closed at once; out of fds, accepting waits for an instance to end). An instance runs once
   (no restart) and is dropped when it ends.
-  A socket that is not enabled (a services.d `listen:`, a unit nobody enabled) is bound all the
-  same and handed to its service when that one starts, but traffic starts nothing.
+  A services.d `listen:` socket (not enabled) is bound all the same and handed to its service when
+  that one starts, but traffic starts nothing. A socket unit that is not enabled (nothing pulls it
+  at boot) is not bound: inactive, as under systemd, until systemctl starts it or a service that
+  Requires=/Wants= it starts (Supervisor._start_one); its service binds its own.
 - systemctl stop/start NAME.socket (`stop`, `start`): stop closes PID 1's listening fds (a service
   running keeps its copies) and, with RemoveOnStop=yes, removes the socket files and FIFOs (else
   they stay, as systemd leaves them; the next bind replaces a stale socket file); the unit is then
@@ -237,6 +239,9 @@ class Sockets:
             if spec.name in self.units:
                 continue  # unchanged: a reload keeps the bound fds (and what waits in them)
             unit = self.units[spec.name] = Unit(spec)
+            if spec.unit and not spec.enabled:
+                unit.stopped = True  # inactive until started
+                continue
             self._bind(unit, prebound)
             if unit.activates and unit.fds:
                 self._watch(unit)

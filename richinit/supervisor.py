@@ -957,6 +957,11 @@ class Supervisor:
             if t is not None and t is not s and t.state in (S.DOWN, S.FAILED, S.SKIPPED) \
                     or t is not None and t.state == S.DONE and not t.spec.remain_after_exit and t is not s:
                 pulled.append(t)
+        for name in s.spec.socket_deps:  # its sockets first: its main process gets their fds
+            if self.sockets is not None and self.sockets.state(name) == ("inactive", "dead"):
+                err = self.sockets.start(name)
+                if err:
+                    log.warning("%s: its socket %s.socket: %s", s.name, name, err)
         self._start_batch(pulled + [s])
         return {"ok": True}
 

@@ -211,17 +211,20 @@ def test_a_reload_keeps_unchanged_sockets_and_closes_gone_ones(tmp_path):
     assert socks.units["a"].fds[0][0] == fd_a and "b" not in socks.units and not (tmp_path / "b").exists()
 
 
-def test_stop_closes_the_listeners_and_start_binds_and_activates_again(tmp_path):
+def test_a_socket_unit_not_enabled_is_inactive_until_started_and_stop_closes_it(tmp_path):
     host = Host("web", "other")
     host.services["web"].pids = lambda: []
     socks = K.Sockets(host)
     path = str(tmp_path / "web.sock")
-    socks.apply([SocketSpec(name="web", unit="web.socket", service="web", enabled=False,
-                            listen=(Listen(kind="stream", address=path),))])
-    assert socks.state("web") == ("active", "running") and socks.state("nope") is None
-    assert host.loop.readers == {}, "not enabled: bound, handed over, activates nothing"
+    spec = SocketSpec(name="web", unit="web.socket", service="web", enabled=False,
+                      listen=(Listen(kind="stream", address=path),))
+    socks.apply([spec])
+    assert socks.state("web") == ("inactive", "dead") and socks.state("nope") is None
+    assert not os.path.exists(path) and socks.handover("web") == [], "not enabled: not bound (systemd)"
+    assert socks.start("web") is None
+    assert socks.state("web") == ("active", "listening") and len(host.loop.readers) == 1
     socks.stop("web")
-    assert socks.state("web") == ("inactive", "dead") and socks.handover("web") == []
+    assert socks.state("web") == ("inactive", "dead") and socks.handover("web") == [] and host.loop.readers == {}
     assert os.path.exists(path), "RemoveOnStop=no: the file stays"
     c = socket.socket(socket.AF_UNIX)
     with pytest.raises(OSError):
@@ -235,11 +238,10 @@ def test_stop_closes_the_listeners_and_start_binds_and_activates_again(tmp_path)
     host.loop.readers[fd](fd)
     assert host.services["web"].starts == 1, "started by systemctl: traffic activates it, enabled or not"
     c.close()
-    socks.apply([SocketSpec(name="web", unit="web.socket", service="web", enabled=False,
-                            listen=(Listen(kind="stream", address=path),))])
+    socks.apply([spec])
+    assert socks.state("web") == ("active", "running"), "a daemon-reload keeps it started"
     socks.stop("web")
-    socks.apply([SocketSpec(name="web", unit="web.socket", service="web", enabled=False,
-                            listen=(Listen(kind="stream", address=path),))])
+    socks.apply([spec])
     assert socks.state("web") == ("inactive", "dead"), "a daemon-reload keeps it stopped"
 
 

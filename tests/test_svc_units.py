@@ -582,6 +582,20 @@ def test_an_alias_finds_its_unit_for_every_verb():
     assert sup.stop_service("sshd")["ok"] and sup.services["ssh"].state == S.STOPPING
 
 
+def test_start_starts_the_socket_units_it_requires_first(tmp_path):
+    from richinit.services.model import Listen, SocketSpec
+    sup, launched = _sup({"app": {"enabled": False, "socket_deps": ("app",)}})
+    path = str(tmp_path / "app.sock")
+    sup._apply_units({"sockets": [SocketSpec(name="app", unit="app.socket", service="app", enabled=False,
+                                             listen=(Listen(kind="stream", address=path),)).to_dict()]})
+    assert sup.sockets.state("app") == ("inactive", "dead")
+    handed = []
+    sup.launch = lambda s, c, main: handed.append(sup.sockets.handover(s.name, s.spec.sockets)) or 7001
+    assert sup.start_service("app") == {"ok": True}
+    assert sup.sockets.state("app") == ("active", "running") and [n for _, n in handed[0]] == ["app.socket"]
+    sup.sockets.stop("app")  # its fds closed
+
+
 def test_when_settled_and_kill_and_reset_failed():
     sup, _ = _sup({"a": {"type": "notify", "ready": Ready(kind="notify"), "enabled": False}})
     seen = []

@@ -636,3 +636,16 @@ def test_default_dependencies_without_target_files(tmp_path):
     enable(root, "web.service")
     out = loaded(root)
     assert spec(out, "web")[0].after == ("early",) and spec(out, "early")[0].after == ()
+
+
+def test_socket_units_a_service_requires_or_wants_start_with_it(image):
+    put(image, LIB + "/app.service", "[Unit]\nRequires=app.socket\nWants=admin.socket other.service\n"
+        "After=app.socket\n[Service]\nExecStart=/usr/bin/app\n")
+    put(image, LIB + "/app.socket", "[Socket]\nListenStream=/run/app.sock\n")
+    put(image, LIB + "/admin.socket", "[Socket]\nListenStream=/run/admin.sock\nService=app.service\n")
+    put(image, LIB + "/other.service", "[Service]\nExecStart=/usr/bin/app\n")
+    out = loaded(image)
+    app, problems, skip = spec(out, "app")
+    assert app.socket_deps == ("app", "admin") and not app.enabled and not problems
+    assert app.requires == () and app.wants == ("other",), "socket units are no service dependencies"
+    assert {s.name: s.enabled for s in out.sockets} == {"app": False, "admin": False}

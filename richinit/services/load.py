@@ -17,7 +17,8 @@ prints one JSON document on stdout:
      "sockets":        [SocketSpec.to_dict(), ...]    what PID 1 binds before any service starts; a
                                                       services.d `listen:` is a socket named after its
                                                       service, not enabled (it activates nothing); with
-                                                      units=True also the image's socket units
+                                                      units=True also the image's socket units (those
+                                                      not enabled are bound only once started)
      "init_scripts":   [InitScript.to_dict(), ...]    in the order to run them
      "finish_scripts": [InitScript.to_dict(), ...]    s6-overlay's cont-finish.d, for shutdown
      "order":          [[names], [names], ...]        start waves (stop: reversed); runnable services only

@@ -201,7 +201,7 @@ class ServiceSpec(_Record):
                  "notify_access", "watchdog", "supplementary_groups", "umask", "nice", "limits",
                  "directories", "runtime_preserve", "pass_env", "unset_env", "workdir_optional",
                  "stderr_log", "private_tmp", "conditions", "wants", "binds_to", "part_of",
-                 "requisite", "conflicts", "on_failure", "sockets", "stdin_socket", "warnings")
+                 "requisite", "conflicts", "on_failure", "sockets", "socket_deps", "stdin_socket", "warnings")
     _defaults = {
         "name": "", "origin": "image", "source": "", "description": "", "enabled": True,
         "command": (), "type": "simple", "pidfile": None, "pre": (), "finish": (),
@@ -245,6 +245,7 @@ class ServiceSpec(_Record):
         "conflicts": (),           # starting this one stops them (and the reverse)
         "on_failure": (),          # started when this one enters failed
         "sockets": (),             # names of SocketSpecs whose fds this service receives
+        "socket_deps": (),         # socket units it Requires=/Wants=/BindsTo= (names): started with it
         "stdin_socket": False,     # StandardInput=socket: stdin is its (first) socket, Accept=yes's connection
         "warnings": (),            # FILE:LINE lines of what was ignored or approximated (status shows them)
     }
@@ -259,7 +260,7 @@ class ServiceSpec(_Record):
         "pass_env": _tuple, "unset_env": _tuple, "stderr_log": Log.from_dict,
         "conditions": lambda v: tuple(Condition.from_dict(x) for x in v), "wants": _tuple,
         "binds_to": _tuple, "part_of": _tuple, "requisite": _tuple, "conflicts": _tuple,
-        "on_failure": _tuple, "sockets": _tuple, "warnings": _tuple,
+        "on_failure": _tuple, "sockets": _tuple, "socket_deps": _tuple, "warnings": _tuple,
     }
 
     _COMMAND_LISTS = ("pre", "exec_condition", "post", "reload", "stop_commands", "stop_post")

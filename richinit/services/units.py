@@ -787,6 +787,7 @@ def _dependencies(ld, out, services, pulled):
         for i, a in enumerate(fields["after"]):
             n = next(k for k in order if stems[k] == a)
             lines[("after", i)] = order[n]
+        socket_deps = []
         for key, field in (("Requires", "requires"), ("Wants", "wants"), ("BindsTo", "binds_to"),
                            ("PartOf", "part_of"), ("Requisite", "requisite"), ("Conflicts", "conflicts"),
                            ("OnFailure", "on_failure")):
@@ -794,6 +795,9 @@ def _dependencies(ld, out, services, pulled):
             for dep, line in conv.deps.get(key, ()):
                 dep = ld.canonical(dep)
                 utype = dep.rpartition(".")[2]
+                if utype == "socket" and key in ("Requires", "Wants", "BindsTo") and not ld.skip.reason(dep) \
+                        and _stem(dep) not in socket_deps:
+                    socket_deps.append(_stem(dep))  # started with it (systemctl start), as systemd pulls it
                 if utype != "service":
                     reason = ld.skip.reason(dep)
                     if reason and key in ("Requires", "BindsTo", "Requisite") and utype not in ("target", "socket"):
@@ -813,6 +817,7 @@ def _dependencies(ld, out, services, pulled):
                     names.append(_stem(dep))
             fields[field] = tuple(names)
         fields["sockets"] = tuple(s.name for s in out.sockets if s.service == stem)
+        fields["socket_deps"] = tuple(socket_deps)
         enabled = name in pulled
         fields["enabled"] = enabled
         fields["warnings"] = tuple("%s: %s" % (_where(f, n), m) for f, n, m in warnings)

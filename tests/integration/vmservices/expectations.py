@@ -214,6 +214,8 @@ def alias(box):
     assert r.returncode == 0 and r.stdout.startswith("● ssh.service - OpenBSD Secure Shell server\n"), r.stdout
     assert out(box, "systemctl", "is-active", "sshd") == "active"
     assert out(box, "systemctl", "show", "-p", "Id", "--value", "sshd") == "ssh.service"
+    r = box.exec(["systemctl", "is-enabled", "sshd"])
+    assert (r.returncode, r.stdout) == (0, "alias\n"), (r.returncode, r.stdout)
     r = box.exec(["service", "sshd", "status"])
     assert r.returncode == 0 and "ssh.service" in r.stdout and "Active: active (running)" in r.stdout, r.stdout
     before = main_pid(box, "ssh")
@@ -245,6 +247,9 @@ def timer_stop_start(box):
     r = box.exec(["systemctl", "is-active", "tick.timer"])
     assert (r.returncode, r.stdout) == (3, "inactive\n")
     assert "tick.timer" not in out(box, "systemctl", "list-timers", "--no-pager")
+    assert "tick.timer" in out(box, "systemctl", "list-timers", "--all", "--no-pager"), "inactive: with --all"
+    r = box.exec(["systemctl", "status", "tick.timer", "--no-pager"])
+    assert r.returncode == 3 and "Active: inactive (dead)" in r.stdout, r.stdout
     ok(box, "systemctl", "start", "tick.timer")
     assert out(box, "systemctl", "is-active", "tick.timer") == "active"
     assert "tick.timer" in out(box, "systemctl", "list-timers", "--no-pager")
@@ -258,6 +263,18 @@ def socket_stop_start(box):
     ok(box, "systemctl", "start", "greet.socket")
     assert out(box, "systemctl", "is-active", "greet.socket") == "active"
     socket_accept_yes(box)
+
+
+def socket_not_enabled(box):
+    """Debian 12's ssh.socket is not enabled: inactive, sshd binds port 22 itself."""
+    r = box.exec(["systemctl", "is-active", "ssh.socket"])
+    assert (r.returncode, r.stdout) == (3, "inactive\n")
+    sshd(box)
+    assert out(box, "systemctl", "is-active", "needsock.socket") == "inactive"
+    ok(box, "systemctl", "start", "needsock")
+    assert out(box, "systemctl", "is-active", "needsock.socket", "needsock").split() == ["active", "active"]
+    assert wait_until(lambda: content(box, "/run/needsock.fds") == "1 needsock.socket", 10), \
+        content(box, "/run/needsock.fds")
 
 
 def remove_on_stop(box):
@@ -320,6 +337,8 @@ EXPECTATIONS = [
     Expectation("systemctl-status-loaded", "the Loaded: and Drop-In: lines, masked", status_loaded_lines),
     Expectation("systemctl-timer-stop-start", "stop disarms a timer, start arms it", timer_stop_start),
     Expectation("systemctl-socket-stop-start", "stop closes a socket, start listens again", socket_stop_start),
+    Expectation("socket-not-enabled", "a socket unit not enabled is inactive until a service requiring it starts",
+                socket_not_enabled),
     Expectation("socket-remove-on-stop", "RemoveOnStop=yes takes the socket file, the default leaves it",
                 remove_on_stop),
     Expectation("type-idle-5s-cap", "Type=idle waits for a running start job 5 s at most", idle_cap),

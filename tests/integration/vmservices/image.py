@@ -116,6 +116,19 @@ Description=Never started (nothing writes)
 [Service]
 ExecStart=/bin/sleep infinity
 """,
+    # Neither enabled: `systemctl start needsock` starts the socket it Requires= first, whose fd it gets
+    "needsock.socket": """[Unit]
+Description=Pulled by needsock.service
+[Socket]
+ListenStream=/run/needsock.sock
+""",
+    "needsock.service": """[Unit]
+Description=Requires its socket
+Requires=needsock.socket
+After=needsock.socket
+[Service]
+ExecStart=/bin/sh -c 'echo "$LISTEN_FDS $LISTEN_FDNAMES" > /run/needsock.fds; exec sleep infinity'
+""",
     # Type=idle waits for the other jobs, 5 s at most: slowready's start job lasts 20 s
     "slowready.service": """[Unit]
 Description=Ready 20 s after its start
