@@ -6,6 +6,7 @@ The tools run inside richinit's namespaces (nsenter), as they would in the conta
 pids PID 1 reports are the ones they read in /proc. Nothing is written to the host's /etc.
 """
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -41,14 +42,25 @@ def pid1(tmp_path_factory):
     for name, text in SERVICES.items():
         with open(os.path.join(sd, name), "w") as f:
             f.write(text)
+    with _pid1_in_namespaces(scratch, WRAP, ["--services", "web,once,broken,later"], "web") as tool:
+        yield tool
+
+
+@contextlib.contextmanager
+def _pid1_in_namespaces(scratch, wrap, args, first):
+    """richinit (ARGS, app `sleep`) as PID 1 of new pid and mount namespaces, `wrap` preparing /etc
+    first; yields tool(prog, *args) running richinit's tools inside, once `first` is active.
+    tool.proc is the unshare process, tool.sh(script) runs a shell script inside."""
     control = os.path.join(scratch, "control")
-    argv = ["unshare", "--fork", "--pid", "--mount", "--mount-proc", "--kill-child", "/bin/sh", "-c", WRAP, "sh",
-            scratch, sys.executable, "-m", "richinit", "--services", "web,once,broken,later", "--control-dir",
-            control, "--no-save-env", "--", "sleep", "1000000"]
+    argv = ["unshare", "--fork", "--pid", "--mount", "--mount-proc", "--kill-child", "/bin/sh", "-c", wrap, "sh",
+            scratch, sys.executable, "-m", "richinit"] + list(args) + [
+            "--control-dir", control, "--no-save-env", "--", "sleep", "1000000"]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env=dict(os.environ, PYTHONPATH=REPO))
     try:
-        assert wait_until(lambda: os.path.exists(os.path.join(control, "control.sock")), 15), "no control socket"
+        assert wait_until(lambda: os.path.exists(os.path.join(control, "control.sock")) or proc.poll() is not None,
+                          15), "no control socket"
+        assert proc.poll() is None, proc.stdout.read().decode()
         init = int(open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)).read().split()[0])
         env = dict(os.environ, PYTHONPATH=REPO, RICHINIT_CONTROL_DIR=control)
 
@@ -56,8 +68,13 @@ def pid1(tmp_path_factory):
             return subprocess.run(["nsenter", "-t", str(init), "-p", "-m", sys.executable, "-c",
                                    "from richinit.tools import main; main(%r)" % prog, prog, *args],
                                   capture_output=True, text=True, env=env, timeout=30)
-        assert wait_until(lambda: tool("systemctl", "is-active", "-q", "web").returncode == 0, 15)
-        tool.proc = proc
+
+        def sh(script):
+            return subprocess.run(["nsenter", "-t", str(init), "-p", "-m", "/bin/sh", "-c", script],
+                                  capture_output=True, text=True, timeout=30)
+        assert wait_until(lambda: tool("systemctl", "is-active", "-q", first).returncode == 0, 15), \
+            tool("systemctl", "status", first).stdout
+        tool.proc, tool.sh = proc, sh
         yield tool
     finally:
         proc.kill()
@@ -204,33 +221,9 @@ def units(tmp_path_factory):
         p = os.path.join(scratch, "units", rel)
         os.makedirs(os.path.dirname(p), exist_ok=True)
         os.symlink(target, p)
-    control = os.path.join(scratch, "control")
-    argv = ["unshare", "--fork", "--pid", "--mount", "--mount-proc", "--kill-child", "/bin/sh", "-c", UNITS_WRAP,
-            "sh", scratch, sys.executable, "-m", "richinit", "--units", "yes", "--services", "ssh,pong,keep",
-            "--control-dir", control, "--no-save-env", "--", "sleep", "1000000"]
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env=dict(os.environ, PYTHONPATH=REPO))
-    try:
-        assert wait_until(lambda: os.path.exists(os.path.join(control, "control.sock")) or proc.poll() is not None,
-                          15), "no control socket"
-        assert proc.poll() is None, proc.stdout.read().decode()
-        init = int(open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)).read().split()[0])
-        env = dict(os.environ, PYTHONPATH=REPO, RICHINIT_CONTROL_DIR=control)
-
-        def tool(prog, *args):
-            return subprocess.run(["nsenter", "-t", str(init), "-p", "-m", sys.executable, "-c",
-                                   "from richinit.tools import main; main(%r)" % prog, prog, *args],
-                                  capture_output=True, text=True, env=env, timeout=30)
-        assert wait_until(lambda: tool("systemctl", "is-active", "-q", "ssh").returncode == 0, 15), \
-            tool("systemctl", "status", "ssh").stdout
-        def sh(script):
-            return subprocess.run(["nsenter", "-t", str(init), "-p", "-m", "/bin/sh", "-c", script],
-                                  capture_output=True, text=True, timeout=30)
-        tool.proc, tool.scratch, tool.sh = proc, scratch, sh
+    with _pid1_in_namespaces(scratch, UNITS_WRAP, ["--units", "yes", "--services", "ssh,pong,keep"], "ssh") as tool:
+        tool.scratch = scratch
         yield tool
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
 
 
 def test_an_alias_reaches_its_unit_in_every_verb(units):
