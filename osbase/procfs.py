@@ -50,6 +50,19 @@ def status(pid, proc="/proc"):
     return out
 
 
+CAP_SYS_ADMIN = 21
+
+
+def has_capability(cap, pid="self", proc="/proc"):
+    """Whether the process has capability number `cap` in its effective set (CapEff of its status);
+    None when that cannot be read."""
+    st = status(pid, proc)
+    try:
+        return bool(int(st["CapEff"], 16) >> cap & 1)
+    except (TypeError, KeyError, ValueError):
+        return None
+
+
 def children(pid, proc="/proc"):
     """Direct children from /proc/PID/task/*/children (CONFIG_PROC_CHILDREN); None if unsupported."""
     out = []

@@ -805,12 +805,18 @@ class Supervisor:
         return child_setup(spec.umask, spec.nice, spec.limits, with_tmp)
 
     def _private_tmp_ok(self, s):
-        """Whether this container lets a child mount its own /tmp: asked once of a throwaway child."""
+        """Whether this container lets a child mount its own /tmp: asked once of a throwaway child,
+        unless PID 1 lacks CAP_SYS_ADMIN (what a mount namespace needs; most engines' default), which
+        one read of /proc/self/status says without a fork."""
         if self.private_tmp is None:
+            from osbase import procfs
             from richinit.unitexec import probe_private_tmp
             try:
-                pid = spawn_call(probe_private_tmp, (), env=self.env, brief=True)
-                self.private_tmp = self._wait_for(pid) == 0
+                if procfs.has_capability(procfs.CAP_SYS_ADMIN) is False:
+                    self.private_tmp = False
+                else:
+                    pid = spawn_call(probe_private_tmp, (), env=self.env, brief=True)
+                    self.private_tmp = self._wait_for(pid) == 0
             except OSError:
                 self.private_tmp = False
             if not self.private_tmp:
