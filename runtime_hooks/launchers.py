@@ -98,6 +98,13 @@ exec "$rt" "$@"
 """
 
 
+def runtime_code(paths, memo=MEMO):
+    """The program the sh launcher hands to `python -IS -c`, with the launcher's path and the call's
+    arguments after it."""
+    return "import sys; sys.argv[0:2] = sys.argv[1:2]; sys.path[1:1] = %r; " \
+           "from runtime_hooks.wrapper import entry; sys.exit(entry(memo=%r))" % (list(paths), memo)
+
+
 def sh_runtime_launcher(python, paths, env=None, memo=MEMO):
     """rich-runtime's launcher (see the module's docstring)."""
     from runtime_hooks import settings
@@ -106,8 +113,7 @@ def sh_runtime_launcher(python, paths, env=None, memo=MEMO):
     for p in list(paths) + [memo]:
         if any(c in p for c in "'\n\0"):
             raise LauncherError("%r: no quote or newline in the launcher's paths" % p)
-    code = "import sys; sys.argv[0:2] = sys.argv[1:2]; sys.path[1:1] = %r; " \
-           "from runtime_hooks.wrapper import entry; sys.exit(entry(memo=%r))" % (list(paths), memo)
+    code = runtime_code(paths, memo)
     lines = ""
     for k, v in sorted((env or {}).items()):
         if not k.replace("_", "").isalnum() or k[0].isdigit():

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from tests.integration.richcli.conftest import REPO
 from tests.support.containers import make_bundle
 from tests.support.import_budget import BUDGETS
 from tests.support.imports import imported, over_budget
@@ -19,7 +20,15 @@ def check(entry, mods, r):
 
 
 def program(env, name):
-    return [sys.executable, "-X", "importtime", "-IS", os.path.join(env.bin, name)]
+    path = os.path.join(env.bin, name)
+    if name == "rich-runtime":  # a sh launcher: its Python part, as the launcher runs it for a create
+        import sysconfig
+
+        from runtime_hooks import launchers
+        code = launchers.runtime_code([REPO, sysconfig.get_paths()["purelib"]],
+                                      os.path.join(os.path.abspath(env.bin), "rich-runtime.memo"))
+        return [sys.executable, "-X", "importtime", "-IS", "-c", code, path]
+    return [sys.executable, "-X", "importtime", "-IS", path]
 
 
 @pytest.mark.parametrize("quota", [False, True], ids=["views", "views+quota"])
