@@ -4,6 +4,7 @@ with READY=1/STATUS=/WATCHDOG=1, ExecStartPre=/ExecStop=/ExecStopPost=, the stop
 isolated interpreter through the real loop, supervisor and svc, which then reports its modules."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -41,7 +42,7 @@ spec = ServiceSpec(name="u", unit="u.service", type="notify", ready=Ready(kind="
                    stop_post=(Command(argv=("/bin/sh", "-c", "echo $SERVICE_RESULT > $OUT/post"), flags=""),),
                    conditions=(Condition(name="PathExists", value=tmp),
                                Condition(name="PathExistsGlob", value=tmp + "/e*")),
-                   directories=(Directory(kind="runtime", path="richinit-lean-%d" % os.getpid()),))
+                   directories=(Directory(kind="runtime", path=sys.argv[2]),))
 sup.apply({"services": [spec.to_dict()], "deps": {"u": []}, "order": [["u"]]})
 init = Init(ops, services=sup, vm=True, kill_grace=2)
 def changed(orig=init.on_services_changed):
@@ -59,8 +60,13 @@ sys.exit(code)
 
 
 def test_running_a_unit_loads_nothing_heavy(tmp_path):
-    r = subprocess.run([sys.executable, "-I", "-c", RUNNER, str(tmp_path)], cwd=REPO, capture_output=True,
-                       text=True, timeout=60, env={"PYTHONPATH": REPO, "PATH": os.environ["PATH"]})
+    rundir = "richinit-lean-%d" % os.getpid()  # RuntimeDirectory=, made under the host's /run
+    try:
+        r = subprocess.run([sys.executable, "-I", "-c", RUNNER, str(tmp_path), rundir], cwd=REPO,
+                           capture_output=True, text=True, timeout=60,
+                           env={"PYTHONPATH": REPO, "PATH": os.environ["PATH"]})
+    finally:
+        shutil.rmtree(os.path.join("/run", rundir), ignore_errors=True)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "ready").read_text() == "hello world"
     assert (tmp_path / "words").read_text().strip() == "2"
