@@ -421,7 +421,7 @@ class Sockets:
                     self._watch(unit)
 
     def _close(self, name, remove=True):
-        """Drop a socket: its fds closed, its files removed."""
+        """Drop a socket: its fds closed, its socket files and FIFOs removed when `remove`."""
         unit = self.units.pop(name)
         self._unwatch(unit)
         self._release(unit, remove)
